@@ -1,0 +1,439 @@
+//! The state transition function: transactions, the coinbase, and whole blocks
+//! (PROTOCOL §1, §2, §6).
+//!
+//! A block is applied as: coinbase (mint the halving block emission to the proposer), then
+//! each transaction in order. A transaction either applies completely or not at all: the
+//! producer leaves out transactions that fail and reports why; a block from elsewhere that
+//! contains one is invalid.
+//!
+//! Until the subnet coinbase (issue 4) routes emission to subnets, the block emission is
+//! paid to the block proposer as free balance, so issuance grows and is accounted for.
+
+use std::collections::BTreeMap;
+
+use crate::block::{tx_root, Block, FinalityCert, Header};
+use crate::codec::{CodecError, MAX_TX_BYTES};
+use crate::crypto::{verify_batch, AccountId, Hash};
+use crate::emission::block_emission;
+use crate::genesis::ChainParams;
+use crate::state::{self, Changes, LtHash, Overlay, StateError, StateRead};
+use crate::tx::{Call, SignedTransaction};
+
+/// A transaction broke a rule. Each variant is one rule; messages are for users.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("wrong chain id: the transaction is for chain {got}, this chain is {expected}")]
+    WrongChainId { expected: u64, got: u64 },
+    #[error("bad signature: the signature does not match the signer and the transaction bytes")]
+    BadSignature,
+    #[error("nonce {got} was already used by this account (its next nonce is {expected}): a replayed or stale transaction")]
+    StaleNonce { expected: u64, got: u64 },
+    #[error("nonce {got} is ahead of the account's next nonce {expected}: send the missing transactions first")]
+    FutureNonce { expected: u64, got: u64 },
+    #[error("insufficient funds: needs {needed} rao (amount + fee + tip), the account has {available} rao")]
+    InsufficientFunds { needed: u64, available: u64 },
+    #[error("a transfer of 0 rao does nothing")]
+    ZeroAmount,
+    #[error("amount plus fee overflows a u64")]
+    AmountOverflow,
+    #[error("receiving account balance would overflow")]
+    BalanceOverflow,
+    #[error("internal: {0}")]
+    State(#[from] StateError),
+}
+
+impl TxError {
+    /// Short stable name for JSON output and RPC error data.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxError::Codec(CodecError::TooLarge { .. }) => "oversize",
+            TxError::Codec(_) => "malformed",
+            TxError::WrongChainId { .. } => "wrong_chain_id",
+            TxError::BadSignature => "bad_signature",
+            TxError::StaleNonce { .. } => "stale_nonce",
+            TxError::FutureNonce { .. } => "future_nonce",
+            TxError::InsufficientFunds { .. } => "insufficient_funds",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::AmountOverflow => "amount_overflow",
+            TxError::BalanceOverflow => "balance_overflow",
+            TxError::State(_) => "internal",
+        }
+    }
+
+    /// Internal failures stop the node; everything else is the sender's fault.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, TxError::State(_))
+    }
+}
+
+/// A block broke a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block is for chain {got}, this chain is {expected}")]
+    WrongChainId { expected: u64, got: u64 },
+    #[error("block height {got} does not follow parent height {parent}")]
+    WrongHeight { parent: u64, got: u64 },
+    #[error("block's parent {got} is not the current head {expected}")]
+    WrongParent { expected: Hash, got: Hash },
+    #[error("block timestamp {got} ms is not after its parent's {parent} ms")]
+    TimestampNotIncreasing { parent: u64, got: u64 },
+    #[error("block proposer {0} is not an authority")]
+    NotAnAuthority(AccountId),
+    #[error("the parent's finality certificate is missing or invalid")]
+    BadParentCertificate,
+    #[error("transaction root mismatch: header says {claimed}, transactions give {computed}")]
+    TxRootMismatch { claimed: Hash, computed: Hash },
+    #[error("state root mismatch: header says {claimed}, execution gives {computed}")]
+    StateRootMismatch { claimed: Hash, computed: Hash },
+    #[error("transaction {index} ({hash}) is invalid: {error}")]
+    InvalidTx {
+        index: usize,
+        hash: Hash,
+        error: TxError,
+    },
+    #[error("internal: {0}")]
+    State(#[from] StateError),
+}
+
+/// What applying one transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    pub fee: u64,
+    pub tip: u64,
+}
+
+/// Checks that need no state: chain id and size.
+pub fn check_stateless(
+    params: &ChainParams,
+    stx: &SignedTransaction,
+    encoded_len: usize,
+) -> Result<(), TxError> {
+    if encoded_len > MAX_TX_BYTES {
+        return Err(CodecError::TooLarge {
+            what: "transaction",
+            len: encoded_len,
+            max: MAX_TX_BYTES,
+        }
+        .into());
+    }
+    if stx.tx.chain_id != params.chain_id {
+        return Err(TxError::WrongChainId {
+            expected: params.chain_id,
+            got: stx.tx.chain_id,
+        });
+    }
+    Ok(())
+}
+
+/// What a transaction costs its signer in total, and the fee part.
+pub fn total_cost(params: &ChainParams, stx: &SignedTransaction, encoded_len: usize) -> Result<(u64, u64), TxError> {
+    let fee = params.fee(encoded_len);
+    let spend = match &stx.tx.call {
+        Call::Transfer { amount, .. } => *amount,
+    };
+    let total = spend
+        .checked_add(fee)
+        .and_then(|t| t.checked_add(stx.tx.tip))
+        .ok_or(TxError::AmountOverflow)?;
+    Ok((total, fee))
+}
+
+/// Apply one transaction whose signature was already checked. On error nothing changes.
+pub fn apply_tx(
+    overlay: &mut Overlay<'_>,
+    params: &ChainParams,
+    proposer: &AccountId,
+    stx: &SignedTransaction,
+    encoded_len: usize,
+) -> Result<TxOutcome, TxError> {
+    let cp = overlay.checkpoint();
+    let result = apply_tx_inner(overlay, params, proposer, stx, encoded_len);
+    match result {
+        Ok(_) => overlay.keep(),
+        Err(_) => overlay.rollback(cp),
+    }
+    result
+}
+
+fn apply_tx_inner(
+    overlay: &mut Overlay<'_>,
+    params: &ChainParams,
+    proposer: &AccountId,
+    stx: &SignedTransaction,
+    encoded_len: usize,
+) -> Result<TxOutcome, TxError> {
+    check_stateless(params, stx, encoded_len)?;
+    let tx = &stx.tx;
+    let mut sender = state::account(overlay, &tx.signer)?;
+    if tx.nonce < sender.nonce {
+        return Err(TxError::StaleNonce {
+            expected: sender.nonce,
+            got: tx.nonce,
+        });
+    }
+    if tx.nonce > sender.nonce {
+        return Err(TxError::FutureNonce {
+            expected: sender.nonce,
+            got: tx.nonce,
+        });
+    }
+    let (total, fee) = total_cost(params, stx, encoded_len)?;
+    if sender.free < total {
+        return Err(TxError::InsufficientFunds {
+            needed: total,
+            available: sender.free,
+        });
+    }
+    sender.free -= total;
+    sender.nonce = sender.nonce.saturating_add(1);
+    state::put_account(overlay, &tx.signer, &sender);
+
+    match &tx.call {
+        Call::Transfer { dest, amount } => {
+            if *amount == 0 {
+                return Err(TxError::ZeroAmount);
+            }
+            credit(overlay, dest, *amount)?;
+        }
+    }
+    credit(overlay, proposer, fee.saturating_add(tx.tip))?;
+    Ok(TxOutcome { fee, tip: tx.tip })
+}
+
+fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(), TxError> {
+    let mut acc = state::account(overlay, who)?;
+    acc.free = acc.free.checked_add(amount).ok_or(TxError::BalanceOverflow)?;
+    state::put_account(overlay, who, &acc);
+    Ok(())
+}
+
+/// Mint this block's emission to the proposer. Returns the rao minted.
+pub fn apply_coinbase(overlay: &mut Overlay<'_>, proposer: &AccountId) -> Result<u64, StateError> {
+    let mut supply = state::supply(overlay)?;
+    let minted = block_emission(supply.issued);
+    if minted == 0 {
+        return Ok(0);
+    }
+    supply.issued = supply.issued.saturating_add(minted);
+    supply.free = supply.free.saturating_add(minted);
+    state::put_supply(overlay, &supply);
+    let mut acc = state::account(overlay, proposer)?;
+    // Balances are bounded by issuance, which the cap keeps far below u64::MAX.
+    acc.free = acc.free.saturating_add(minted);
+    state::put_account(overlay, proposer, &acc);
+    Ok(minted)
+}
+
+/// Signature validity of each transaction: one parallel batch check, and a per-item pass
+/// only when the batch fails.
+pub fn check_signatures(txs: &[SignedTransaction]) -> Vec<bool> {
+    let items: Vec<_> = txs
+        .iter()
+        .map(|t| (t.tx.signer, t.tx.signing_payload(), t.signature))
+        .collect();
+    if verify_batch(&items) {
+        return vec![true; txs.len()];
+    }
+    use rayon::prelude::*;
+    items
+        .par_iter()
+        .map(|(acc, msg, sig)| acc.verify(&msg.0, sig))
+        .collect()
+}
+
+/// Everything the chain needs to commit a block.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    pub block: Block,
+    pub changes: Changes,
+    pub lthash: LtHash,
+    pub minted: u64,
+    pub fees: u64,
+}
+
+/// A block the producer built, plus the candidates it left out and why.
+#[derive(Debug)]
+pub struct BuiltBlock {
+    pub executed: ExecutedBlock,
+    pub rejected: Vec<(Hash, TxError)>,
+}
+
+/// Inputs the proposer chooses.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub proposer: AccountId,
+    pub timestamp_ms: u64,
+    pub view: u64,
+    pub parent_cert: Option<FinalityCert>,
+}
+
+/// Build the next block on `parent` from `candidates` (in order), leaving out the ones that fail.
+pub fn build_block(
+    base: &dyn StateRead,
+    lthash: &LtHash,
+    params: &ChainParams,
+    parent: &Header,
+    proposal: Proposal,
+    candidates: Vec<SignedTransaction>,
+) -> Result<BuiltBlock, StateError> {
+    let sig_ok = check_signatures(&candidates);
+    let mut overlay = Overlay::new(base);
+    let minted = apply_coinbase(&mut overlay, &proposal.proposer)?;
+    let mut included = Vec::with_capacity(candidates.len());
+    let mut rejected = Vec::new();
+    let mut fees: u64 = 0;
+    for (stx, ok) in candidates.into_iter().zip(sig_ok) {
+        if !ok {
+            rejected.push((stx.hash(), TxError::BadSignature));
+            continue;
+        }
+        let len = stx.encoded_len();
+        match apply_tx(&mut overlay, params, &proposal.proposer, &stx, len) {
+            Ok(out) => {
+                fees = fees.saturating_add(out.fee).saturating_add(out.tip);
+                included.push(stx);
+            }
+            Err(TxError::State(e)) => return Err(e),
+            Err(e) => rejected.push((stx.hash(), e)),
+        }
+    }
+    let changes = overlay.into_changes();
+    let mut lthash = lthash.clone();
+    lthash.apply(base, &changes)?;
+    let header = Header {
+        chain_id: params.chain_id,
+        height: parent.height.saturating_add(1),
+        parent: parent.hash(),
+        view: proposal.view,
+        timestamp_ms: proposal.timestamp_ms.max(parent.timestamp_ms.saturating_add(1)),
+        proposer: proposal.proposer,
+        tx_root: tx_root(&included),
+        state_root: lthash.root(),
+    };
+    Ok(BuiltBlock {
+        executed: ExecutedBlock {
+            block: Block {
+                header,
+                txs: included,
+                parent_cert: proposal.parent_cert,
+            },
+            changes,
+            lthash,
+            minted,
+            fees,
+        },
+        rejected,
+    })
+}
+
+/// Check and execute a block received from elsewhere on top of `parent`.
+pub fn execute_block(
+    base: &dyn StateRead,
+    lthash: &LtHash,
+    params: &ChainParams,
+    parent: &Header,
+    block: Block,
+) -> Result<ExecutedBlock, BlockError> {
+    let h = &block.header;
+    if h.chain_id != params.chain_id {
+        return Err(BlockError::WrongChainId {
+            expected: params.chain_id,
+            got: h.chain_id,
+        });
+    }
+    if h.height != parent.height.saturating_add(1) {
+        return Err(BlockError::WrongHeight {
+            parent: parent.height,
+            got: h.height,
+        });
+    }
+    if h.parent != parent.hash() {
+        return Err(BlockError::WrongParent {
+            expected: parent.hash(),
+            got: h.parent,
+        });
+    }
+    if h.timestamp_ms <= parent.timestamp_ms {
+        return Err(BlockError::TimestampNotIncreasing {
+            parent: parent.timestamp_ms,
+            got: h.timestamp_ms,
+        });
+    }
+    if !params.authorities.contains(&h.proposer) {
+        return Err(BlockError::NotAnAuthority(h.proposer));
+    }
+    if parent.height > 0 {
+        let ok = block.parent_cert.as_ref().is_some_and(|c| {
+            c.height == parent.height
+                && c.block_hash == h.parent
+                && c.verify(params.chain_id, &params.authorities)
+        });
+        if !ok {
+            return Err(BlockError::BadParentCertificate);
+        }
+    }
+    let computed = tx_root(&block.txs);
+    if computed != h.tx_root {
+        return Err(BlockError::TxRootMismatch {
+            claimed: h.tx_root,
+            computed,
+        });
+    }
+    let sig_ok = check_signatures(&block.txs);
+    let mut overlay = Overlay::new(base);
+    let minted = apply_coinbase(&mut overlay, &h.proposer)?;
+    let mut fees: u64 = 0;
+    for (index, (stx, ok)) in block.txs.iter().zip(sig_ok).enumerate() {
+        let result = if ok {
+            apply_tx(&mut overlay, params, &h.proposer, stx, stx.encoded_len())
+        } else {
+            Err(TxError::BadSignature)
+        };
+        match result {
+            Ok(out) => fees = fees.saturating_add(out.fee).saturating_add(out.tip),
+            Err(TxError::State(e)) => return Err(e.into()),
+            Err(error) => {
+                return Err(BlockError::InvalidTx {
+                    index,
+                    hash: stx.hash(),
+                    error,
+                })
+            }
+        }
+    }
+    let changes = overlay.into_changes();
+    let mut lthash = lthash.clone();
+    lthash.apply(base, &changes)?;
+    if lthash.root() != h.state_root {
+        return Err(BlockError::StateRootMismatch {
+            claimed: h.state_root,
+            computed: lthash.root(),
+        });
+    }
+    Ok(ExecutedBlock {
+        block,
+        changes,
+        lthash,
+        minted,
+        fees,
+    })
+}
+
+/// Apply `changes` to an in-memory state map (tests, simulations).
+pub fn apply_changes(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, changes: &Changes) {
+    for (k, v) in changes {
+        match v {
+            Some(v) => {
+                state.insert(k.clone(), v.clone());
+            }
+            None => {
+                state.remove(k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::block::Block;
+use crate::crypto::Keypair;
+use crate::genesis::Genesis;
+use crate::state::{account, supply, Account};
+use crate::tx::Transaction;
+
+struct Chain {
+    params: ChainParams,
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    lthash: LtHash,
+    head: Header,
+    proposer: Keypair,
+}
+
+impl Chain {
+    fn dev() -> Self {
+        let g = Genesis::dev();
+        let built = g.build().unwrap();
+        let mut state = BTreeMap::new();
+        apply_changes(&mut state, &built.changes);
+        Chain {
+            params: g.params(),
+            state,
+            lthash: built.lthash,
+            head: built.block.header,
+            proposer: Keypair::dev("alice"),
+        }
+    }
+
+    fn proposal(&self) -> Proposal {
+        Proposal {
+            proposer: self.proposer.account(),
+            timestamp_ms: self.head.timestamp_ms + 1000,
+            view: 0,
+            parent_cert: (self.head.height > 0).then(|| {
+                FinalityCert::sign_single(self.params.chain_id, self.head.height, self.head.hash(), &self.proposer)
+            }),
+        }
+    }
+
+    fn build(&self, txs: Vec<SignedTransaction>) -> BuiltBlock {
+        build_block(&self.state, &self.lthash, &self.params, &self.head, self.proposal(), txs).unwrap()
+    }
+
+    fn commit(&mut self, ex: ExecutedBlock) {
+        apply_changes(&mut self.state, &ex.changes);
+        self.lthash = ex.lthash;
+        self.head = ex.block.header;
+    }
+
+    fn produce(&mut self, txs: Vec<SignedTransaction>) -> Vec<(Hash, TxError)> {
+        let built = self.build(txs);
+        // Every block the producer builds must re-execute to the same result elsewhere.
+        let again = execute_block(&self.state, &self.lthash, &self.params, &self.head, built.executed.block.clone()).unwrap();
+        assert_eq!(again.lthash, built.executed.lthash);
+        self.commit(built.executed);
+        built.rejected
+    }
+
+    fn acc(&self, k: &Keypair) -> Account {
+        account(&self.state, &k.account()).unwrap()
+    }
+
+    fn transfer(&self, from: &Keypair, to: &Keypair, amount: u64, nonce: u64) -> SignedTransaction {
+        Transaction {
+            chain_id: self.params.chain_id,
+            signer: from.account(),
+            nonce,
+            call: Call::Transfer { dest: to.account(), amount },
+            tip: 0,
+        }
+        .sign(from)
+    }
+}
+
+#[test]
+fn transfer_moves_funds_pays_fee_to_proposer_and_mints_emission() {
+    let mut c = Chain::dev();
+    let (bob, charlie) = (Keypair::dev("bob"), Keypair::dev("charlie"));
+    let before = (c.acc(&bob), c.acc(&charlie), c.acc(&c.proposer));
+    let tx = c.transfer(&bob, &charlie, 5_000, 0);
+    let fee = c.params.fee(tx.encoded_len());
+    assert!(c.produce(vec![tx]).is_empty());
+    assert_eq!(c.acc(&bob).free, before.0.free - 5_000 - fee);
+    assert_eq!(c.acc(&bob).nonce, 1);
+    assert_eq!(c.acc(&charlie).free, before.1.free + 5_000);
+    assert_eq!(c.acc(&c.proposer).free, before.2.free + fee + 1_000_000_000);
+    let s = supply(&c.state).unwrap();
+    assert!(s.is_conserved());
+    assert_eq!(s.issued, 6_000_000 * 1_000_000_000 + 1_000_000_000);
+}
+
+#[test]
+fn every_bad_transaction_is_rejected_with_its_reason_and_changes_nothing() {
+    let mut c = Chain::dev();
+    let (bob, charlie) = (Keypair::dev("bob"), Keypair::dev("charlie"));
+    let good = c.transfer(&bob, &charlie, 1, 0);
+    assert!(c.produce(vec![good.clone()]).is_empty());
+    let snapshot = (c.acc(&bob), c.acc(&charlie));
+
+    let mut bad_sig = c.transfer(&bob, &charlie, 1, 1);
+    bad_sig.signature[3] ^= 0x10;
+    let mut wrong_chain = c.transfer(&bob, &charlie, 1, 1);
+    wrong_chain.tx.chain_id += 1;
+    let wrong_chain = wrong_chain.tx.sign(&bob);
+    let future = c.transfer(&bob, &charlie, 1, 9);
+    let broke = c.transfer(&Keypair::dev("nobody"), &charlie, 1, 0);
+    let zero = c.transfer(&bob, &charlie, 0, 1);
+    let everything = c.transfer(&bob, &charlie, snapshot.0.free, 1);
+
+    let rejected = c.produce(vec![good.clone(), bad_sig, wrong_chain, future, broke, zero, everything]);
+    let kinds: Vec<_> = rejected.iter().map(|(_, e)| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["stale_nonce", "bad_signature", "wrong_chain_id", "future_nonce", "insufficient_funds", "zero_amount", "insufficient_funds"]
+    );
+    assert_eq!((c.acc(&bob), c.acc(&charlie)), snapshot);
+
+    let huge = SignedTransaction::decode(&vec![0u8; MAX_TX_BYTES + 1]).unwrap_err();
+    assert!(matches!(TxError::from(huge.clone()).kind(), "oversize"));
+    assert_eq!(check_stateless(&c.params, &good, MAX_TX_BYTES + 1).unwrap_err().kind(), "oversize");
+    assert_eq!(
+        TxError::from(SignedTransaction::decode(&[1, 2, 3]).unwrap_err()).kind(),
+        "malformed"
+    );
+}
+
+#[test]
+fn tampered_blocks_are_refused() {
+    let mut c = Chain::dev();
+    let (bob, charlie) = (Keypair::dev("bob"), Keypair::dev("charlie"));
+    c.produce(vec![]);
+    let built = c.build(vec![c.transfer(&bob, &charlie, 10, 0)]);
+    let good: Block = built.executed.block;
+    let exec = |b: Block| execute_block(&c.state, &c.lthash, &c.params, &c.head, b);
+
+    let mut b = good.clone();
+    b.header.state_root = Hash([1; 32]);
+    assert!(matches!(exec(b), Err(BlockError::StateRootMismatch { .. })));
+    let mut b = good.clone();
+    b.txs[0].tx.call = Call::Transfer { dest: charlie.account(), amount: 11 };
+    assert!(matches!(exec(b), Err(BlockError::TxRootMismatch { .. })));
+    let mut b = good.clone();
+    b.txs[0].signature[0] ^= 1;
+    b.header.tx_root = tx_root(&b.txs);
+    assert!(matches!(exec(b), Err(BlockError::InvalidTx { index: 0, error: TxError::BadSignature, .. })));
+    let mut b = good.clone();
+    b.parent_cert = None;
+    assert!(matches!(exec(b), Err(BlockError::BadParentCertificate)));
+    let mut b = good.clone();
+    b.header.proposer = bob.account();
+    assert!(matches!(exec(b), Err(BlockError::NotAnAuthority(_))));
+    assert!(exec(good).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random transfer sequences (valid or not) conserve supply after every block, the
+    /// supply's free total equals the sum of balances, and replaying the same blocks on a
+    /// fresh chain gives the same state root.
+    #[test]
+    fn random_transfers_conserve_supply(
+        ops in proptest::collection::vec((0usize..6, 0usize..6, 0u64..3_000_000_000_000_000, 0u64..3, any::<bool>()), 1..60),
+        block_size in 1usize..8,
+    ) {
+        let names = ["alice", "bob", "charlie", "dave", "eve", "zed"];
+        let keys: Vec<_> = names.iter().map(|n| Keypair::dev(n)).collect();
+        let mut c = Chain::dev();
+        let mut nonces = [0u64; 6];
+        let mut blocks = Vec::new();
+        for chunk in ops.chunks(block_size) {
+            let txs: Vec<_> = chunk.iter().map(|&(from, to, amount, skew, tip)| {
+                let nonce = nonces[from] + skew.saturating_sub(1); // sometimes stale/future
+                nonces[from] += 1;
+                let mut tx = c.transfer(&keys[from], &keys[to], amount, nonce.saturating_sub(u64::from(skew == 0)));
+                if tip { tx.tx.tip = 7; tx = tx.tx.sign(&keys[from]); }
+                tx
+            }).collect();
+            let built = c.build(txs);
+            blocks.push(built.executed.block.clone());
+            c.commit(built.executed);
+            for (i, k) in keys.iter().enumerate() { nonces[i] = c.acc(k).nonce; }
+            let s = supply(&c.state).unwrap();
+            prop_assert!(s.is_conserved());
+            // Every funded account: the six above plus ferdie (funded at genesis, never used).
+            let sum: u64 = keys.iter().chain([&Keypair::dev("ferdie")]).map(|k| c.acc(k).free).sum();
+            prop_assert_eq!(sum, s.free);
+        }
+        let mut replay = Chain::dev();
+        for b in blocks {
+            let ex = execute_block(&replay.state, &replay.lthash, &replay.params, &replay.head, b).unwrap();
+            replay.commit(ex);
+        }
+        prop_assert_eq!(replay.lthash.root(), c.lthash.root());
+    }
+}

@@ -1,0 +1,107 @@
+//! Chain state as ordered key/value pairs, read through [`StateRead`] and changed through an
+//! [`Overlay`]; [`LtHash`] commits to all of it (PROTOCOL §6).
+
+mod lthash;
+mod overlay;
+
+use bincode::{Decode, Encode};
+use serde::Serialize;
+
+pub use lthash::{LtHash, LTHASH_BYTES};
+pub use overlay::{Changes, Overlay};
+
+use crate::codec::{decode_value, encode_value};
+use crate::crypto::AccountId;
+
+/// Failure to read state: an internal failure (storage broken or corrupt), never a user error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("state read failed: {0}")]
+    Read(String),
+    #[error("state value {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Read access to committed state.
+pub trait StateRead {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+}
+
+/// An empty state (genesis is built on top of it).
+pub struct EmptyState;
+
+impl StateRead for EmptyState {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+}
+
+impl StateRead for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(std::collections::BTreeMap::get(self, key).cloned())
+    }
+}
+
+/// State keys. One byte of kind, then the big-endian or fixed-size id.
+pub mod keys {
+    use crate::crypto::AccountId;
+
+    pub const ACCOUNT: u8 = b'a';
+    pub const SUPPLY: &[u8] = b"s";
+
+    pub fn account(id: &AccountId) -> Vec<u8> {
+        let mut k = Vec::with_capacity(33);
+        k.push(ACCOUNT);
+        k.extend_from_slice(&id.0);
+        k
+    }
+}
+
+/// An account's ledger entry. Accounts are never reaped, so a nonce is never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode, Serialize)]
+pub struct Account {
+    pub free: u64,
+    pub nonce: u64,
+}
+
+/// Where every issued rao is: `free + staked + burned == issued` after every block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode, Serialize)]
+pub struct Supply {
+    pub issued: u64,
+    pub free: u64,
+    pub staked: u64,
+    pub burned: u64,
+}
+
+impl Supply {
+    pub fn is_conserved(&self) -> bool {
+        u128::from(self.free) + u128::from(self.staked) + u128::from(self.burned)
+            == u128::from(self.issued)
+    }
+}
+
+fn read<T: Decode<()>>(state: &dyn StateRead, key: &[u8], what: &'static str) -> Result<Option<T>, StateError> {
+    match state.get(key)? {
+        None => Ok(None),
+        Some(bytes) => decode_value(&bytes, what).map(Some).map_err(|e| StateError::Corrupt {
+            key: hex::encode(key),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+pub fn account(state: &dyn StateRead, id: &AccountId) -> Result<Account, StateError> {
+    Ok(read(state, &keys::account(id), "account")?.unwrap_or_default())
+}
+
+pub fn supply(state: &dyn StateRead) -> Result<Supply, StateError> {
+    Ok(read(state, keys::SUPPLY, "supply")?.unwrap_or_default())
+}
+
+pub fn put_account(overlay: &mut Overlay<'_>, id: &AccountId, account: &Account) {
+    overlay.put(keys::account(id), encode_value(account));
+}
+
+pub fn put_supply(overlay: &mut Overlay<'_>, supply: &Supply) {
+    overlay.put(keys::SUPPLY.to_vec(), encode_value(supply));
+}

@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+
+use super::{StateError, StateRead};
+
+/// Pending writes: `None` deletes the key.
+pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Uncommitted changes on top of a base state, with a journal so one transaction's writes
+/// can be rolled back without touching the others in the block.
+pub struct Overlay<'a> {
+    base: &'a dyn StateRead,
+    changes: Changes,
+    /// (key, previous entry in `changes`) for every write since the last checkpoint.
+    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+}
+
+/// A point to roll back to.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint(usize);
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a dyn StateRead) -> Self {
+        Overlay {
+            base,
+            changes: Changes::new(),
+            journal: Vec::new(),
+        }
+    }
+
+    pub fn base(&self) -> &'a dyn StateRead {
+        self.base
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.write(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.write(key, None);
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let previous = self.changes.insert(key.clone(), value);
+        self.journal.push((key, previous));
+    }
+
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        Checkpoint(self.journal.len())
+    }
+
+    /// Undo every write made since `cp`.
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        while self.journal.len() > cp.0 {
+            let Some((key, previous)) = self.journal.pop() else {
+                break;
+            };
+            match previous {
+                Some(entry) => {
+                    self.changes.insert(key, entry);
+                }
+                None => {
+                    self.changes.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Keep everything written so far (drops the undo journal).
+    pub fn keep(&mut self) {
+        self.journal.clear();
+    }
+
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    pub fn into_changes(self) -> Changes {
+        self.changes
+    }
+}
+
+impl StateRead for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.changes.get(key) {
+            Some(entry) => Ok(entry.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_earlier_writes_only() {
+        let mut base = BTreeMap::new();
+        base.insert(b"k".to_vec(), b"base".to_vec());
+        let mut o = Overlay::new(&base);
+        o.put(b"a".to_vec(), b"1".to_vec());
+        o.keep();
+        let cp = o.checkpoint();
+        o.put(b"a".to_vec(), b"2".to_vec());
+        o.delete(b"k".to_vec());
+        o.put(b"b".to_vec(), b"3".to_vec());
+        assert_eq!(o.get(b"k").unwrap(), None);
+        o.rollback(cp);
+        assert_eq!(o.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(o.get(b"b").unwrap(), None);
+        assert_eq!(o.get(b"k").unwrap(), Some(b"base".to_vec()));
+        assert_eq!(o.changes().len(), 1);
+    }
+}
