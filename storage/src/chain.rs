@@ -1,0 +1,189 @@
+//! Typed access to the chain: blocks, transactions, state and the finalized head.
+
+use std::sync::Arc;
+
+use agora_core::block::{Block, FinalityCert, Header};
+use agora_core::codec::{self, MAX_BLOCK_BYTES};
+use agora_core::genesis::Genesis;
+use agora_core::ledger::ExecutedBlock;
+use agora_core::state::{LtHash, StateError, StateRead};
+use agora_core::{Hash, SignedTransaction};
+
+use crate::kv::{KvStore, WriteBatch};
+use crate::tables::{self, meta, Table, SCHEMA_VERSION};
+use crate::StorageError;
+
+/// Where a transaction was included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxLocation {
+    pub height: u64,
+    pub index: u32,
+}
+
+/// The chain over a [`KvStore`]. Cheap to clone; the node's chain actor is its only writer.
+pub struct ChainStore<S: KvStore> {
+    kv: Arc<S>,
+}
+
+impl<S: KvStore> Clone for ChainStore<S> {
+    fn clone(&self) -> Self {
+        ChainStore { kv: self.kv.clone() }
+    }
+}
+
+fn be_u64(bytes: &[u8], what: &'static str) -> Result<u64, StorageError> {
+    let arr: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(StorageError::Corrupt(what))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl<S: KvStore> ChainStore<S> {
+    /// Open the chain in `kv`, writing `genesis` first if the store is empty. Refuses a
+    /// store with another schema version or written from another genesis.
+    pub fn open(kv: Arc<S>, genesis: &Genesis) -> Result<Self, StorageError> {
+        let store = ChainStore { kv };
+        let built = genesis.build()?;
+        let genesis_hash = built.block.hash();
+        match store.kv.get(Table::Meta, meta::SCHEMA_VERSION)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| StorageError::Corrupt("schema version"))?);
+                if found != SCHEMA_VERSION {
+                    return Err(StorageError::SchemaVersion { found, expected: SCHEMA_VERSION });
+                }
+                let stored = store.kv.get(Table::Meta, meta::GENESIS_HASH)?.ok_or(StorageError::Corrupt("genesis hash"))?;
+                if stored != genesis_hash.0 {
+                    return Err(StorageError::GenesisMismatch {
+                        stored: Hash(stored.try_into().map_err(|_| StorageError::Corrupt("genesis hash"))?),
+                        given: genesis_hash,
+                    });
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put(Table::Meta, meta::SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes());
+                batch.put(Table::Meta, meta::GENESIS_HASH, genesis_hash.0);
+                store.stage_block(&mut batch, &built.block, &built.changes, &built.lthash);
+                store.kv.write(batch)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn stage_block(
+        &self,
+        batch: &mut WriteBatch,
+        block: &Block,
+        changes: &agora_core::state::Changes,
+        lthash: &LtHash,
+    ) {
+        let height = block.header.height;
+        let hash = block.hash();
+        batch.put(Table::Blocks, tables::height_key(height), block.encode());
+        batch.put(Table::BlockIndex, hash.0, tables::height_key(height));
+        for (i, tx) in block.txs.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            batch.put(Table::Txs, tx.hash().0, tables::tx_location(height, index));
+        }
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.put(Table::State, k.clone(), v.clone()),
+                None => batch.delete(Table::State, k.clone()),
+            }
+        }
+        batch.put(Table::Meta, meta::STATE_LTHASH, lthash.to_bytes());
+        batch.put(Table::Meta, meta::HEAD, tables::height_key(height));
+    }
+
+    /// Commit an executed, finalized block and its certificate in one atomic write.
+    pub fn commit(&self, executed: &ExecutedBlock, cert: &FinalityCert) -> Result<(), StorageError> {
+        let head = self.head_height()?;
+        let height = executed.block.header.height;
+        if height != head.saturating_add(1) {
+            return Err(StorageError::NotNext { head, got: height });
+        }
+        let mut batch = WriteBatch::default();
+        self.stage_block(&mut batch, &executed.block, &executed.changes, &executed.lthash);
+        batch.put(Table::Certs, tables::height_key(height), codec::encode::<_, MAX_BLOCK_BYTES>(cert));
+        self.kv.write(batch)
+    }
+
+    pub fn head_height(&self) -> Result<u64, StorageError> {
+        let v = self.kv.get(Table::Meta, meta::HEAD)?.ok_or(StorageError::Corrupt("head"))?;
+        be_u64(&v, "head")
+    }
+
+    pub fn head(&self) -> Result<Block, StorageError> {
+        let h = self.head_height()?;
+        self.block_by_height(h)?.ok_or(StorageError::Corrupt("head block"))
+    }
+
+    pub fn head_header(&self) -> Result<Header, StorageError> {
+        Ok(self.head()?.header)
+    }
+
+    pub fn lthash(&self) -> Result<LtHash, StorageError> {
+        let v = self.kv.get(Table::Meta, meta::STATE_LTHASH)?.ok_or(StorageError::Corrupt("state accumulator"))?;
+        LtHash::from_bytes(&v).ok_or(StorageError::Corrupt("state accumulator"))
+    }
+
+    pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        match self.kv.get(Table::Blocks, &tables::height_key(height))? {
+            None => Ok(None),
+            Some(bytes) => Block::decode(&bytes).map(Some).map_err(|_| StorageError::Corrupt("block")),
+        }
+    }
+
+    pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, StorageError> {
+        match self.kv.get(Table::BlockIndex, &hash.0)? {
+            None => Ok(None),
+            Some(v) => be_u64(&v, "block index").map(Some),
+        }
+    }
+
+    pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StorageError> {
+        match self.height_of(hash)? {
+            None => Ok(None),
+            Some(h) => self.block_by_height(h),
+        }
+    }
+
+    pub fn cert(&self, height: u64) -> Result<Option<FinalityCert>, StorageError> {
+        match self.kv.get(Table::Certs, &tables::height_key(height))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode::<_, MAX_BLOCK_BYTES>(&bytes, "certificate")
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt("certificate")),
+        }
+    }
+
+    pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StorageError> {
+        match self.kv.get(Table::Txs, &hash.0)? {
+            None => Ok(None),
+            Some(v) => {
+                let height = be_u64(&v, "tx index")?;
+                let index: [u8; 4] = v.get(8..12).and_then(|b| b.try_into().ok()).ok_or(StorageError::Corrupt("tx index"))?;
+                Ok(Some(TxLocation { height, index: u32::from_be_bytes(index) }))
+            }
+        }
+    }
+
+    /// A transaction, where it was included, and its block's hash.
+    pub fn tx(&self, hash: &Hash) -> Result<Option<(SignedTransaction, TxLocation, Hash)>, StorageError> {
+        let Some(loc) = self.tx_location(hash)? else {
+            return Ok(None);
+        };
+        let block = self.block_by_height(loc.height)?.ok_or(StorageError::Corrupt("tx block"))?;
+        let tx = block.txs.get(loc.index as usize).cloned().ok_or(StorageError::Corrupt("tx position"))?;
+        Ok(Some((tx, loc, block.hash())))
+    }
+}
+
+impl<S: KvStore> StateRead for ChainStore<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.kv
+            .get(Table::State, key)
+            .map_err(|e| StateError::Read(e.to_string()))
+    }
+}

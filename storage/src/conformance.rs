@@ -1,0 +1,170 @@
+//! One suite, run against both backends: whatever passes here on memory passes on RocksDB.
+
+use std::sync::Arc;
+
+use agora_core::block::FinalityCert;
+use agora_core::genesis::Genesis;
+use agora_core::ledger::{build_block, Proposal};
+use agora_core::state::{account, supply};
+use agora_core::{Call, Keypair, Transaction};
+
+use crate::kv::{KvStore, MemStore, RocksStore, WriteBatch};
+use crate::tables::Table;
+use crate::{ChainStore, StorageError};
+
+fn kv_basics(kv: &dyn KvStore) {
+    let mut b = WriteBatch::default();
+    b.put(Table::State, b"k".to_vec(), b"v1".to_vec());
+    b.put(Table::Blocks, b"k".to_vec(), b"other".to_vec());
+    b.put(Table::State, b"gone".to_vec(), b"x".to_vec());
+    b.delete(Table::State, b"gone".to_vec());
+    kv.write(b).unwrap();
+    assert_eq!(kv.get(Table::State, b"k").unwrap(), Some(b"v1".to_vec()));
+    assert_eq!(kv.get(Table::Blocks, b"k").unwrap(), Some(b"other".to_vec()), "tables are separate");
+    assert_eq!(kv.get(Table::Txs, b"k").unwrap(), None);
+    assert_eq!(kv.get(Table::State, b"gone").unwrap(), None, "later op in a batch wins");
+    let mut b = WriteBatch::default();
+    b.delete(Table::State, b"k".to_vec());
+    kv.write(b).unwrap();
+    assert_eq!(kv.get(Table::State, b"k").unwrap(), None);
+}
+
+/// Commits `blocks` transfer blocks and returns the head hash and state root.
+fn grow<S: KvStore>(chain: &ChainStore<S>, genesis: &Genesis, blocks: u64) -> (agora_core::Hash, agora_core::Hash) {
+    let params = genesis.params();
+    let alice = Keypair::dev("alice");
+    let bob = Keypair::dev("bob");
+    for _ in 0..blocks {
+        let head = chain.head_header().unwrap();
+        let nonce = account(chain, &bob.account()).unwrap().nonce;
+        let tx = Transaction {
+            chain_id: params.chain_id,
+            signer: bob.account(),
+            nonce,
+            call: Call::Transfer { dest: Keypair::dev("zed").account(), amount: 1_000 },
+            tip: 0,
+        }
+        .sign(&bob);
+        let proposal = Proposal {
+            proposer: alice.account(),
+            timestamp_ms: head.timestamp_ms + 1_000,
+            view: 0,
+            parent_cert: chain.cert(head.height).unwrap(),
+        };
+        let built = build_block(chain, &chain.lthash().unwrap(), &params, &head, proposal, vec![tx]).unwrap();
+        assert!(built.rejected.is_empty());
+        let b = &built.executed.block;
+        let cert = FinalityCert::sign_single(params.chain_id, b.header.height, b.hash(), &alice);
+        chain.commit(&built.executed, &cert).unwrap();
+    }
+    let head = chain.head_header().unwrap();
+    (head.hash(), head.state_root)
+}
+
+fn chain_round_trip<S: KvStore>(kv: Arc<S>, reopen: impl Fn() -> Arc<S>) {
+    let genesis = Genesis::dev();
+    let chain = ChainStore::open(kv, &genesis).unwrap();
+    assert_eq!(chain.head_height().unwrap(), 0);
+    let (head_hash, root) = grow(&chain, &genesis, 5);
+    assert_eq!(chain.head_height().unwrap(), 5);
+    assert_eq!(chain.lthash().unwrap().root(), root);
+
+    let b3 = chain.block_by_height(3).unwrap().unwrap();
+    assert_eq!(chain.block_by_hash(&b3.hash()).unwrap().unwrap(), b3);
+    let tx = &b3.txs[0];
+    let (found, loc, block_hash) = chain.tx(&tx.hash()).unwrap().unwrap();
+    assert_eq!((&found, loc.height, loc.index, block_hash), (tx, 3, 0, b3.hash()));
+    assert!(chain.block_by_height(6).unwrap().is_none());
+    assert!(chain.tx(&agora_core::Hash([7; 32])).unwrap().is_none());
+    assert_eq!(account(&chain, &Keypair::dev("zed").account()).unwrap().free, 5_000);
+    assert!(supply(&chain).unwrap().is_conserved());
+
+    // A commit that does not follow the head is refused and changes nothing.
+    let stale = {
+        let head = chain.block_by_height(4).unwrap().unwrap().header;
+        let p = Proposal { proposer: Keypair::dev("alice").account(), timestamp_ms: 1, view: 0, parent_cert: None };
+        build_block(&chain, &chain.lthash().unwrap(), &genesis.params(), &head, p, vec![]).unwrap()
+    };
+    let cert = FinalityCert::sign_single(genesis.chain_id, 5, stale.executed.block.hash(), &Keypair::dev("alice"));
+    assert!(matches!(chain.commit(&stale.executed, &cert), Err(StorageError::NotNext { head: 5, got: 5 })));
+    drop(chain);
+
+    // Reopen: same head, same state root, same balances.
+    let chain = ChainStore::open(reopen(), &genesis).unwrap();
+    assert_eq!(chain.head_header().unwrap().hash(), head_hash);
+    assert_eq!(chain.lthash().unwrap().root(), root);
+    assert_eq!(account(&chain, &Keypair::dev("zed").account()).unwrap().free, 5_000);
+    // ... and it keeps growing from there.
+    grow(&chain, &genesis, 1);
+    assert_eq!(chain.head_height().unwrap(), 6);
+    drop(chain);
+
+    let mut other = Genesis::dev();
+    other.chain_id += 1;
+    assert!(matches!(ChainStore::open(reopen(), &other), Err(StorageError::GenesisMismatch { .. })));
+}
+
+fn schema_version_is_checked<S: KvStore>(kv: Arc<S>) {
+    let mut b = WriteBatch::default();
+    b.put(Table::Meta, crate::tables::meta::SCHEMA_VERSION.to_vec(), 99u32.to_be_bytes().to_vec());
+    kv.write(b).unwrap();
+    assert!(matches!(
+        ChainStore::open(kv, &Genesis::dev()),
+        Err(StorageError::SchemaVersion { found: 99, .. })
+    ));
+}
+
+mod memory {
+    use super::*;
+
+    #[test]
+    fn kv_basics() {
+        super::kv_basics(&MemStore::new());
+    }
+
+    #[test]
+    fn chain_round_trip() {
+        let kv = Arc::new(MemStore::new());
+        let again = kv.clone();
+        super::chain_round_trip(kv, move || again.clone());
+    }
+
+    #[test]
+    fn schema_version_is_checked() {
+        super::schema_version_is_checked(Arc::new(MemStore::new()));
+    }
+}
+
+mod rocksdb {
+    use super::*;
+
+    #[test]
+    fn kv_basics() {
+        let dir = tempfile::tempdir().unwrap();
+        super::kv_basics(&RocksStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn chain_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        super::chain_round_trip(Arc::new(RocksStore::open(&path).unwrap()), move || {
+            Arc::new(RocksStore::open(&path).unwrap())
+        });
+    }
+
+    #[test]
+    fn schema_version_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        super::schema_version_is_checked(Arc::new(RocksStore::open(dir.path()).unwrap()));
+    }
+
+    #[test]
+    fn open_failure_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = RocksStore::open(&file).err().unwrap();
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+}
