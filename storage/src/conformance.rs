@@ -160,6 +160,17 @@ mod rocksdb {
     }
 
     #[test]
+    fn closed_store_refuses_access_instead_of_crashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksStore::open(dir.path()).unwrap();
+        kv.close();
+        assert!(matches!(kv.get(Table::State, b"k"), Err(StorageError::Closed)));
+        assert!(matches!(kv.write(WriteBatch::default()), Err(StorageError::Closed)));
+        // Closing released the lock: the directory opens again.
+        drop(RocksStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
     fn open_failure_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");

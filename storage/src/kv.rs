@@ -73,9 +73,10 @@ impl KvStore for MemStore {
 }
 
 /// RocksDB with one column family per [`Table`]. Every batch is written with `sync` so a
-/// committed block survives a crash or power loss.
+/// committed block survives a crash or power loss. [`RocksStore::close`] shuts the database
+/// down while other threads may still hold the store; they get [`StorageError::Closed`].
 pub struct RocksStore {
-    db: rocksdb::DB,
+    db: RwLock<Option<rocksdb::DB>>,
 }
 
 impl RocksStore {
@@ -88,27 +89,34 @@ impl RocksStore {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Ok(RocksStore { db })
+        Ok(RocksStore { db: RwLock::new(Some(db)) })
     }
 
-    fn cf(&self, table: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db
-            .cf_handle(table.name())
-            .ok_or_else(|| StorageError::Backend(format!("column family {} missing", table.name())))
+    /// Close the database now: waits for reads and writes in progress, then releases it.
+    pub fn close(&self) {
+        drop(self.db.write().take());
     }
+}
+
+fn cf(db: &rocksdb::DB, table: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
+    db.cf_handle(table.name())
+        .ok_or_else(|| StorageError::Backend(format!("column family {} missing", table.name())))
 }
 
 impl KvStore for RocksStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.db
-            .get_cf(self.cf(table)?, key)
+        let guard = self.db.read();
+        let db = guard.as_ref().ok_or(StorageError::Closed)?;
+        db.get_cf(cf(db, table)?, key)
             .map_err(|e| StorageError::Backend(e.to_string()))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let guard = self.db.read();
+        let db = guard.as_ref().ok_or(StorageError::Closed)?;
         let mut wb = rocksdb::WriteBatch::default();
         for (table, key, value) in batch.ops {
-            let cf = self.cf(table)?;
+            let cf = cf(db, table)?;
             match value {
                 Some(v) => wb.put_cf(cf, key, v),
                 None => wb.delete_cf(cf, key),
@@ -116,8 +124,7 @@ impl KvStore for RocksStore {
         }
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(true);
-        self.db
-            .write_opt(wb, &opts)
+        db.write_opt(wb, &opts)
             .map_err(|e| StorageError::Backend(e.to_string()))
     }
 }

@@ -39,6 +39,8 @@ pub enum StorageError {
     SchemaVersion { found: u32, expected: u32 },
     #[error("database was created from genesis {stored}, but the given genesis is {given}: use the same genesis file or a fresh --data-dir")]
     GenesisMismatch { stored: Hash, given: Hash },
+    #[error("the database is closed (the node is shutting down)")]
+    Closed,
     #[error("block {got} does not follow the committed head {head}")]
     NotNext { head: u64, got: u64 },
     #[error("building genesis state: {0}")]

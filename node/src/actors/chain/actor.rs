@@ -1,0 +1,123 @@
+use std::collections::BTreeSet;
+
+use actix::{Actor, Handler, SyncContext};
+use agora_core::block::FinalityCert;
+use agora_core::genesis::ChainParams;
+use agora_core::ledger::{self, Proposal};
+use agora_core::state;
+use agora_storage::{ChainStore, KvStore};
+use tokio::sync::broadcast;
+use tracing::info;
+
+use super::msg::*;
+use crate::NodeError;
+
+/// Capacity of the new-head broadcast. Overflow policy: a subscriber that falls this far
+/// behind skips the heads it missed (it gets a `Lagged` notice and the newest head).
+pub const HEAD_EVENTS_MAX: usize = 256;
+
+pub struct ChainActor<S: KvStore = agora_storage::RocksStore> {
+    store: ChainStore<S>,
+    params: ChainParams,
+    heads: broadcast::Sender<HeadInfo>,
+}
+
+impl<S: KvStore> ChainActor<S> {
+    pub fn new(store: ChainStore<S>, params: ChainParams, heads: broadcast::Sender<HeadInfo>) -> Self {
+        ChainActor { store, params, heads }
+    }
+
+    fn produce(&mut self, msg: Produce) -> Result<Produced, NodeError> {
+        let head = self.store.head_header()?;
+        let lthash = self.store.lthash()?;
+        let proposal = Proposal {
+            proposer: msg.key.account(),
+            timestamp_ms: msg.timestamp_ms,
+            view: 0,
+            parent_cert: self.store.cert(head.height)?,
+        };
+        let built = ledger::build_block(&self.store, &lthash, &self.params, &head, proposal, msg.txs)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let executed = built.executed;
+        let block_hash = executed.block.hash();
+        let cert = FinalityCert::sign_single(self.params.chain_id, executed.block.header.height, block_hash, &msg.key);
+        self.store.commit(&executed, &cert)?;
+
+        let senders: BTreeSet<_> = executed.block.txs.iter().map(|t| t.tx.signer).collect();
+        let mut nonces = Vec::with_capacity(senders.len());
+        for s in senders {
+            nonces.push((s, state::account(&self.store, &s)?.nonce));
+        }
+        let info = HeadInfo::of(&executed.block);
+        if !executed.block.txs.is_empty() || executed.block.header.height % 30 == 0 {
+            info!(height = info.height, hash = %info.hash, txs = info.tx_count, fees = executed.fees, minted = executed.minted, "finalized block");
+        }
+        // No subscribers is fine: send only fails when nobody listens.
+        let _ = self.heads.send(info.clone());
+        Ok(Produced {
+            head: info,
+            included: executed.block.txs.iter().map(|t| t.hash()).collect(),
+            rejected: built.rejected,
+            nonces,
+        })
+    }
+}
+
+impl<S: KvStore> Actor for ChainActor<S> {
+    type Context = SyncContext<Self>;
+}
+
+impl<S: KvStore> Handler<Produce> for ChainActor<S> {
+    type Result = Result<Produced, NodeError>;
+    fn handle(&mut self, msg: Produce, _: &mut Self::Context) -> Self::Result {
+        self.produce(msg)
+    }
+}
+
+impl<S: KvStore> Handler<GetHead> for ChainActor<S> {
+    type Result = Result<HeadInfo, NodeError>;
+    fn handle(&mut self, _: GetHead, _: &mut Self::Context) -> Self::Result {
+        Ok(HeadInfo::of(&self.store.head()?))
+    }
+}
+
+impl<S: KvStore> Handler<GetAccount> for ChainActor<S> {
+    type Result = Result<agora_core::Account, NodeError>;
+    fn handle(&mut self, msg: GetAccount, _: &mut Self::Context) -> Self::Result {
+        Ok(state::account(&self.store, &msg.0)?)
+    }
+}
+
+impl<S: KvStore> Handler<GetSupply> for ChainActor<S> {
+    type Result = Result<agora_core::Supply, NodeError>;
+    fn handle(&mut self, _: GetSupply, _: &mut Self::Context) -> Self::Result {
+        Ok(state::supply(&self.store)?)
+    }
+}
+
+impl<S: KvStore> Handler<GetBlock> for ChainActor<S> {
+    type Result = Result<Option<BlockInfo>, NodeError>;
+    fn handle(&mut self, msg: GetBlock, _: &mut Self::Context) -> Self::Result {
+        let block = match msg.0 {
+            BlockRef::Height(h) => self.store.block_by_height(h)?,
+            BlockRef::Hash(h) => self.store.block_by_hash(&h)?,
+            BlockRef::Head => Some(self.store.head()?),
+        };
+        let Some(block) = block else { return Ok(None) };
+        let cert = self.store.cert(block.header.height)?;
+        Ok(Some(BlockInfo { block, cert }))
+    }
+}
+
+impl<S: KvStore> Handler<GetTx> for ChainActor<S> {
+    type Result = Result<Option<TxInfo>, NodeError>;
+    fn handle(&mut self, msg: GetTx, _: &mut Self::Context) -> Self::Result {
+        let Some((tx, loc, _)) = self.store.tx(&msg.0)? else { return Ok(None) };
+        let header = self
+            .store
+            .block_by_height(loc.height)?
+            .ok_or(agora_storage::StorageError::Corrupt("tx block"))?
+            .header;
+        Ok(Some(TxInfo { tx, header, index: loc.index }))
+    }
+}

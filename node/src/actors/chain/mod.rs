@@ -1,0 +1,59 @@
+//! The chain actor: executes and commits finalized blocks, answers state queries, and
+//! publishes new heads. It runs on its own thread (a `SyncArbiter` of one), so block
+//! execution and RocksDB I/O never block the RPC or the other actors.
+
+mod actor;
+mod msg;
+
+pub use actor::{ChainActor, HEAD_EVENTS_MAX};
+pub use msg::*;
+
+use actix::Addr;
+use agora_core::{Account, AccountId, Hash, Keypair, SignedTransaction, Supply};
+
+use crate::NodeError;
+
+/// Typed access to the chain actor.
+#[derive(Clone)]
+pub struct ChainHandle {
+    addr: Addr<ChainActor>,
+}
+
+impl ChainHandle {
+    pub fn new(addr: Addr<ChainActor>) -> Self {
+        ChainHandle { addr }
+    }
+
+    async fn ask<M>(&self, msg: M) -> Result<M::Result, NodeError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        ChainActor: actix::Handler<M>,
+    {
+        self.addr.send(msg).await.map_err(|_| NodeError::Stopped("chain"))
+    }
+
+    pub async fn produce(&self, txs: Vec<SignedTransaction>, timestamp_ms: u64, key: Keypair) -> Result<Produced, NodeError> {
+        self.ask(Produce { txs, timestamp_ms, key }).await?
+    }
+
+    pub async fn head(&self) -> Result<HeadInfo, NodeError> {
+        self.ask(GetHead).await?
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Account, NodeError> {
+        self.ask(GetAccount(id)).await?
+    }
+
+    pub async fn supply(&self) -> Result<Supply, NodeError> {
+        self.ask(GetSupply).await?
+    }
+
+    pub async fn block(&self, at: BlockRef) -> Result<Option<BlockInfo>, NodeError> {
+        self.ask(GetBlock(at)).await?
+    }
+
+    pub async fn tx(&self, hash: Hash) -> Result<Option<TxInfo>, NodeError> {
+        self.ask(GetTx(hash)).await?
+    }
+}

@@ -1,0 +1,93 @@
+use actix::Message;
+use agora_core::block::{Block, FinalityCert, Header};
+use agora_core::ledger::TxError;
+use agora_core::{Account, AccountId, Hash, Keypair, SignedTransaction, Supply};
+use serde::Serialize;
+
+use crate::NodeError;
+
+/// Build, finalize and commit the next block from `txs` (dev mode: this node is the only
+/// authority and `key` signs the finality certificate).
+#[derive(Message)]
+#[rtype(result = "Result<Produced, NodeError>")]
+pub struct Produce {
+    pub txs: Vec<SignedTransaction>,
+    pub timestamp_ms: u64,
+    pub key: Keypair,
+}
+
+/// What producing a block did.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    pub head: HeadInfo,
+    pub included: Vec<Hash>,
+    pub rejected: Vec<(Hash, TxError)>,
+    /// Next nonce of every account that sent a transaction in the block.
+    pub nonces: Vec<(AccountId, u64)>,
+}
+
+/// The finalized head, as the RPC shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HeadInfo {
+    pub height: u64,
+    pub hash: Hash,
+    pub parent: Hash,
+    pub state_root: Hash,
+    pub timestamp_ms: u64,
+    pub tx_count: usize,
+    pub finalized: bool,
+}
+
+impl HeadInfo {
+    pub fn of(block: &Block) -> Self {
+        HeadInfo {
+            height: block.header.height,
+            hash: block.hash(),
+            parent: block.header.parent,
+            state_root: block.header.state_root,
+            timestamp_ms: block.header.timestamp_ms,
+            tx_count: block.txs.len(),
+            finalized: true,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<HeadInfo, NodeError>")]
+pub struct GetHead;
+
+#[derive(Message)]
+#[rtype(result = "Result<Account, NodeError>")]
+pub struct GetAccount(pub AccountId);
+
+#[derive(Message)]
+#[rtype(result = "Result<Supply, NodeError>")]
+pub struct GetSupply;
+
+#[derive(Debug, Clone, Copy)]
+pub enum BlockRef {
+    Height(u64),
+    Hash(Hash),
+    Head,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockInfo {
+    pub block: Block,
+    pub cert: Option<FinalityCert>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<BlockInfo>, NodeError>")]
+pub struct GetBlock(pub BlockRef);
+
+#[derive(Debug, Clone)]
+pub struct TxInfo {
+    pub tx: SignedTransaction,
+    pub header: Header,
+    pub index: u32,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<TxInfo>, NodeError>")]
+pub struct GetTx(pub Hash);

@@ -1,0 +1,50 @@
+//! The mempool actor: admits signed transactions after checking them against the ledger's
+//! rules and the current state, keeps them per sender in nonce order, hands contiguous
+//! runs to the block producer, and remembers why recent transactions were dropped.
+
+mod actor;
+mod msg;
+
+pub use actor::{MempoolActor, DROPPED_MAX, MAX_NONCE_GAP, MEMPOOL_MAX_TXS, SENDER_MAX_TXS};
+pub use msg::*;
+
+use actix::Addr;
+use agora_core::ledger::TxError;
+use agora_core::{AccountId, Hash, SignedTransaction};
+
+use crate::NodeError;
+
+#[derive(Clone)]
+pub struct MempoolHandle {
+    addr: Addr<MempoolActor>,
+}
+
+impl MempoolHandle {
+    pub fn new(addr: Addr<MempoolActor>) -> Self {
+        MempoolHandle { addr }
+    }
+
+    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Result<Hash, SubmitError>, NodeError> {
+        self.addr.send(Submit(bytes)).await.map_err(|_| NodeError::Stopped("mempool"))
+    }
+
+    pub async fn take(&self, max: usize) -> Result<Vec<SignedTransaction>, NodeError> {
+        self.addr.send(Take { max }).await.map_err(|_| NodeError::Stopped("mempool"))
+    }
+
+    pub async fn block_done(
+        &self,
+        included: Vec<Hash>,
+        rejected: Vec<(Hash, TxError)>,
+        nonces: Vec<(AccountId, u64)>,
+    ) -> Result<(), NodeError> {
+        self.addr
+            .send(BlockDone { included, rejected, nonces })
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
+    }
+
+    pub async fn status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeError> {
+        self.addr.send(Status(hash)).await.map_err(|_| NodeError::Stopped("mempool"))
+    }
+}

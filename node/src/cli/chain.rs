@@ -1,0 +1,72 @@
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::output::tao;
+use super::{Out, RpcOpts};
+use crate::client::RpcClient;
+
+#[derive(Subcommand, Debug)]
+pub enum ChainCmd {
+    /// The finalized head.
+    Head(RpcOpts),
+    /// A block by height or hash.
+    Block {
+        /// Height (number) or hash (0x...).
+        at: String,
+        #[command(flatten)]
+        rpc: RpcOpts,
+    },
+    /// A transaction by hash: finalized (with its block), pending, or dropped (with the reason).
+    Tx {
+        hash: String,
+        #[command(flatten)]
+        rpc: RpcOpts,
+    },
+    /// Issued, free, staked and burned TAO.
+    Supply(RpcOpts),
+}
+
+pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
+    match cmd {
+        ChainCmd::Head(rpc) => {
+            let v = RpcClient::new(&rpc.rpc_url).call("chain_head", Value::Null).await?;
+            out.print(&v, || format!("height {}  hash {}  state_root {}  txs {}", v["height"], s(&v["hash"]), s(&v["state_root"]), v["tx_count"]));
+        }
+        ChainCmd::Block { at, rpc } => {
+            let params = match at.parse::<u64>() {
+                Ok(h) => json!({"height": h}),
+                Err(_) => json!({"hash": at}),
+            };
+            let v = RpcClient::new(&rpc.rpc_url).call("chain_block", params).await?;
+            out.print(&v, || {
+                let h = &v["header"];
+                let mut text = format!(
+                    "block {}  hash {}\n  parent {}\n  proposer {}\n  timestamp_ms {}\n  state_root {}\n  txs {}",
+                    h["height"], s(&v["hash"]), s(&h["parent"]), s(&h["proposer"]), h["timestamp_ms"], s(&h["state_root"]),
+                    v["txs"].as_array().map_or(0, Vec::len)
+                );
+                for t in v["txs"].as_array().into_iter().flatten() {
+                    text.push_str(&format!("\n    {} {} nonce {} {}", s(&t["hash"]), s(&t["signer"]), t["nonce"], t["call"]));
+                }
+                text
+            });
+        }
+        ChainCmd::Tx { hash, rpc } => {
+            let v = RpcClient::new(&rpc.rpc_url).call("chain_tx", json!({"hash": hash})).await?;
+            out.print(&v, || match v["status"].as_str() {
+                Some("finalized") => format!("finalized in block {} ({}) at index {}\n  {}", v["block_height"], s(&v["block_hash"]), v["index"], v["tx"]),
+                Some("dropped") => format!("dropped: {}", s(&v["reason"])),
+                _ => "pending".to_string(),
+            });
+        }
+        ChainCmd::Supply(rpc) => {
+            let v = RpcClient::new(&rpc.rpc_url).call("chain_supply", Value::Null).await?;
+            out.print(&v, || format!("issued {}\nfree   {}\nstaked {}\nburned {}", tao(&v["issued"]), tao(&v["free"]), tao(&v["staked"]), tao(&v["burned"])));
+        }
+    }
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}

@@ -1,0 +1,117 @@
+//! The `agora` command line: btcli-like verbs, every command with `--json`.
+
+mod chain;
+mod output;
+mod wallet;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agora_core::Genesis;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+pub use output::Out;
+
+#[derive(Parser, Debug)]
+#[command(name = "agora", version, about = "Agora: a Bittensor-style decentralized AI network node")]
+pub struct Cli {
+    /// Print machine-readable JSON (stable schema) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log filter for the node (e.g. info, debug, agora_node=debug).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node.
+    Node(NodeArgs),
+    /// Wallets: coldkeys and hotkeys, balances, transfers.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCmd),
+    /// Query the chain over RPC.
+    #[command(subcommand)]
+    Chain(chain::ChainCmd),
+    /// Print the built-in dev genesis as TOML (a starting point for your own).
+    Genesis,
+    /// Measure the ledger: signed transfers applied and committed per second vs raw ed25519.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Produce and finalize blocks alone with the dev authority key (`alice`).
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the database lives.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value = "./agora-data")]
+    pub data_dir: PathBuf,
+    /// JSON-RPC listen address (HTTP at /, WebSocket at /ws).
+    #[arg(long, env = "AGORA_RPC_ADDR", default_value = "127.0.0.1:9944")]
+    pub rpc_addr: SocketAddr,
+    /// Genesis file (TOML or JSON). Default: the built-in dev genesis.
+    #[arg(long, env = "AGORA_GENESIS")]
+    pub genesis: Option<PathBuf>,
+}
+
+/// Options shared by the commands that talk to a node.
+#[derive(Args, Debug, Clone)]
+pub struct RpcOpts {
+    /// The node's JSON-RPC URL.
+    #[arg(long, env = "AGORA_RPC_URL", default_value = "http://127.0.0.1:9944")]
+    pub rpc_url: String,
+}
+
+pub fn load_genesis(path: Option<&PathBuf>) -> anyhow::Result<Genesis> {
+    match path {
+        None => Ok(Genesis::dev()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading genesis file {}", p.display()))?;
+            Ok(Genesis::parse(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+pub fn init_logs(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run one command. Errors are printed by the caller.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Out { json: cli.json };
+    match cli.command {
+        Command::Node(args) => {
+            init_logs(&cli.log);
+            let genesis = load_genesis(args.genesis.as_ref())?;
+            crate::node::run(crate::node::NodeConfig {
+                dev: args.dev,
+                data_dir: args.data_dir,
+                rpc_addr: args.rpc_addr,
+                genesis,
+            })
+            .await
+        }
+        Command::Wallet(cmd) => wallet::run(cmd, out).await,
+        Command::Chain(cmd) => chain::run(cmd, out).await,
+        Command::Genesis => {
+            let g = Genesis::dev();
+            if out.json {
+                out.print(&serde_json::to_value(&g)?, || String::new());
+            } else {
+                print!("{}", toml::to_string(&g).context("rendering genesis")?);
+            }
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args, out),
+    }
+}

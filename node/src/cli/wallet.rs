@@ -1,0 +1,313 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora_core::{parse_tao, AccountId, Call, Keypair, Transaction};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::output::tao;
+use super::{Out, RpcOpts};
+use crate::client::{RemoteError, RpcClient};
+use crate::wallet::{generate_mnemonic, key_from_mnemonic, KeyRole, Secret, WalletDir};
+
+/// Env var holding a wallet password for unattended use.
+pub const PASSWORD_ENV: &str = "AGORA_PASSWORD";
+
+#[derive(Args, Debug, Clone)]
+pub struct WalletOpts {
+    /// Directory holding wallets.
+    #[arg(long, env = "AGORA_WALLET_DIR")]
+    pub wallet_dir: Option<PathBuf>,
+    /// Read the password from this file (first line). Else $AGORA_PASSWORD, else a prompt.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl WalletOpts {
+    fn dir(&self) -> anyhow::Result<WalletDir> {
+        let root = match &self.wallet_dir {
+            Some(d) => d.clone(),
+            None => {
+                let home = std::env::var_os("HOME").context("HOME is not set: pass --wallet-dir")?;
+                PathBuf::from(home).join(".agora").join("wallets")
+            }
+        };
+        Ok(WalletDir::new(root))
+    }
+
+    fn password(&self, confirm: bool) -> anyhow::Result<String> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading password file {}", path.display()))?;
+            return Ok(text.lines().next().unwrap_or("").to_string());
+        }
+        if let Ok(p) = std::env::var(PASSWORD_ENV) {
+            return Ok(p);
+        }
+        let p = rpassword::prompt_password("wallet password: ")
+            .context("no password: give --password-file or set AGORA_PASSWORD when there is no terminal")?;
+        if confirm && rpassword::prompt_password("repeat password: ")? != p {
+            bail!("the passwords do not match");
+        }
+        Ok(p)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WalletCmd {
+    /// Create a wallet (coldkey) and a hotkey; prints each new mnemonic once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Hotkey to create (added to an existing wallet if the coldkey exists).
+        #[arg(long, default_value = "default")]
+        hotkey: String,
+        #[arg(long, default_value_t = 12)]
+        words: usize,
+        #[command(flatten)]
+        opts: WalletOpts,
+    },
+    /// List wallets and their hotkeys.
+    List {
+        #[command(flatten)]
+        opts: WalletOpts,
+    },
+    /// Show one wallet's addresses.
+    Show {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        opts: WalletOpts,
+    },
+    /// Recreate a key from its mnemonic (or a raw seed, or a dev key name).
+    Regen {
+        #[arg(long)]
+        name: String,
+        /// Regenerate this hotkey instead of the coldkey.
+        #[arg(long)]
+        hotkey: Option<String>,
+        #[arg(long, conflicts_with_all = ["seed", "dev"])]
+        mnemonic: Option<String>,
+        /// 32-byte secret seed as 0x-hex.
+        #[arg(long, conflicts_with = "dev")]
+        seed: Option<String>,
+        /// A well-known dev key (alice, bob, ...): public, for dev chains only.
+        #[arg(long)]
+        dev: Option<String>,
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        opts: WalletOpts,
+    },
+    /// Free balance and nonce of a wallet's coldkey (or any address).
+    Balance {
+        #[arg(long, required_unless_present = "address")]
+        name: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        #[command(flatten)]
+        opts: WalletOpts,
+        #[command(flatten)]
+        rpc: RpcOpts,
+    },
+    /// Send TAO from a wallet's coldkey; waits until the transfer is finalized.
+    Transfer {
+        #[arg(long)]
+        name: String,
+        /// Destination address (SS58 or 0x-hex).
+        #[arg(long)]
+        dest: String,
+        /// Amount in TAO (up to 9 decimals).
+        #[arg(long)]
+        amount: String,
+        /// Optional tip to the block proposer, in TAO.
+        #[arg(long, default_value = "0")]
+        tip: String,
+        /// Return after submitting instead of waiting for finalization.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for finalization.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        opts: WalletOpts,
+        #[command(flatten)]
+        rpc: RpcOpts,
+    },
+}
+
+pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
+    match cmd {
+        WalletCmd::Create { name, hotkey, words, opts } => {
+            let dir = opts.dir()?;
+            let hot_role = KeyRole::Hotkey(hotkey.clone());
+            if dir.exists(&name, &hot_role)? {
+                bail!("wallet {name:?} already has a hotkey {hotkey:?}: pick another --hotkey");
+            }
+            let new_cold = !dir.exists(&name, &KeyRole::Coldkey)?;
+            let password = opts.password(new_cold)?;
+            let mut result = json!({"wallet": name});
+            if new_cold {
+                let phrase = generate_mnemonic(words)?;
+                let key = key_from_mnemonic(&phrase)?;
+                dir.store(&name, &KeyRole::Coldkey, &Secret { key: key.clone(), mnemonic: Some(phrase.clone()) }, &password, false)?;
+                result["coldkey"] = json!({"address": key.account(), "mnemonic": phrase, "created": true});
+            } else {
+                // Check the password against the existing coldkey so both keys share it.
+                let key = dir.load(&name, &KeyRole::Coldkey, &password)?;
+                result["coldkey"] = json!({"address": key.account(), "mnemonic": null, "created": false});
+            }
+            let phrase = generate_mnemonic(words)?;
+            let key = key_from_mnemonic(&phrase)?;
+            let path = dir.store(&name, &hot_role, &Secret { key: key.clone(), mnemonic: Some(phrase.clone()) }, &password, false)?;
+            result["hotkey"] = json!({"name": hotkey, "address": key.account(), "mnemonic": phrase});
+            result["path"] = json!(path.parent().and_then(|p| p.parent()).unwrap_or(&path));
+            out.print(&result, || {
+                let mut t = String::new();
+                if new_cold {
+                    t.push_str(&format!(
+                        "coldkey {}\n  mnemonic (write it down now, it is not shown again):\n  {}\n",
+                        s(&result["coldkey"]["address"]),
+                        s(&result["coldkey"]["mnemonic"])
+                    ));
+                }
+                t.push_str(&format!(
+                    "hotkey {} {}\n  mnemonic (write it down now, it is not shown again):\n  {}",
+                    hotkey,
+                    s(&result["hotkey"]["address"]),
+                    s(&result["hotkey"]["mnemonic"])
+                ));
+                t
+            });
+        }
+        WalletCmd::List { opts } => {
+            let list = opts.dir()?.list()?;
+            let v = serde_json::to_value(&list)?;
+            out.print(&v, || {
+                if list.is_empty() {
+                    return "no wallets: create one with `agora wallet create --name NAME`".into();
+                }
+                list.iter()
+                    .map(|w| {
+                        let mut t = format!("{}  coldkey {}", w.name, w.coldkey.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                        for h in &w.hotkeys {
+                            t.push_str(&format!("\n  hotkey {}  {}", h.name, h.address));
+                        }
+                        t
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        WalletCmd::Show { name, opts } => {
+            let info = opts.dir()?.info(&name)?;
+            let v = serde_json::to_value(&info)?;
+            out.print(&v, || {
+                let mut t = format!("wallet {}  ({})\ncoldkey {}", info.name, info.path.display(), info.coldkey.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                for h in &info.hotkeys {
+                    t.push_str(&format!("\nhotkey {}  {}", h.name, h.address));
+                }
+                t
+            });
+        }
+        WalletCmd::Regen { name, hotkey, mnemonic, seed, dev, overwrite, opts } => {
+            let secret = match (mnemonic, seed, dev) {
+                (Some(m), _, _) => Secret { key: key_from_mnemonic(&m)?, mnemonic: Some(m.trim().to_string()) },
+                (_, Some(s), _) => {
+                    let bytes = hex::decode(s.trim().trim_start_matches("0x")).context("--seed must be hex")?;
+                    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("--seed must be 32 bytes"))?;
+                    Secret { key: Keypair::from_seed(&arr), mnemonic: None }
+                }
+                (_, _, Some(d)) => Secret { key: Keypair::dev(&d), mnemonic: None },
+                _ => bail!("give --mnemonic, --seed or --dev"),
+            };
+            let role = match &hotkey {
+                Some(h) => KeyRole::Hotkey(h.clone()),
+                None => KeyRole::Coldkey,
+            };
+            let dir = opts.dir()?;
+            let password = opts.password(true)?;
+            let path = dir.store(&name, &role, &secret, &password, overwrite)?;
+            let v = json!({"wallet": name, "key": hotkey.as_deref().unwrap_or("coldkey"), "address": secret.key.account(), "path": path});
+            out.print(&v, || format!("restored {} of wallet {}: {}", hotkey.as_deref().unwrap_or("coldkey"), name, secret.key.account()));
+        }
+        WalletCmd::Balance { name, address, opts, rpc } => {
+            let address: AccountId = match (address, name) {
+                (Some(a), _) => a.parse()?,
+                (None, Some(n)) => opts.dir()?.address(&n, &KeyRole::Coldkey)?,
+                (None, None) => bail!("give --name or --address"),
+            };
+            let v = RpcClient::new(&rpc.rpc_url).call("account_info", json!({"address": address})).await?;
+            out.print(&v, || format!("{}  free {}  nonce {}", address, tao(&v["free"]), v["nonce"]));
+        }
+        WalletCmd::Transfer { name, dest, amount, tip, no_wait, timeout, opts, rpc } => {
+            transfer(&name, &dest, &amount, &tip, no_wait, timeout, &opts, &rpc, out).await?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn transfer(
+    name: &str,
+    dest: &str,
+    amount: &str,
+    tip: &str,
+    no_wait: bool,
+    timeout: u64,
+    opts: &WalletOpts,
+    rpc: &RpcOpts,
+    out: Out,
+) -> anyhow::Result<()> {
+    let dest: AccountId = dest.parse().with_context(|| format!("--dest {dest:?}"))?;
+    let amount = parse_tao(amount)?;
+    let tip = parse_tao(tip)?;
+    let dir = opts.dir()?;
+    let key = dir.load(name, &KeyRole::Coldkey, &opts.password(false)?)?;
+    let client = RpcClient::new(&rpc.rpc_url);
+    let info = client.call("chain_info", Value::Null).await?;
+    let chain_id = info["chain_id"].as_u64().context("node sent no chain_id")?;
+    let acct = client.call("account_info", json!({"address": key.account()})).await?;
+    let nonce = acct["nonce"].as_u64().context("node sent no nonce")?;
+    let stx = Transaction { chain_id, signer: key.account(), nonce, call: Call::Transfer { dest, amount }, tip }.sign(&key);
+    let bytes = stx.encode();
+    let fee = info["base_fee_rao"].as_u64().unwrap_or(0) + info["per_byte_fee_rao"].as_u64().unwrap_or(0) * bytes.len() as u64;
+    out.progress(&format!(
+        "sending {} TAO from {} to {} (fee {} TAO, nonce {nonce})",
+        agora_core::format_tao(amount),
+        key.account(),
+        dest,
+        agora_core::format_tao(fee)
+    ));
+    let submitted = client.call("tx_submit", json!({"tx": format!("0x{}", hex::encode(&bytes))})).await;
+    let hash = match submitted {
+        Ok(v) => v["hash"].as_str().unwrap_or_default().to_string(),
+        Err(e) => {
+            if let Some(r) = e.downcast_ref::<RemoteError>() {
+                let kind = r.data.as_ref().and_then(|d| d["kind"].as_str()).unwrap_or("rejected");
+                bail!("transfer refused ({kind}): {}", r.message.trim_start_matches("transaction rejected: "));
+            }
+            return Err(e);
+        }
+    };
+    if no_wait {
+        let v = json!({"hash": hash, "status": "pending", "fee": fee});
+        out.print(&v, || format!("submitted {hash}"));
+        return Ok(());
+    }
+    out.progress(&format!("submitted {hash}, waiting for finalization..."));
+    let v = client.wait_for_tx(&hash, Duration::from_secs(timeout)).await?;
+    if v["status"] == "dropped" {
+        bail!("transfer {hash} was dropped: {}", s(&v["reason"]));
+    }
+    let result = json!({
+        "hash": hash, "status": "finalized", "block_height": v["block_height"], "block_hash": v["block_hash"],
+        "from": key.account(), "dest": dest, "amount": amount, "fee": fee, "tip": tip, "nonce": nonce,
+    });
+    out.print(&result, || format!("finalized in block {} ({})", v["block_height"], s(&v["block_hash"])));
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}

@@ -1,0 +1,30 @@
+//! `agora-node`: the actors around `agora-core`, the JSON-RPC/WebSocket API and the
+//! `agora` command line.
+//!
+//! ```text
+//!  RPC (actix-web) ──tx_submit──> mempool actor ──take──> producer (dev) ──Produce──> chain actor
+//!        ^                                                                    │ (own thread)
+//!        └────────────── chain_subscribeHeads <── broadcast of new heads <────┘──> RocksDB
+//! ```
+
+pub mod actors;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod node;
+pub mod rpc;
+pub mod wallet;
+
+/// Failures inside the node. Everything here is "internal": user mistakes are
+/// `TxError`/`SubmitError` values and RPC errors, never a `NodeError`.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("storage: {0}")]
+    Storage(#[from] agora_storage::StorageError),
+    #[error("state: {0}")]
+    State(#[from] agora_core::state::StateError),
+    #[error("the {0} actor has stopped")]
+    Stopped(&'static str),
+    #[error("internal: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,168 @@
+//! JSON-RPC 2.0 method dispatch, shared by HTTP and WebSocket. Methods are named
+//! `area_verb`; see docs/rpc.md.
+
+use agora_core::{AccountId, Hash};
+use serde_json::{json, Value};
+
+use super::views::*;
+use super::AppState;
+use crate::actors::chain::BlockRef;
+use crate::actors::mempool::PoolStatus;
+use crate::NodeError;
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// The transaction was refused; `data.kind` names the rule, `data.reason` explains.
+pub const TX_REJECTED: i64 = -32010;
+/// The block or transaction asked for is not known.
+pub const NOT_FOUND: i64 = -32004;
+
+#[derive(Debug)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into(), data: None }
+    }
+
+    pub fn params(message: impl Into<String>) -> Self {
+        Self::new(INVALID_PARAMS, message)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut e = json!({"code": self.code, "message": self.message});
+        if let Some(d) = &self.data {
+            e["data"] = d.clone();
+        }
+        e
+    }
+}
+
+impl From<NodeError> for RpcError {
+    fn from(e: NodeError) -> Self {
+        RpcError::new(INTERNAL_ERROR, e.to_string())
+    }
+}
+
+/// Parameter `name` from an object, or position `index` from an array.
+fn param<'a>(params: &'a Value, name: &str, index: usize) -> Option<&'a Value> {
+    match params {
+        Value::Object(m) => m.get(name),
+        Value::Array(a) => a.get(index),
+        _ => None,
+    }
+}
+
+fn str_param<'a>(params: &'a Value, name: &str, index: usize) -> Result<&'a str, RpcError> {
+    param(params, name, index)
+        .ok_or_else(|| RpcError::params(format!("missing parameter `{name}`")))?
+        .as_str()
+        .ok_or_else(|| RpcError::params(format!("parameter `{name}` must be a string")))
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
+}
+
+pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<Value, RpcError> {
+    match method {
+        "chain_info" => to_value(ChainInfoView::of(&state.params, state.genesis_hash)),
+        "chain_head" => to_value(state.chain.head().await?),
+        "chain_supply" => to_value(SupplyView::of(&state.chain.supply().await?)),
+        "account_info" => {
+            let address: AccountId = str_param(params, "address", 0)?
+                .parse()
+                .map_err(|e| RpcError::params(format!("`address`: {e}")))?;
+            let a = state.chain.account(address).await?;
+            to_value(AccountView { address, free: a.free, nonce: a.nonce })
+        }
+        "chain_block" => {
+            let at = match (param(params, "height", 0), param(params, "hash", 0)) {
+                (Some(Value::Number(n)), _) => BlockRef::Height(
+                    n.as_u64().ok_or_else(|| RpcError::params("`height` must be a non-negative integer"))?,
+                ),
+                (_, Some(Value::String(s))) => BlockRef::Hash(
+                    s.parse::<Hash>().map_err(|e| RpcError::params(format!("`hash`: {e}")))?,
+                ),
+                (None, None) if params.is_null() => BlockRef::Head,
+                _ => return Err(RpcError::params("give `height` (integer) or `hash` (0x-hex string)")),
+            };
+            match state.chain.block(at).await? {
+                Some(info) => to_value(BlockView::of(&info.block, info.cert)),
+                None => Err(RpcError::new(NOT_FOUND, "no such block")),
+            }
+        }
+        "chain_tx" => {
+            let hash: Hash = str_param(params, "hash", 0)?
+                .parse()
+                .map_err(|e| RpcError::params(format!("`hash`: {e}")))?;
+            if let Some(info) = state.chain.tx(hash).await? {
+                return Ok(json!({
+                    "hash": hash,
+                    "status": "finalized",
+                    "block_height": info.header.height,
+                    "block_hash": info.header.hash(),
+                    "index": info.index,
+                    "tx": TxView::of(&info.tx),
+                }));
+            }
+            match state.mempool.status(hash).await? {
+                Some(PoolStatus::Pending) => Ok(json!({"hash": hash, "status": "pending"})),
+                Some(PoolStatus::Dropped { kind, reason }) => {
+                    Ok(json!({"hash": hash, "status": "dropped", "kind": kind, "reason": reason}))
+                }
+                None => Err(RpcError::new(NOT_FOUND, "unknown transaction: not in a block, not pending, not recently dropped")),
+            }
+        }
+        "tx_submit" => {
+            let text = str_param(params, "tx", 0)?;
+            let digits = text.strip_prefix("0x").unwrap_or(text);
+            let bytes = hex::decode(digits).map_err(|_| RpcError::params("`tx` must be 0x-prefixed hex of the encoded transaction"))?;
+            match state.mempool.submit(bytes).await? {
+                Ok(hash) => Ok(json!({"hash": hash})),
+                Err(e) => Err(RpcError {
+                    code: TX_REJECTED,
+                    message: format!("transaction rejected: {e}"),
+                    data: Some(json!({"kind": e.kind(), "reason": e.to_string()})),
+                }),
+            }
+        }
+        "chain_subscribeHeads" | "chain_unsubscribeHeads" => {
+            Err(RpcError::new(METHOD_NOT_FOUND, format!("{method} is only available over WebSocket (ws://.../ws)")))
+        }
+        _ => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method `{method}`"))),
+    }
+}
+
+/// A validated request: (id, method, params). Errors carry the id when it was readable.
+pub fn parse_request(v: &Value) -> Result<(Value, String, Value), (Value, RpcError)> {
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    let Some(obj) = v.as_object() else {
+        return Err((Value::Null, RpcError::new(INVALID_REQUEST, "a request must be a JSON object")));
+    };
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err((id, RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\"")));
+    }
+    let Some(method) = obj.get("method").and_then(Value::as_str) else {
+        return Err((id, RpcError::new(INVALID_REQUEST, "`method` must be a string")));
+    };
+    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    if !(params.is_null() || params.is_object() || params.is_array()) {
+        return Err((id, RpcError::new(INVALID_REQUEST, "`params` must be an object or an array")));
+    }
+    Ok((id, method.to_string(), params))
+}
+
+pub fn response(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
+    }
+}

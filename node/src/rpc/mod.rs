@@ -1,0 +1,172 @@
+//! JSON-RPC 2.0 over HTTP (`POST /`) and WebSocket (`GET /ws`), on actix-web.
+//! WebSocket adds `chain_subscribeHeads` / `chain_unsubscribeHeads`.
+
+pub mod methods;
+pub mod views;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use agora_core::genesis::ChainParams;
+use agora_core::Hash;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::actors::chain::{ChainHandle, HeadInfo};
+use crate::actors::mempool::MempoolHandle;
+use methods::{dispatch, parse_request, response, RpcError, INVALID_REQUEST, PARSE_ERROR};
+
+/// Largest accepted request body or WebSocket message.
+pub const RPC_MAX_BODY: usize = 1024 * 1024;
+/// Most requests in one JSON-RPC batch.
+pub const RPC_MAX_BATCH: usize = 100;
+/// Most head subscriptions per WebSocket connection. Overflow policy: refused.
+pub const WS_MAX_SUBSCRIPTIONS: usize = 16;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub chain: ChainHandle,
+    pub mempool: MempoolHandle,
+    pub params: ChainParams,
+    pub genesis_hash: Hash,
+    pub heads: broadcast::Sender<HeadInfo>,
+}
+
+async fn handle_value(state: &AppState, v: &Value) -> Value {
+    match parse_request(v) {
+        Ok((id, method, params)) => response(id, dispatch(state, &method, &params).await),
+        Err((id, e)) => response(id, Err(e)),
+    }
+}
+
+/// One HTTP body: a request or a batch.
+async fn handle_body(state: &AppState, body: &[u8]) -> Value {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return response(Value::Null, Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}")))),
+    };
+    match v {
+        Value::Array(items) if items.is_empty() => response(Value::Null, Err(RpcError::new(INVALID_REQUEST, "empty batch"))),
+        Value::Array(items) if items.len() > RPC_MAX_BATCH => response(
+            Value::Null,
+            Err(RpcError::new(INVALID_REQUEST, format!("batch of {} requests, the limit is {RPC_MAX_BATCH}", items.len()))),
+        ),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in &items {
+                out.push(handle_value(state, item).await);
+            }
+            Value::Array(out)
+        }
+        single => handle_value(state, &single).await,
+    }
+}
+
+async fn http_rpc(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().json(handle_body(&state, &body).await)
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.chain.head().await {
+        Ok(h) => HttpResponse::Ok().json(json!({"ok": true, "height": h.height})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"ok": false, "error": e.to_string()})),
+    }
+}
+
+async fn ws_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
+    let (resp, session, stream) = actix_ws::handle(&req, body)?;
+    let mut stream = stream.max_frame_size(RPC_MAX_BODY);
+    let state = state.get_ref().clone();
+    actix_rt::spawn(async move {
+        let mut session = session;
+        let mut subs: HashMap<u64, actix_rt::task::JoinHandle<()>> = HashMap::new();
+        let mut next_sub: u64 = 1;
+        while let Some(Ok(msg)) = stream.next().await {
+            let text = match msg {
+                actix_ws::Message::Text(t) => t.to_string(),
+                actix_ws::Message::Ping(p) => {
+                    if session.pong(&p).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                actix_ws::Message::Close(_) => break,
+                _ => continue,
+            };
+            let reply = match serde_json::from_str::<Value>(&text) {
+                Err(e) => response(Value::Null, Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}")))),
+                Ok(v) => match parse_request(&v) {
+                    Err((id, e)) => response(id, Err(e)),
+                    Ok((id, method, _)) if method == "chain_subscribeHeads" => {
+                        if subs.len() >= WS_MAX_SUBSCRIPTIONS {
+                            response(id, Err(RpcError::new(INVALID_REQUEST, format!("at most {WS_MAX_SUBSCRIPTIONS} subscriptions per connection"))))
+                        } else {
+                            let sub = next_sub;
+                            next_sub += 1;
+                            subs.insert(sub, spawn_head_forwarder(sub, state.heads.subscribe(), session.clone()));
+                            response(id, Ok(json!(sub)))
+                        }
+                    }
+                    Ok((id, method, params)) if method == "chain_unsubscribeHeads" => {
+                        let sub = params.get(0).or_else(|| params.get("subscription")).and_then(Value::as_u64);
+                        match sub.and_then(|s| subs.remove(&s)) {
+                            Some(task) => {
+                                task.abort();
+                                response(id, Ok(json!(true)))
+                            }
+                            None => response(id, Err(RpcError::params("unknown subscription id"))),
+                        }
+                    }
+                    Ok((id, method, params)) => response(id, dispatch(&state, &method, &params).await),
+                },
+            };
+            if session.text(reply.to_string()).await.is_err() {
+                break;
+            }
+        }
+        for (_, task) in subs {
+            task.abort();
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(resp)
+}
+
+fn spawn_head_forwarder(
+    sub: u64,
+    mut heads: broadcast::Receiver<HeadInfo>,
+    mut session: actix_ws::Session,
+) -> actix_rt::task::JoinHandle<()> {
+    actix_rt::spawn(async move {
+        loop {
+            let head = match heads.recv().await {
+                Ok(h) => h,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            let note = json!({"jsonrpc": "2.0", "method": "chain_head", "params": {"subscription": sub, "result": head}});
+            if session.text(note.to_string()).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Bind the RPC server; returns the running server and the address actually bound.
+pub fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::PayloadConfig::new(RPC_MAX_BODY))
+            .route("/", web::post().to(http_rpc))
+            .route("/health", web::get().to(health))
+            .route("/ws", web::get().to(ws_rpc))
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(addr)?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    Ok((server.run(), bound))
+}
