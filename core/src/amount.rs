@@ -84,13 +84,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_amounts_with_reasons() {
-        assert!(matches!(parse_tao("1.0000000001"), Err(AmountError::TooPrecise(_))));
+        assert!(matches!(
+            parse_tao("1.0000000001"),
+            Err(AmountError::TooPrecise(_))
+        ));
         assert!(matches!(parse_tao("-1"), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse_tao("1e9"), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse_tao(""), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse_tao("."), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_tao("21000000.000000001"), Err(AmountError::TooLarge(_))));
-        assert!(matches!(parse_tao("99999999999999999999"), Err(AmountError::TooLarge(_))));
+        assert!(matches!(
+            parse_tao("21000000.000000001"),
+            Err(AmountError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_tao("99999999999999999999"),
+            Err(AmountError::TooLarge(_))
+        ));
     }
 
     proptest! {

@@ -53,7 +53,11 @@ impl FinalityCert {
     pub fn signing_payload(chain_id: u64, height: u64, block_hash: &Hash) -> Hash {
         hash_with_domain(
             FINALIZE_DOMAIN,
-            &[&chain_id.to_le_bytes(), &height.to_le_bytes(), &block_hash.0],
+            &[
+                &chain_id.to_le_bytes(),
+                &height.to_le_bytes(),
+                &block_hash.0,
+            ],
         )
     }
 
@@ -126,13 +130,17 @@ mod tests {
 
     #[test]
     fn certificates_need_a_supermajority_of_distinct_valid_votes() {
-        let keys: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| Keypair::dev(n)).collect();
+        let keys: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| Keypair::dev(n))
+            .collect();
         let auths: Vec<_> = keys.iter().map(Keypair::account).collect();
         let h = Hash([9; 32]);
         let mut cert = FinalityCert::sign_single(1, 5, h, &keys[0]);
         assert!(!cert.verify(1, &auths));
         for k in &keys[1..3] {
-            cert.votes.extend(FinalityCert::sign_single(1, 5, h, k).votes);
+            cert.votes
+                .extend(FinalityCert::sign_single(1, 5, h, k).votes);
         }
         assert!(cert.verify(1, &auths));
         assert!(!cert.verify(2, &auths), "other chain");

@@ -7,7 +7,7 @@
 //! prefix that would allocate beyond it) and rejects trailing bytes, so every value has
 //! exactly one encoding.
 
-use bincode::config::{self, Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use bincode::{Decode, Encode};
 
 /// Largest accepted encoded transaction, in bytes.
@@ -45,12 +45,20 @@ pub enum CodecError {
 /// the value exceeds the limit `N`, which is an internal error for values we built ourselves.
 pub fn encode<T: Encode, const N: usize>(value: &T) -> Vec<u8> {
     // An unlimited config is used for encoding: limits protect decoders, not encoders.
-    bincode::encode_to_vec(value, config::standard().with_little_endian().with_fixed_int_encoding())
-        .unwrap_or_default()
+    bincode::encode_to_vec(
+        value,
+        config::standard()
+            .with_little_endian()
+            .with_fixed_int_encoding(),
+    )
+    .unwrap_or_default()
 }
 
 /// Decode untrusted bytes of at most `N` bytes as exactly one `T`.
-pub fn decode<T: Decode<()>, const N: usize>(bytes: &[u8], what: &'static str) -> Result<T, CodecError> {
+pub fn decode<T: Decode<()>, const N: usize>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, CodecError> {
     if bytes.len() > N {
         return Err(CodecError::TooLarge {
             what,
@@ -58,12 +66,11 @@ pub fn decode<T: Decode<()>, const N: usize>(bytes: &[u8], what: &'static str) -
             max: N,
         });
     }
-    let (value, used) = bincode::decode_from_slice(bytes, config::<N>()).map_err(|e| {
-        CodecError::Malformed {
+    let (value, used) =
+        bincode::decode_from_slice(bytes, config::<N>()).map_err(|e| CodecError::Malformed {
             what,
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes {
             what,
@@ -96,7 +103,11 @@ mod tests {
 
     #[test]
     fn layout_is_fixed_width_little_endian() {
-        let bytes = encode_value(&Sample { a: 1, b: vec![7, 8], c: Some(3) });
+        let bytes = encode_value(&Sample {
+            a: 1,
+            b: vec![7, 8],
+            c: Some(3),
+        });
         assert_eq!(
             bytes,
             vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 8, 1, 3, 0]
@@ -105,7 +116,11 @@ mod tests {
 
     #[test]
     fn trailing_bytes_oversize_and_huge_length_prefixes_are_refused() {
-        let mut bytes = encode_value(&Sample { a: 1, b: vec![], c: None });
+        let mut bytes = encode_value(&Sample {
+            a: 1,
+            b: vec![],
+            c: None,
+        });
         bytes.push(0);
         assert!(matches!(
             decode_value::<Sample>(&bytes, "sample"),

@@ -76,7 +76,9 @@ pub struct AccountId(pub [u8; 32]);
 /// Why an address or hash string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
-    #[error("not a valid address: expected an SS58 address (prefix 42) or 0x followed by 64 hex digits")]
+    #[error(
+        "not a valid address: expected an SS58 address (prefix 42) or 0x followed by 64 hex digits"
+    )]
     Malformed,
     #[error("SS58 checksum mismatch: the address is mistyped")]
     BadChecksum,
@@ -99,8 +101,10 @@ fn ss58_checksum(body: &[u8]) -> [u8; 2] {
     let mut h = Blake2b512::new();
     h.update(SS58_CHECKSUM_PREIMAGE);
     h.update(body);
-    let out = h.finalize();
-    [out[0], out[1]]
+    match h.finalize().as_slice() {
+        [a, b, ..] => [*a, *b],
+        _ => [0, 0], // blake2b-512 always yields 64 bytes
+    }
 }
 
 impl AccountId {
@@ -119,7 +123,9 @@ impl AccountId {
     }
 
     fn from_ss58(s: &str) -> Result<Self, AddressError> {
-        let raw = bs58::decode(s).into_vec().map_err(|_| AddressError::Malformed)?;
+        let raw = bs58::decode(s)
+            .into_vec()
+            .map_err(|_| AddressError::Malformed)?;
         // Simple (one-byte) prefixes only: 32-byte key, 2-byte checksum.
         let [prefix, rest @ ..] = raw.as_slice() else {
             return Err(AddressError::Malformed);
@@ -131,7 +137,7 @@ impl AccountId {
             return Err(AddressError::Malformed);
         }
         let (key, checksum) = rest.split_at(32);
-        if ss58_checksum(&raw[..33]) != checksum {
+        if ss58_checksum(raw.get(..33).ok_or(AddressError::Malformed)?) != checksum {
             return Err(AddressError::BadChecksum);
         }
         if *prefix != SS58_PREFIX {
@@ -268,7 +274,10 @@ mod tests {
         let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d")
             .unwrap();
         let id = AccountId(alice.try_into().unwrap());
-        assert_eq!(id.to_ss58(), "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+        assert_eq!(
+            id.to_ss58(),
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        );
         assert_eq!(id.to_ss58().parse::<AccountId>().unwrap(), id);
         assert_eq!(id.to_hex().parse::<AccountId>().unwrap(), id);
     }
@@ -288,7 +297,10 @@ mod tests {
         let cs = ss58_checksum(&body);
         body.extend_from_slice(&cs);
         let polkadot = bs58::encode(body).into_string();
-        assert_eq!(polkadot.parse::<AccountId>(), Err(AddressError::WrongPrefix(0)));
+        assert_eq!(
+            polkadot.parse::<AccountId>(),
+            Err(AddressError::WrongPrefix(0))
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@ use crate::block::{Block, Header};
 use crate::crypto::{AccountId, Hash, Keypair};
 use crate::state::{self, Account, Changes, EmptyState, LtHash, Overlay, StateError, Supply};
 
-
 /// Smallest and largest accepted block time.
 pub const MIN_BLOCK_TIME_MS: u64 = 100;
 pub const MAX_BLOCK_TIME_MS: u64 = 600_000;
@@ -72,8 +71,9 @@ pub enum GenesisError {
     BlockTime(u64),
 }
 
-/// The parameters execution needs, taken from genesis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The parameters execution needs, taken from genesis. They are stored in state (key
+/// [`state::keys::PARAMS`]), so the genesis hash and every state root commit to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, bincode::Encode, bincode::Decode)]
 pub struct ChainParams {
     pub chain_id: u64,
     pub block_time_ms: u64,
@@ -197,6 +197,10 @@ impl Genesis {
             supply.free = supply.free.saturating_add(b.balance_rao);
         }
         state::put_supply(&mut overlay, &supply);
+        overlay.put(
+            state::keys::PARAMS.to_vec(),
+            crate::codec::encode_value(&self.params()),
+        );
         let changes = overlay.into_changes();
         let mut lthash = LtHash::default();
         lthash.apply(&EmptyState, &changes)?;
@@ -222,7 +226,6 @@ impl Genesis {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +241,20 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_changes_the_genesis_hash() {
+        let base = Genesis::dev().build().unwrap().block.hash();
+        let mut g = Genesis::dev();
+        g.block_time_ms = 250;
+        assert_ne!(g.build().unwrap().block.hash(), base);
+        let mut g = Genesis::dev();
+        g.per_byte_fee_rao += 1;
+        assert_ne!(g.build().unwrap().block.hash(), base);
+        let mut g = Genesis::dev();
+        g.admin = None;
+        assert_ne!(g.build().unwrap().block.hash(), base);
+    }
+
+    #[test]
     fn toml_and_json_parse_and_bad_files_are_explained() {
         let alice = Keypair::dev("alice").account();
         let toml = format!(
@@ -250,9 +267,15 @@ mod tests {
         assert_eq!(Genesis::parse(&json, "g.json").unwrap(), g);
 
         let unknown = format!("{toml}color = 1\n");
-        assert!(matches!(Genesis::parse(&unknown, "g.toml"), Err(GenesisError::Parse { .. })));
+        assert!(matches!(
+            Genesis::parse(&unknown, "g.toml"),
+            Err(GenesisError::Parse { .. })
+        ));
         let no_auth = "chain_id = 5\nblock_time_ms = 250\nauthorities = []\n";
-        assert_eq!(Genesis::parse(no_auth, "g"), Err(GenesisError::NoAuthorities));
+        assert_eq!(
+            Genesis::parse(no_auth, "g"),
+            Err(GenesisError::NoAuthorities)
+        );
         let fast = format!("chain_id = 5\nblock_time_ms = 1\nauthorities = [\"{alice}\"]\n");
         assert_eq!(Genesis::parse(&fast, "g"), Err(GenesisError::BlockTime(1)));
         let mut rich = Genesis::dev();

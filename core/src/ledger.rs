@@ -128,7 +128,11 @@ pub fn check_stateless(
 }
 
 /// What a transaction costs its signer in total, and the fee part.
-pub fn total_cost(params: &ChainParams, stx: &SignedTransaction, encoded_len: usize) -> Result<(u64, u64), TxError> {
+pub fn total_cost(
+    params: &ChainParams,
+    stx: &SignedTransaction,
+    encoded_len: usize,
+) -> Result<(u64, u64), TxError> {
     let fee = params.fee(encoded_len);
     let spend = match &stx.tx.call {
         Call::Transfer { amount, .. } => *amount,
@@ -204,7 +208,10 @@ fn apply_tx_inner(
 
 fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(), TxError> {
     let mut acc = state::account(overlay, who)?;
-    acc.free = acc.free.checked_add(amount).ok_or(TxError::BalanceOverflow)?;
+    acc.free = acc
+        .free
+        .checked_add(amount)
+        .ok_or(TxError::BalanceOverflow)?;
     state::put_account(overlay, who, &acc);
     Ok(())
 }
@@ -307,7 +314,9 @@ pub fn build_block(
         height: parent.height.saturating_add(1),
         parent: parent.hash(),
         view: proposal.view,
-        timestamp_ms: proposal.timestamp_ms.max(parent.timestamp_ms.saturating_add(1)),
+        timestamp_ms: proposal
+            .timestamp_ms
+            .max(parent.timestamp_ms.saturating_add(1)),
         proposer: proposal.proposer,
         tx_root: tx_root(&included),
         state_root: lthash.root(),

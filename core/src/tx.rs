@@ -45,7 +45,10 @@ pub struct Transaction {
 impl Transaction {
     /// `blake3("agora/tx/v1" || encode(self))`: the 32 bytes the signer signs.
     pub fn signing_payload(&self) -> Hash {
-        hash_with_domain(TX_SIGNING_DOMAIN, &[&codec::encode::<_, MAX_TX_BYTES>(self)])
+        hash_with_domain(
+            TX_SIGNING_DOMAIN,
+            &[&codec::encode::<_, MAX_TX_BYTES>(self)],
+        )
     }
 
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
@@ -77,7 +80,10 @@ impl SignedTransaction {
         if stx.version != TX_VERSION {
             return Err(CodecError::Malformed {
                 what: "transaction",
-                reason: format!("unknown version {}, this node speaks {TX_VERSION}", stx.version),
+                reason: format!(
+                    "unknown version {}, this node speaks {TX_VERSION}",
+                    stx.version
+                ),
             });
         }
         Ok(stx)

@@ -43,10 +43,15 @@ struct Setup {
 
 fn setup(args: &BenchArgs) -> Setup {
     let keys: Vec<Keypair> = (0..args.accounts)
-        .map(|i| Keypair::from_seed(&hash_with_domain(b"agora/bench", &[&(i as u64).to_le_bytes()]).0))
+        .map(|i| {
+            Keypair::from_seed(&hash_with_domain(b"agora/bench", &[&(i as u64).to_le_bytes()]).0)
+        })
         .collect();
     let mut genesis = Genesis::dev();
-    genesis.balances.extend(keys.iter().map(|k| GenesisBalance { address: k.account(), balance_rao: 1_000 * RAO_PER_TAO }));
+    genesis.balances.extend(keys.iter().map(|k| GenesisBalance {
+        address: k.account(),
+        balance_rao: 1_000 * RAO_PER_TAO,
+    }));
     let mut nonces = vec![0u64; keys.len()];
     let txs = (0..args.txs)
         .map(|i| {
@@ -58,7 +63,10 @@ fn setup(args: &BenchArgs) -> Setup {
                 chain_id: genesis.chain_id,
                 signer: keys[from].account(),
                 nonce,
-                call: Call::Transfer { dest: keys[to].account(), amount: 1_000 },
+                call: Call::Transfer {
+                    dest: keys[to].account(),
+                    amount: 1_000,
+                },
                 tip: 0,
             }
             .sign(&keys[from])
@@ -81,7 +89,14 @@ fn run_ledger<S: KvStore>(kv: Arc<S>, setup: &Setup, block_size: usize) -> anyho
             view: 0,
             parent_cert: chain.cert(head.height)?,
         };
-        let built = build_block(&chain, &chain.lthash()?, &params, &head, proposal, chunk.to_vec())?;
+        let built = build_block(
+            &chain,
+            &chain.lthash()?,
+            &params,
+            &head,
+            proposal,
+            chunk.to_vec(),
+        )?;
         if let Some((hash, e)) = built.rejected.first() {
             bail!("benchmark transaction {hash} rejected: {e}");
         }
@@ -96,10 +111,19 @@ pub fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
     if args.txs == 0 || args.accounts < 2 {
         bail!("need --txs > 0 and --accounts >= 2");
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    out.progress(&format!("signing {} transfers from {} accounts...", args.txs, args.accounts));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    out.progress(&format!(
+        "signing {} transfers from {} accounts...",
+        args.txs, args.accounts
+    ));
     let setup = setup(&args);
-    let items: Vec<_> = setup.txs.iter().map(|t| (t.tx.signer, t.tx.signing_payload(), t.signature)).collect();
+    let items: Vec<_> = setup
+        .txs
+        .iter()
+        .map(|t| (t.tx.signer, t.tx.signing_payload(), t.signature))
+        .collect();
 
     out.progress("raw ed25519 verification...");
     let single_n = items.len().min(20_000);
@@ -118,7 +142,10 @@ pub fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
 
     out.progress("ledger on RocksDB...");
     let tmp = tempfile::tempdir().context("creating temp dir")?;
-    let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("bench-db"));
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("bench-db"));
     let rocks_per_s = run_ledger(Arc::new(RocksStore::open(&dir)?), &setup, args.block_size)?;
     out.progress("ledger in memory...");
     let mem_per_s = run_ledger(Arc::new(MemStore::new()), &setup, args.block_size)?;

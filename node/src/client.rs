@@ -21,8 +21,13 @@ pub struct RpcClient {
 
 impl RpcClient {
     pub fn new(url: &str) -> Self {
-        let http = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        RpcClient { url: url.trim_end_matches('/').to_string(), http }
+        let http = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        RpcClient {
+            url: url.trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     pub async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
@@ -41,12 +46,18 @@ impl RpcClient {
         if let Some(err) = body.get("error") {
             return Err(RemoteError {
                 code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: err.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string(),
                 data: err.get("data").cloned(),
             }
             .into());
         }
-        body.get("result").cloned().ok_or_else(|| anyhow!("node answered without a result"))
+        body.get("result")
+            .cloned()
+            .ok_or_else(|| anyhow!("node answered without a result"))
     }
 
     /// Poll `chain_tx` until the transaction is finalized or dropped, or `timeout` passes.
@@ -56,7 +67,9 @@ impl RpcClient {
             match self.call("chain_tx", json!({"hash": hash})).await {
                 Ok(v) if v["status"] == "finalized" || v["status"] == "dropped" => return Ok(v),
                 Ok(_) => {}
-                Err(e) if e.downcast_ref::<RemoteError>().is_some_and(|r| r.code == -32004) => {}
+                Err(e)
+                    if e.downcast_ref::<RemoteError>()
+                        .is_some_and(|r| r.code == -32004) => {}
                 Err(e) => return Err(e),
             }
             if start.elapsed() > timeout {

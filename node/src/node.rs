@@ -38,7 +38,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
     let chain = {
         let (params, heads) = (params.clone(), heads.clone());
-        ChainHandle::new(SyncArbiter::start(1, move || ChainActor::new(store.clone(), params.clone(), heads.clone())))
+        ChainHandle::new(SyncArbiter::start(1, move || {
+            ChainActor::new(store.clone(), params.clone(), heads.clone())
+        }))
     };
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
@@ -52,14 +54,33 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 key.account()
             );
         }
-        producer = Some(ProducerActor::new(chain.clone(), mempool.clone(), key, params.block_time_ms, fatal_tx).start());
-        info!(block_time_ms = params.block_time_ms, "dev mode: producing and finalizing blocks alone");
+        producer = Some(
+            ProducerActor::new(
+                chain.clone(),
+                mempool.clone(),
+                key,
+                params.block_time_ms,
+                fatal_tx,
+            )
+            .start(),
+        );
+        info!(
+            block_time_ms = params.block_time_ms,
+            "dev mode: producing and finalizing blocks alone"
+        );
     } else {
         warn!("not in --dev mode: serving the stored chain read-only (networked consensus arrives with the p2p issue)");
     }
 
-    let state = AppState { chain: chain.clone(), mempool, params, genesis_hash, heads };
-    let (server, bound) = rpc::serve(state, cfg.rpc_addr).with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;
+    let state = AppState {
+        chain: chain.clone(),
+        mempool,
+        params,
+        genesis_hash,
+        heads,
+    };
+    let (server, bound) = rpc::serve(state, cfg.rpc_addr)
+        .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;
     info!(rpc = %format!("http://{bound}"), ws = %format!("ws://{bound}/ws"), "JSON-RPC listening");
     let server_handle = server.handle();
     let mut server_task = actix_rt::spawn(server);

@@ -27,7 +27,9 @@ pub struct ChainStore<S: KvStore> {
 
 impl<S: KvStore> Clone for ChainStore<S> {
     fn clone(&self) -> Self {
-        ChainStore { kv: self.kv.clone() }
+        ChainStore {
+            kv: self.kv.clone(),
+        }
     }
 }
 
@@ -48,21 +50,39 @@ impl<S: KvStore> ChainStore<S> {
         let genesis_hash = built.block.hash();
         match store.kv.get(Table::Meta, meta::SCHEMA_VERSION)? {
             Some(v) => {
-                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| StorageError::Corrupt("schema version"))?);
+                let found = u32::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt("schema version"))?,
+                );
                 if found != SCHEMA_VERSION {
-                    return Err(StorageError::SchemaVersion { found, expected: SCHEMA_VERSION });
+                    return Err(StorageError::SchemaVersion {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
                 }
-                let stored = store.kv.get(Table::Meta, meta::GENESIS_HASH)?.ok_or(StorageError::Corrupt("genesis hash"))?;
+                let stored = store
+                    .kv
+                    .get(Table::Meta, meta::GENESIS_HASH)?
+                    .ok_or(StorageError::Corrupt("genesis hash"))?;
                 if stored != genesis_hash.0 {
                     return Err(StorageError::GenesisMismatch {
-                        stored: Hash(stored.try_into().map_err(|_| StorageError::Corrupt("genesis hash"))?),
+                        stored: Hash(
+                            stored
+                                .try_into()
+                                .map_err(|_| StorageError::Corrupt("genesis hash"))?,
+                        ),
                         given: genesis_hash,
                     });
                 }
             }
             None => {
                 let mut batch = WriteBatch::default();
-                batch.put(Table::Meta, meta::SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes());
+                batch.put(
+                    Table::Meta,
+                    meta::SCHEMA_VERSION,
+                    SCHEMA_VERSION.to_be_bytes(),
+                );
                 batch.put(Table::Meta, meta::GENESIS_HASH, genesis_hash.0);
                 store.stage_block(&mut batch, &built.block, &built.changes, &built.lthash);
                 store.kv.write(batch)?;
@@ -97,26 +117,43 @@ impl<S: KvStore> ChainStore<S> {
     }
 
     /// Commit an executed, finalized block and its certificate in one atomic write.
-    pub fn commit(&self, executed: &ExecutedBlock, cert: &FinalityCert) -> Result<(), StorageError> {
+    pub fn commit(
+        &self,
+        executed: &ExecutedBlock,
+        cert: &FinalityCert,
+    ) -> Result<(), StorageError> {
         let head = self.head_height()?;
         let height = executed.block.header.height;
         if height != head.saturating_add(1) {
             return Err(StorageError::NotNext { head, got: height });
         }
         let mut batch = WriteBatch::default();
-        self.stage_block(&mut batch, &executed.block, &executed.changes, &executed.lthash);
-        batch.put(Table::Certs, tables::height_key(height), codec::encode::<_, MAX_BLOCK_BYTES>(cert));
+        self.stage_block(
+            &mut batch,
+            &executed.block,
+            &executed.changes,
+            &executed.lthash,
+        );
+        batch.put(
+            Table::Certs,
+            tables::height_key(height),
+            codec::encode::<_, MAX_BLOCK_BYTES>(cert),
+        );
         self.kv.write(batch)
     }
 
     pub fn head_height(&self) -> Result<u64, StorageError> {
-        let v = self.kv.get(Table::Meta, meta::HEAD)?.ok_or(StorageError::Corrupt("head"))?;
+        let v = self
+            .kv
+            .get(Table::Meta, meta::HEAD)?
+            .ok_or(StorageError::Corrupt("head"))?;
         be_u64(&v, "head")
     }
 
     pub fn head(&self) -> Result<Block, StorageError> {
         let h = self.head_height()?;
-        self.block_by_height(h)?.ok_or(StorageError::Corrupt("head block"))
+        self.block_by_height(h)?
+            .ok_or(StorageError::Corrupt("head block"))
     }
 
     pub fn head_header(&self) -> Result<Header, StorageError> {
@@ -124,14 +161,19 @@ impl<S: KvStore> ChainStore<S> {
     }
 
     pub fn lthash(&self) -> Result<LtHash, StorageError> {
-        let v = self.kv.get(Table::Meta, meta::STATE_LTHASH)?.ok_or(StorageError::Corrupt("state accumulator"))?;
+        let v = self
+            .kv
+            .get(Table::Meta, meta::STATE_LTHASH)?
+            .ok_or(StorageError::Corrupt("state accumulator"))?;
         LtHash::from_bytes(&v).ok_or(StorageError::Corrupt("state accumulator"))
     }
 
     pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
         match self.kv.get(Table::Blocks, &tables::height_key(height))? {
             None => Ok(None),
-            Some(bytes) => Block::decode(&bytes).map(Some).map_err(|_| StorageError::Corrupt("block")),
+            Some(bytes) => Block::decode(&bytes)
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt("block")),
         }
     }
 
@@ -163,19 +205,34 @@ impl<S: KvStore> ChainStore<S> {
             None => Ok(None),
             Some(v) => {
                 let height = be_u64(&v, "tx index")?;
-                let index: [u8; 4] = v.get(8..12).and_then(|b| b.try_into().ok()).ok_or(StorageError::Corrupt("tx index"))?;
-                Ok(Some(TxLocation { height, index: u32::from_be_bytes(index) }))
+                let index: [u8; 4] = v
+                    .get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(StorageError::Corrupt("tx index"))?;
+                Ok(Some(TxLocation {
+                    height,
+                    index: u32::from_be_bytes(index),
+                }))
             }
         }
     }
 
     /// A transaction, where it was included, and its block's hash.
-    pub fn tx(&self, hash: &Hash) -> Result<Option<(SignedTransaction, TxLocation, Hash)>, StorageError> {
+    pub fn tx(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<(SignedTransaction, TxLocation, Hash)>, StorageError> {
         let Some(loc) = self.tx_location(hash)? else {
             return Ok(None);
         };
-        let block = self.block_by_height(loc.height)?.ok_or(StorageError::Corrupt("tx block"))?;
-        let tx = block.txs.get(loc.index as usize).cloned().ok_or(StorageError::Corrupt("tx position"))?;
+        let block = self
+            .block_by_height(loc.height)?
+            .ok_or(StorageError::Corrupt("tx block"))?;
+        let tx = block
+            .txs
+            .get(loc.index as usize)
+            .cloned()
+            .ok_or(StorageError::Corrupt("tx position"))?;
         Ok(Some((tx, loc, block.hash())))
     }
 }

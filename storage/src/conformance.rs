@@ -20,9 +20,17 @@ fn kv_basics(kv: &dyn KvStore) {
     b.delete(Table::State, b"gone".to_vec());
     kv.write(b).unwrap();
     assert_eq!(kv.get(Table::State, b"k").unwrap(), Some(b"v1".to_vec()));
-    assert_eq!(kv.get(Table::Blocks, b"k").unwrap(), Some(b"other".to_vec()), "tables are separate");
+    assert_eq!(
+        kv.get(Table::Blocks, b"k").unwrap(),
+        Some(b"other".to_vec()),
+        "tables are separate"
+    );
     assert_eq!(kv.get(Table::Txs, b"k").unwrap(), None);
-    assert_eq!(kv.get(Table::State, b"gone").unwrap(), None, "later op in a batch wins");
+    assert_eq!(
+        kv.get(Table::State, b"gone").unwrap(),
+        None,
+        "later op in a batch wins"
+    );
     let mut b = WriteBatch::default();
     b.delete(Table::State, b"k".to_vec());
     kv.write(b).unwrap();
@@ -30,7 +38,11 @@ fn kv_basics(kv: &dyn KvStore) {
 }
 
 /// Commits `blocks` transfer blocks and returns the head hash and state root.
-fn grow<S: KvStore>(chain: &ChainStore<S>, genesis: &Genesis, blocks: u64) -> (agora_core::Hash, agora_core::Hash) {
+fn grow<S: KvStore>(
+    chain: &ChainStore<S>,
+    genesis: &Genesis,
+    blocks: u64,
+) -> (agora_core::Hash, agora_core::Hash) {
     let params = genesis.params();
     let alice = Keypair::dev("alice");
     let bob = Keypair::dev("bob");
@@ -41,7 +53,10 @@ fn grow<S: KvStore>(chain: &ChainStore<S>, genesis: &Genesis, blocks: u64) -> (a
             chain_id: params.chain_id,
             signer: bob.account(),
             nonce,
-            call: Call::Transfer { dest: Keypair::dev("zed").account(), amount: 1_000 },
+            call: Call::Transfer {
+                dest: Keypair::dev("zed").account(),
+                amount: 1_000,
+            },
             tip: 0,
         }
         .sign(&bob);
@@ -51,7 +66,15 @@ fn grow<S: KvStore>(chain: &ChainStore<S>, genesis: &Genesis, blocks: u64) -> (a
             view: 0,
             parent_cert: chain.cert(head.height).unwrap(),
         };
-        let built = build_block(chain, &chain.lthash().unwrap(), &params, &head, proposal, vec![tx]).unwrap();
+        let built = build_block(
+            chain,
+            &chain.lthash().unwrap(),
+            &params,
+            &head,
+            proposal,
+            vec![tx],
+        )
+        .unwrap();
         assert!(built.rejected.is_empty());
         let b = &built.executed.block;
         let cert = FinalityCert::sign_single(params.chain_id, b.header.height, b.hash(), &alice);
@@ -73,27 +96,61 @@ fn chain_round_trip<S: KvStore>(kv: Arc<S>, reopen: impl Fn() -> Arc<S>) {
     assert_eq!(chain.block_by_hash(&b3.hash()).unwrap().unwrap(), b3);
     let tx = &b3.txs[0];
     let (found, loc, block_hash) = chain.tx(&tx.hash()).unwrap().unwrap();
-    assert_eq!((&found, loc.height, loc.index, block_hash), (tx, 3, 0, b3.hash()));
+    assert_eq!(
+        (&found, loc.height, loc.index, block_hash),
+        (tx, 3, 0, b3.hash())
+    );
     assert!(chain.block_by_height(6).unwrap().is_none());
     assert!(chain.tx(&agora_core::Hash([7; 32])).unwrap().is_none());
-    assert_eq!(account(&chain, &Keypair::dev("zed").account()).unwrap().free, 5_000);
+    assert_eq!(
+        account(&chain, &Keypair::dev("zed").account())
+            .unwrap()
+            .free,
+        5_000
+    );
     assert!(supply(&chain).unwrap().is_conserved());
 
     // A commit that does not follow the head is refused and changes nothing.
     let stale = {
         let head = chain.block_by_height(4).unwrap().unwrap().header;
-        let p = Proposal { proposer: Keypair::dev("alice").account(), timestamp_ms: 1, view: 0, parent_cert: None };
-        build_block(&chain, &chain.lthash().unwrap(), &genesis.params(), &head, p, vec![]).unwrap()
+        let p = Proposal {
+            proposer: Keypair::dev("alice").account(),
+            timestamp_ms: 1,
+            view: 0,
+            parent_cert: None,
+        };
+        build_block(
+            &chain,
+            &chain.lthash().unwrap(),
+            &genesis.params(),
+            &head,
+            p,
+            vec![],
+        )
+        .unwrap()
     };
-    let cert = FinalityCert::sign_single(genesis.chain_id, 5, stale.executed.block.hash(), &Keypair::dev("alice"));
-    assert!(matches!(chain.commit(&stale.executed, &cert), Err(StorageError::NotNext { head: 5, got: 5 })));
+    let cert = FinalityCert::sign_single(
+        genesis.chain_id,
+        5,
+        stale.executed.block.hash(),
+        &Keypair::dev("alice"),
+    );
+    assert!(matches!(
+        chain.commit(&stale.executed, &cert),
+        Err(StorageError::NotNext { head: 5, got: 5 })
+    ));
     drop(chain);
 
     // Reopen: same head, same state root, same balances.
     let chain = ChainStore::open(reopen(), &genesis).unwrap();
     assert_eq!(chain.head_header().unwrap().hash(), head_hash);
     assert_eq!(chain.lthash().unwrap().root(), root);
-    assert_eq!(account(&chain, &Keypair::dev("zed").account()).unwrap().free, 5_000);
+    assert_eq!(
+        account(&chain, &Keypair::dev("zed").account())
+            .unwrap()
+            .free,
+        5_000
+    );
     // ... and it keeps growing from there.
     grow(&chain, &genesis, 1);
     assert_eq!(chain.head_height().unwrap(), 6);
@@ -101,12 +158,19 @@ fn chain_round_trip<S: KvStore>(kv: Arc<S>, reopen: impl Fn() -> Arc<S>) {
 
     let mut other = Genesis::dev();
     other.chain_id += 1;
-    assert!(matches!(ChainStore::open(reopen(), &other), Err(StorageError::GenesisMismatch { .. })));
+    assert!(matches!(
+        ChainStore::open(reopen(), &other),
+        Err(StorageError::GenesisMismatch { .. })
+    ));
 }
 
 fn schema_version_is_checked<S: KvStore>(kv: Arc<S>) {
     let mut b = WriteBatch::default();
-    b.put(Table::Meta, crate::tables::meta::SCHEMA_VERSION.to_vec(), 99u32.to_be_bytes().to_vec());
+    b.put(
+        Table::Meta,
+        crate::tables::meta::SCHEMA_VERSION.to_vec(),
+        99u32.to_be_bytes().to_vec(),
+    );
     kv.write(b).unwrap();
     assert!(matches!(
         ChainStore::open(kv, &Genesis::dev()),
@@ -164,8 +228,14 @@ mod rocksdb {
         let dir = tempfile::tempdir().unwrap();
         let kv = RocksStore::open(dir.path()).unwrap();
         kv.close();
-        assert!(matches!(kv.get(Table::State, b"k"), Err(StorageError::Closed)));
-        assert!(matches!(kv.write(WriteBatch::default()), Err(StorageError::Closed)));
+        assert!(matches!(
+            kv.get(Table::State, b"k"),
+            Err(StorageError::Closed)
+        ));
+        assert!(matches!(
+            kv.write(WriteBatch::default()),
+            Err(StorageError::Closed)
+        ));
         // Closing released the lock: the directory opens again.
         drop(RocksStore::open(dir.path()).unwrap());
     }

@@ -39,10 +39,13 @@ pub trait KvStore: Send + Sync + 'static {
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
 
+/// Rows of every table, keyed by (table, key).
+type Rows = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
+
 /// In-memory store for tests and simulations.
 #[derive(Default)]
 pub struct MemStore {
-    tables: RwLock<BTreeMap<(Table, Vec<u8>), Vec<u8>>>,
+    tables: RwLock<Rows>,
 }
 
 impl MemStore {
@@ -84,12 +87,16 @@ impl RocksStore {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = Table::ALL.map(|t| rocksdb::ColumnFamilyDescriptor::new(t.name(), rocksdb::Options::default()));
-        let db = rocksdb::DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StorageError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(RocksStore { db: RwLock::new(Some(db)) })
+        let cfs = Table::ALL
+            .map(|t| rocksdb::ColumnFamilyDescriptor::new(t.name(), rocksdb::Options::default()));
+        let db =
+            rocksdb::DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StorageError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(RocksStore {
+            db: RwLock::new(Some(db)),
+        })
     }
 
     /// Close the database now: waits for reads and writes in progress, then releases it.

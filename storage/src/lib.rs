@@ -11,7 +11,10 @@
 //! A crash at any point leaves the last committed block intact, and [`ChainStore::open`]
 //! resumes from it. Both backends pass the same conformance suite.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod chain;
 mod kv;

@@ -38,13 +38,26 @@ impl Chain {
             timestamp_ms: self.head.timestamp_ms + 1000,
             view: 0,
             parent_cert: (self.head.height > 0).then(|| {
-                FinalityCert::sign_single(self.params.chain_id, self.head.height, self.head.hash(), &self.proposer)
+                FinalityCert::sign_single(
+                    self.params.chain_id,
+                    self.head.height,
+                    self.head.hash(),
+                    &self.proposer,
+                )
             }),
         }
     }
 
     fn build(&self, txs: Vec<SignedTransaction>) -> BuiltBlock {
-        build_block(&self.state, &self.lthash, &self.params, &self.head, self.proposal(), txs).unwrap()
+        build_block(
+            &self.state,
+            &self.lthash,
+            &self.params,
+            &self.head,
+            self.proposal(),
+            txs,
+        )
+        .unwrap()
     }
 
     fn commit(&mut self, ex: ExecutedBlock) {
@@ -56,7 +69,14 @@ impl Chain {
     fn produce(&mut self, txs: Vec<SignedTransaction>) -> Vec<(Hash, TxError)> {
         let built = self.build(txs);
         // Every block the producer builds must re-execute to the same result elsewhere.
-        let again = execute_block(&self.state, &self.lthash, &self.params, &self.head, built.executed.block.clone()).unwrap();
+        let again = execute_block(
+            &self.state,
+            &self.lthash,
+            &self.params,
+            &self.head,
+            built.executed.block.clone(),
+        )
+        .unwrap();
         assert_eq!(again.lthash, built.executed.lthash);
         self.commit(built.executed);
         built.rejected
@@ -71,7 +91,10 @@ impl Chain {
             chain_id: self.params.chain_id,
             signer: from.account(),
             nonce,
-            call: Call::Transfer { dest: to.account(), amount },
+            call: Call::Transfer {
+                dest: to.account(),
+                amount,
+            },
             tip: 0,
         }
         .sign(from)
@@ -113,17 +136,38 @@ fn every_bad_transaction_is_rejected_with_its_reason_and_changes_nothing() {
     let zero = c.transfer(&bob, &charlie, 0, 1);
     let everything = c.transfer(&bob, &charlie, snapshot.0.free, 1);
 
-    let rejected = c.produce(vec![good.clone(), bad_sig, wrong_chain, future, broke, zero, everything]);
+    let rejected = c.produce(vec![
+        good.clone(),
+        bad_sig,
+        wrong_chain,
+        future,
+        broke,
+        zero,
+        everything,
+    ]);
     let kinds: Vec<_> = rejected.iter().map(|(_, e)| e.kind()).collect();
     assert_eq!(
         kinds,
-        ["stale_nonce", "bad_signature", "wrong_chain_id", "future_nonce", "insufficient_funds", "zero_amount", "insufficient_funds"]
+        [
+            "stale_nonce",
+            "bad_signature",
+            "wrong_chain_id",
+            "future_nonce",
+            "insufficient_funds",
+            "zero_amount",
+            "insufficient_funds"
+        ]
     );
     assert_eq!((c.acc(&bob), c.acc(&charlie)), snapshot);
 
     let huge = SignedTransaction::decode(&vec![0u8; MAX_TX_BYTES + 1]).unwrap_err();
     assert!(matches!(TxError::from(huge.clone()).kind(), "oversize"));
-    assert_eq!(check_stateless(&c.params, &good, MAX_TX_BYTES + 1).unwrap_err().kind(), "oversize");
+    assert_eq!(
+        check_stateless(&c.params, &good, MAX_TX_BYTES + 1)
+            .unwrap_err()
+            .kind(),
+        "oversize"
+    );
     assert_eq!(
         TxError::from(SignedTransaction::decode(&[1, 2, 3]).unwrap_err()).kind(),
         "malformed"
@@ -143,12 +187,22 @@ fn tampered_blocks_are_refused() {
     b.header.state_root = Hash([1; 32]);
     assert!(matches!(exec(b), Err(BlockError::StateRootMismatch { .. })));
     let mut b = good.clone();
-    b.txs[0].tx.call = Call::Transfer { dest: charlie.account(), amount: 11 };
+    b.txs[0].tx.call = Call::Transfer {
+        dest: charlie.account(),
+        amount: 11,
+    };
     assert!(matches!(exec(b), Err(BlockError::TxRootMismatch { .. })));
     let mut b = good.clone();
     b.txs[0].signature[0] ^= 1;
     b.header.tx_root = tx_root(&b.txs);
-    assert!(matches!(exec(b), Err(BlockError::InvalidTx { index: 0, error: TxError::BadSignature, .. })));
+    assert!(matches!(
+        exec(b),
+        Err(BlockError::InvalidTx {
+            index: 0,
+            error: TxError::BadSignature,
+            ..
+        })
+    ));
     let mut b = good.clone();
     b.parent_cert = None;
     assert!(matches!(exec(b), Err(BlockError::BadParentCertificate)));

@@ -33,10 +33,17 @@ fn element(key: &[u8], value: &[u8]) -> [u16; LANES] {
     let mut bytes = [0u8; LTHASH_BYTES];
     h.finalize_xof().fill(&mut bytes);
     let mut lanes = [0u16; LANES];
-    for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
-        *lane = u16::from_le_bytes([pair[0], pair[1]]);
-    }
+    read_lanes(&mut lanes, &bytes);
     lanes
+}
+
+/// Little-endian u16 lanes from bytes (`bytes.len() == 2 * lanes.len()`).
+fn read_lanes(lanes: &mut [u16; LANES], bytes: &[u8]) {
+    for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
+        if let [lo, hi] = pair {
+            *lane = u16::from_le_bytes([*lo, *hi]);
+        }
+    }
 }
 
 impl LtHash {
@@ -82,9 +89,7 @@ impl LtHash {
             return None;
         }
         let mut lanes = Box::new([0u16; LANES]);
-        for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = u16::from_le_bytes([pair[0], pair[1]]);
-        }
+        read_lanes(&mut lanes, bytes);
         Some(LtHash(lanes))
     }
 }

@@ -48,6 +48,8 @@ pub mod keys {
 
     pub const ACCOUNT: u8 = b'a';
     pub const SUPPLY: &[u8] = b"s";
+    /// The chain parameters from genesis (encoded `ChainParams`).
+    pub const PARAMS: &[u8] = b"p";
 
     pub fn account(id: &AccountId) -> Vec<u8> {
         let mut k = Vec::with_capacity(33);
@@ -80,13 +82,19 @@ impl Supply {
     }
 }
 
-fn read<T: Decode<()>>(state: &dyn StateRead, key: &[u8], what: &'static str) -> Result<Option<T>, StateError> {
+fn read<T: Decode<()>>(
+    state: &dyn StateRead,
+    key: &[u8],
+    what: &'static str,
+) -> Result<Option<T>, StateError> {
     match state.get(key)? {
         None => Ok(None),
-        Some(bytes) => decode_value(&bytes, what).map(Some).map_err(|e| StateError::Corrupt {
-            key: hex::encode(key),
-            reason: e.to_string(),
-        }),
+        Some(bytes) => decode_value(&bytes, what)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                key: hex::encode(key),
+                reason: e.to_string(),
+            }),
     }
 }
 

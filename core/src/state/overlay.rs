@@ -5,13 +5,16 @@ use super::{StateError, StateRead};
 /// Pending writes: `None` deletes the key.
 pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// A write's key and the entry it replaced in `changes` (None: there was none).
+type JournalEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
 /// Uncommitted changes on top of a base state, with a journal so one transaction's writes
 /// can be rolled back without touching the others in the block.
 pub struct Overlay<'a> {
     base: &'a dyn StateRead,
     changes: Changes,
     /// (key, previous entry in `changes`) for every write since the last checkpoint.
-    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    journal: Vec<JournalEntry>,
 }
 
 /// A point to roll back to.

@@ -29,15 +29,27 @@ pub enum ChainCmd {
 pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
     match cmd {
         ChainCmd::Head(rpc) => {
-            let v = RpcClient::new(&rpc.rpc_url).call("chain_head", Value::Null).await?;
-            out.print(&v, || format!("height {}  hash {}  state_root {}  txs {}", v["height"], s(&v["hash"]), s(&v["state_root"]), v["tx_count"]));
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("chain_head", Value::Null)
+                .await?;
+            out.print(&v, || {
+                format!(
+                    "height {}  hash {}  state_root {}  txs {}",
+                    v["height"],
+                    s(&v["hash"]),
+                    s(&v["state_root"]),
+                    v["tx_count"]
+                )
+            });
         }
         ChainCmd::Block { at, rpc } => {
             let params = match at.parse::<u64>() {
                 Ok(h) => json!({"height": h}),
                 Err(_) => json!({"hash": at}),
             };
-            let v = RpcClient::new(&rpc.rpc_url).call("chain_block", params).await?;
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("chain_block", params)
+                .await?;
             out.print(&v, || {
                 let h = &v["header"];
                 let mut text = format!(
@@ -52,21 +64,41 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
             });
         }
         ChainCmd::Tx { hash, rpc } => {
-            let v = RpcClient::new(&rpc.rpc_url).call("chain_tx", json!({"hash": hash})).await?;
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("chain_tx", json!({"hash": hash}))
+                .await?;
             out.print(&v, || match v["status"].as_str() {
-                Some("finalized") => format!("finalized in block {} ({}) at index {}\n  {}", v["block_height"], s(&v["block_hash"]), v["index"], v["tx"]),
+                Some("finalized") => format!(
+                    "finalized in block {} ({}) at index {}\n  {}",
+                    v["block_height"],
+                    s(&v["block_hash"]),
+                    v["index"],
+                    v["tx"]
+                ),
                 Some("dropped") => format!("dropped: {}", s(&v["reason"])),
                 _ => "pending".to_string(),
             });
         }
         ChainCmd::Supply(rpc) => {
-            let v = RpcClient::new(&rpc.rpc_url).call("chain_supply", Value::Null).await?;
-            out.print(&v, || format!("issued {}\nfree   {}\nstaked {}\nburned {}", tao(&v["issued"]), tao(&v["free"]), tao(&v["staked"]), tao(&v["burned"])));
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("chain_supply", Value::Null)
+                .await?;
+            out.print(&v, || {
+                format!(
+                    "issued {}\nfree   {}\nstaked {}\nburned {}",
+                    tao(&v["issued"]),
+                    tao(&v["free"]),
+                    tao(&v["staked"]),
+                    tao(&v["burned"])
+                )
+            });
         }
     }
     Ok(())
 }
 
 fn s(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

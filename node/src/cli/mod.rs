@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand};
 pub use output::Out;
 
 #[derive(Parser, Debug)]
-#[command(name = "agora", version, about = "Agora: a Bittensor-style decentralized AI network node")]
+#[command(
+    name = "agora",
+    version,
+    about = "Agora: a Bittensor-style decentralized AI network node"
+)]
 pub struct Cli {
     /// Print machine-readable JSON (stable schema) instead of text.
     #[arg(long, global = true)]
@@ -70,14 +74,16 @@ pub fn load_genesis(path: Option<&PathBuf>) -> anyhow::Result<Genesis> {
     match path {
         None => Ok(Genesis::dev()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading genesis file {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading genesis file {}", p.display()))?;
             Ok(Genesis::parse(&text, &p.display().to_string())?)
         }
     }
 }
 
 pub fn init_logs(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -106,7 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {
-                out.print(&serde_json::to_value(&g)?, || String::new());
+                out.print(&serde_json::to_value(&g)?, String::new);
             } else {
                 print!("{}", toml::to_string(&g).context("rendering genesis")?);
             }

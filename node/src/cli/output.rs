@@ -10,7 +10,10 @@ impl Out {
     /// Print `value` as JSON, or the text `human` builds.
     pub fn print(&self, value: &Value, human: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
         } else {
             println!("{}", human());
         }
@@ -26,5 +29,7 @@ impl Out {
 
 /// rao as "1.5 TAO".
 pub fn tao(v: &Value) -> String {
-    v.as_u64().map(|r| format!("{} TAO", agora_core::format_tao(r))).unwrap_or_else(|| v.to_string())
+    v.as_u64()
+        .map(|r| format!("{} TAO", agora_core::format_tao(r)))
+        .unwrap_or_else(|| v.to_string())
 }

@@ -29,7 +29,8 @@ impl WalletOpts {
         let root = match &self.wallet_dir {
             Some(d) => d.clone(),
             None => {
-                let home = std::env::var_os("HOME").context("HOME is not set: pass --wallet-dir")?;
+                let home =
+                    std::env::var_os("HOME").context("HOME is not set: pass --wallet-dir")?;
                 PathBuf::from(home).join(".agora").join("wallets")
             }
         };
@@ -38,14 +39,16 @@ impl WalletOpts {
 
     fn password(&self, confirm: bool) -> anyhow::Result<String> {
         if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading password file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading password file {}", path.display()))?;
             return Ok(text.lines().next().unwrap_or("").to_string());
         }
         if let Ok(p) = std::env::var(PASSWORD_ENV) {
             return Ok(p);
         }
-        let p = rpassword::prompt_password("wallet password: ")
-            .context("no password: give --password-file or set AGORA_PASSWORD when there is no terminal")?;
+        let p = rpassword::prompt_password("wallet password: ").context(
+            "no password: give --password-file or set AGORA_PASSWORD when there is no terminal",
+        )?;
         if confirm && rpassword::prompt_password("repeat password: ")? != p {
             bail!("the passwords do not match");
         }
@@ -138,7 +141,12 @@ pub enum WalletCmd {
 
 pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
     match cmd {
-        WalletCmd::Create { name, hotkey, words, opts } => {
+        WalletCmd::Create {
+            name,
+            hotkey,
+            words,
+            opts,
+        } => {
             let dir = opts.dir()?;
             let hot_role = KeyRole::Hotkey(hotkey.clone());
             if dir.exists(&name, &hot_role)? {
@@ -150,17 +158,38 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
             if new_cold {
                 let phrase = generate_mnemonic(words)?;
                 let key = key_from_mnemonic(&phrase)?;
-                dir.store(&name, &KeyRole::Coldkey, &Secret { key: key.clone(), mnemonic: Some(phrase.clone()) }, &password, false)?;
-                result["coldkey"] = json!({"address": key.account(), "mnemonic": phrase, "created": true});
+                dir.store(
+                    &name,
+                    &KeyRole::Coldkey,
+                    &Secret {
+                        key: key.clone(),
+                        mnemonic: Some(phrase.clone()),
+                    },
+                    &password,
+                    false,
+                )?;
+                result["coldkey"] =
+                    json!({"address": key.account(), "mnemonic": phrase, "created": true});
             } else {
                 // Check the password against the existing coldkey so both keys share it.
                 let key = dir.load(&name, &KeyRole::Coldkey, &password)?;
-                result["coldkey"] = json!({"address": key.account(), "mnemonic": null, "created": false});
+                result["coldkey"] =
+                    json!({"address": key.account(), "mnemonic": null, "created": false});
             }
             let phrase = generate_mnemonic(words)?;
             let key = key_from_mnemonic(&phrase)?;
-            let path = dir.store(&name, &hot_role, &Secret { key: key.clone(), mnemonic: Some(phrase.clone()) }, &password, false)?;
-            result["hotkey"] = json!({"name": hotkey, "address": key.account(), "mnemonic": phrase});
+            let path = dir.store(
+                &name,
+                &hot_role,
+                &Secret {
+                    key: key.clone(),
+                    mnemonic: Some(phrase.clone()),
+                },
+                &password,
+                false,
+            )?;
+            result["hotkey"] =
+                json!({"name": hotkey, "address": key.account(), "mnemonic": phrase});
             result["path"] = json!(path.parent().and_then(|p| p.parent()).unwrap_or(&path));
             out.print(&result, || {
                 let mut t = String::new();
@@ -189,7 +218,13 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
                 }
                 list.iter()
                     .map(|w| {
-                        let mut t = format!("{}  coldkey {}", w.name, w.coldkey.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                        let mut t = format!(
+                            "{}  coldkey {}",
+                            w.name,
+                            w.coldkey
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-".into())
+                        );
                         for h in &w.hotkeys {
                             t.push_str(&format!("\n  hotkey {}  {}", h.name, h.address));
                         }
@@ -203,22 +238,50 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
             let info = opts.dir()?.info(&name)?;
             let v = serde_json::to_value(&info)?;
             out.print(&v, || {
-                let mut t = format!("wallet {}  ({})\ncoldkey {}", info.name, info.path.display(), info.coldkey.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                let mut t = format!(
+                    "wallet {}  ({})\ncoldkey {}",
+                    info.name,
+                    info.path.display(),
+                    info.coldkey
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
                 for h in &info.hotkeys {
                     t.push_str(&format!("\nhotkey {}  {}", h.name, h.address));
                 }
                 t
             });
         }
-        WalletCmd::Regen { name, hotkey, mnemonic, seed, dev, overwrite, opts } => {
+        WalletCmd::Regen {
+            name,
+            hotkey,
+            mnemonic,
+            seed,
+            dev,
+            overwrite,
+            opts,
+        } => {
             let secret = match (mnemonic, seed, dev) {
-                (Some(m), _, _) => Secret { key: key_from_mnemonic(&m)?, mnemonic: Some(m.trim().to_string()) },
+                (Some(m), _, _) => Secret {
+                    key: key_from_mnemonic(&m)?,
+                    mnemonic: Some(m.trim().to_string()),
+                },
                 (_, Some(s), _) => {
-                    let bytes = hex::decode(s.trim().trim_start_matches("0x")).context("--seed must be hex")?;
-                    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("--seed must be 32 bytes"))?;
-                    Secret { key: Keypair::from_seed(&arr), mnemonic: None }
+                    let bytes = hex::decode(s.trim().trim_start_matches("0x"))
+                        .context("--seed must be hex")?;
+                    let arr: [u8; 32] = bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--seed must be 32 bytes"))?;
+                    Secret {
+                        key: Keypair::from_seed(&arr),
+                        mnemonic: None,
+                    }
                 }
-                (_, _, Some(d)) => Secret { key: Keypair::dev(&d), mnemonic: None },
+                (_, _, Some(d)) => Secret {
+                    key: Keypair::dev(&d),
+                    mnemonic: None,
+                },
                 _ => bail!("give --mnemonic, --seed or --dev"),
             };
             let role = match &hotkey {
@@ -229,19 +292,52 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
             let password = opts.password(true)?;
             let path = dir.store(&name, &role, &secret, &password, overwrite)?;
             let v = json!({"wallet": name, "key": hotkey.as_deref().unwrap_or("coldkey"), "address": secret.key.account(), "path": path});
-            out.print(&v, || format!("restored {} of wallet {}: {}", hotkey.as_deref().unwrap_or("coldkey"), name, secret.key.account()));
+            out.print(&v, || {
+                format!(
+                    "restored {} of wallet {}: {}",
+                    hotkey.as_deref().unwrap_or("coldkey"),
+                    name,
+                    secret.key.account()
+                )
+            });
         }
-        WalletCmd::Balance { name, address, opts, rpc } => {
+        WalletCmd::Balance {
+            name,
+            address,
+            opts,
+            rpc,
+        } => {
             let address: AccountId = match (address, name) {
                 (Some(a), _) => a.parse()?,
                 (None, Some(n)) => opts.dir()?.address(&n, &KeyRole::Coldkey)?,
                 (None, None) => bail!("give --name or --address"),
             };
-            let v = RpcClient::new(&rpc.rpc_url).call("account_info", json!({"address": address})).await?;
-            out.print(&v, || format!("{}  free {}  nonce {}", address, tao(&v["free"]), v["nonce"]));
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("account_info", json!({"address": address}))
+                .await?;
+            out.print(&v, || {
+                format!(
+                    "{}  free {}  nonce {}",
+                    address,
+                    tao(&v["free"]),
+                    v["nonce"]
+                )
+            });
         }
-        WalletCmd::Transfer { name, dest, amount, tip, no_wait, timeout, opts, rpc } => {
-            transfer(&name, &dest, &amount, &tip, no_wait, timeout, &opts, &rpc, out).await?;
+        WalletCmd::Transfer {
+            name,
+            dest,
+            amount,
+            tip,
+            no_wait,
+            timeout,
+            opts,
+            rpc,
+        } => {
+            transfer(
+                &name, &dest, &amount, &tip, no_wait, timeout, &opts, &rpc, out,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -267,11 +363,21 @@ async fn transfer(
     let client = RpcClient::new(&rpc.rpc_url);
     let info = client.call("chain_info", Value::Null).await?;
     let chain_id = info["chain_id"].as_u64().context("node sent no chain_id")?;
-    let acct = client.call("account_info", json!({"address": key.account()})).await?;
+    let acct = client
+        .call("account_info", json!({"address": key.account()}))
+        .await?;
     let nonce = acct["nonce"].as_u64().context("node sent no nonce")?;
-    let stx = Transaction { chain_id, signer: key.account(), nonce, call: Call::Transfer { dest, amount }, tip }.sign(&key);
+    let stx = Transaction {
+        chain_id,
+        signer: key.account(),
+        nonce,
+        call: Call::Transfer { dest, amount },
+        tip,
+    }
+    .sign(&key);
     let bytes = stx.encode();
-    let fee = info["base_fee_rao"].as_u64().unwrap_or(0) + info["per_byte_fee_rao"].as_u64().unwrap_or(0) * bytes.len() as u64;
+    let fee = info["base_fee_rao"].as_u64().unwrap_or(0)
+        + info["per_byte_fee_rao"].as_u64().unwrap_or(0) * bytes.len() as u64;
     out.progress(&format!(
         "sending {} TAO from {} to {} (fee {} TAO, nonce {nonce})",
         agora_core::format_tao(amount),
@@ -279,13 +385,25 @@ async fn transfer(
         dest,
         agora_core::format_tao(fee)
     ));
-    let submitted = client.call("tx_submit", json!({"tx": format!("0x{}", hex::encode(&bytes))})).await;
+    let submitted = client
+        .call(
+            "tx_submit",
+            json!({"tx": format!("0x{}", hex::encode(&bytes))}),
+        )
+        .await;
     let hash = match submitted {
         Ok(v) => v["hash"].as_str().unwrap_or_default().to_string(),
         Err(e) => {
             if let Some(r) = e.downcast_ref::<RemoteError>() {
-                let kind = r.data.as_ref().and_then(|d| d["kind"].as_str()).unwrap_or("rejected");
-                bail!("transfer refused ({kind}): {}", r.message.trim_start_matches("transaction rejected: "));
+                let kind = r
+                    .data
+                    .as_ref()
+                    .and_then(|d| d["kind"].as_str())
+                    .unwrap_or("rejected");
+                bail!(
+                    "transfer refused ({kind}): {}",
+                    r.message.trim_start_matches("transaction rejected: ")
+                );
             }
             return Err(e);
         }
@@ -296,7 +414,9 @@ async fn transfer(
         return Ok(());
     }
     out.progress(&format!("submitted {hash}, waiting for finalization..."));
-    let v = client.wait_for_tx(&hash, Duration::from_secs(timeout)).await?;
+    let v = client
+        .wait_for_tx(&hash, Duration::from_secs(timeout))
+        .await?;
     if v["status"] == "dropped" {
         bail!("transfer {hash} was dropped: {}", s(&v["reason"]));
     }
@@ -304,10 +424,18 @@ async fn transfer(
         "hash": hash, "status": "finalized", "block_height": v["block_height"], "block_hash": v["block_hash"],
         "from": key.account(), "dest": dest, "amount": amount, "fee": fee, "tip": tip, "nonce": nonce,
     });
-    out.print(&result, || format!("finalized in block {} ({})", v["block_height"], s(&v["block_hash"])));
+    out.print(&result, || {
+        format!(
+            "finalized in block {} ({})",
+            v["block_height"],
+            s(&v["block_hash"])
+        )
+    });
     Ok(())
 }
 
 fn s(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

@@ -29,7 +29,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub fn params(message: impl Into<String>) -> Self {
@@ -81,18 +85,29 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .parse()
                 .map_err(|e| RpcError::params(format!("`address`: {e}")))?;
             let a = state.chain.account(address).await?;
-            to_value(AccountView { address, free: a.free, nonce: a.nonce })
+            to_value(AccountView {
+                address,
+                free: a.free,
+                nonce: a.nonce,
+            })
         }
         "chain_block" => {
             let at = match (param(params, "height", 0), param(params, "hash", 0)) {
-                (Some(Value::Number(n)), _) => BlockRef::Height(
-                    n.as_u64().ok_or_else(|| RpcError::params("`height` must be a non-negative integer"))?,
-                ),
+                (Some(Value::Number(n)), _) => {
+                    BlockRef::Height(n.as_u64().ok_or_else(|| {
+                        RpcError::params("`height` must be a non-negative integer")
+                    })?)
+                }
                 (_, Some(Value::String(s))) => BlockRef::Hash(
-                    s.parse::<Hash>().map_err(|e| RpcError::params(format!("`hash`: {e}")))?,
+                    s.parse::<Hash>()
+                        .map_err(|e| RpcError::params(format!("`hash`: {e}")))?,
                 ),
                 (None, None) if params.is_null() => BlockRef::Head,
-                _ => return Err(RpcError::params("give `height` (integer) or `hash` (0x-hex string)")),
+                _ => {
+                    return Err(RpcError::params(
+                        "give `height` (integer) or `hash` (0x-hex string)",
+                    ))
+                }
             };
             match state.chain.block(at).await? {
                 Some(info) => to_value(BlockView::of(&info.block, info.cert)),
@@ -118,13 +133,18 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 Some(PoolStatus::Dropped { kind, reason }) => {
                     Ok(json!({"hash": hash, "status": "dropped", "kind": kind, "reason": reason}))
                 }
-                None => Err(RpcError::new(NOT_FOUND, "unknown transaction: not in a block, not pending, not recently dropped")),
+                None => Err(RpcError::new(
+                    NOT_FOUND,
+                    "unknown transaction: not in a block, not pending, not recently dropped",
+                )),
             }
         }
         "tx_submit" => {
             let text = str_param(params, "tx", 0)?;
             let digits = text.strip_prefix("0x").unwrap_or(text);
-            let bytes = hex::decode(digits).map_err(|_| RpcError::params("`tx` must be 0x-prefixed hex of the encoded transaction"))?;
+            let bytes = hex::decode(digits).map_err(|_| {
+                RpcError::params("`tx` must be 0x-prefixed hex of the encoded transaction")
+            })?;
             match state.mempool.submit(bytes).await? {
                 Ok(hash) => Ok(json!({"hash": hash})),
                 Err(e) => Err(RpcError {
@@ -134,10 +154,14 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 }),
             }
         }
-        "chain_subscribeHeads" | "chain_unsubscribeHeads" => {
-            Err(RpcError::new(METHOD_NOT_FOUND, format!("{method} is only available over WebSocket (ws://.../ws)")))
-        }
-        _ => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method `{method}`"))),
+        "chain_subscribeHeads" | "chain_unsubscribeHeads" => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("{method} is only available over WebSocket (ws://.../ws)"),
+        )),
+        _ => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("unknown method `{method}`"),
+        )),
     }
 }
 
@@ -145,17 +169,29 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
 pub fn parse_request(v: &Value) -> Result<(Value, String, Value), (Value, RpcError)> {
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     let Some(obj) = v.as_object() else {
-        return Err((Value::Null, RpcError::new(INVALID_REQUEST, "a request must be a JSON object")));
+        return Err((
+            Value::Null,
+            RpcError::new(INVALID_REQUEST, "a request must be a JSON object"),
+        ));
     };
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err((id, RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\"")));
+        return Err((
+            id,
+            RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\""),
+        ));
     }
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
-        return Err((id, RpcError::new(INVALID_REQUEST, "`method` must be a string")));
+        return Err((
+            id,
+            RpcError::new(INVALID_REQUEST, "`method` must be a string"),
+        ));
     };
     let params = obj.get("params").cloned().unwrap_or(Value::Null);
     if !(params.is_null() || params.is_object() || params.is_array()) {
-        return Err((id, RpcError::new(INVALID_REQUEST, "`params` must be an object or an array")));
+        return Err((
+            id,
+            RpcError::new(INVALID_REQUEST, "`params` must be an object or an array"),
+        ));
     }
     Ok((id, method.to_string(), params))
 }

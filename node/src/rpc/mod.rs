@@ -45,13 +45,27 @@ async fn handle_value(state: &AppState, v: &Value) -> Value {
 async fn handle_body(state: &AppState, body: &[u8]) -> Value {
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return response(Value::Null, Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}")))),
+        Err(e) => {
+            return response(
+                Value::Null,
+                Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}"))),
+            )
+        }
     };
     match v {
-        Value::Array(items) if items.is_empty() => response(Value::Null, Err(RpcError::new(INVALID_REQUEST, "empty batch"))),
+        Value::Array(items) if items.is_empty() => response(
+            Value::Null,
+            Err(RpcError::new(INVALID_REQUEST, "empty batch")),
+        ),
         Value::Array(items) if items.len() > RPC_MAX_BATCH => response(
             Value::Null,
-            Err(RpcError::new(INVALID_REQUEST, format!("batch of {} requests, the limit is {RPC_MAX_BATCH}", items.len()))),
+            Err(RpcError::new(
+                INVALID_REQUEST,
+                format!(
+                    "batch of {} requests, the limit is {RPC_MAX_BATCH}",
+                    items.len()
+                ),
+            )),
         ),
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -71,11 +85,17 @@ async fn http_rpc(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     match state.chain.head().await {
         Ok(h) => HttpResponse::Ok().json(json!({"ok": true, "height": h.height})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"ok": false, "error": e.to_string()})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(json!({"ok": false, "error": e.to_string()}))
+        }
     }
 }
 
-async fn ws_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
+async fn ws_rpc(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> actix_web::Result<HttpResponse> {
     let (resp, session, stream) = actix_ws::handle(&req, body)?;
     let mut stream = stream.max_frame_size(RPC_MAX_BODY);
     let state = state.get_ref().clone();
@@ -96,7 +116,10 @@ async fn ws_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Payload
                 _ => continue,
             };
             let reply = match serde_json::from_str::<Value>(&text) {
-                Err(e) => response(Value::Null, Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}")))),
+                Err(e) => response(
+                    Value::Null,
+                    Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}"))),
+                ),
                 Ok(v) => match parse_request(&v) {
                     Err((id, e)) => response(id, Err(e)),
                     Ok((id, method, _)) if method == "chain_subscribeHeads" => {
@@ -105,12 +128,18 @@ async fn ws_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Payload
                         } else {
                             let sub = next_sub;
                             next_sub += 1;
-                            subs.insert(sub, spawn_head_forwarder(sub, state.heads.subscribe(), session.clone()));
+                            subs.insert(
+                                sub,
+                                spawn_head_forwarder(sub, state.heads.subscribe(), session.clone()),
+                            );
                             response(id, Ok(json!(sub)))
                         }
                     }
                     Ok((id, method, params)) if method == "chain_unsubscribeHeads" => {
-                        let sub = params.get(0).or_else(|| params.get("subscription")).and_then(Value::as_u64);
+                        let sub = params
+                            .get(0)
+                            .or_else(|| params.get("subscription"))
+                            .and_then(Value::as_u64);
                         match sub.and_then(|s| subs.remove(&s)) {
                             Some(task) => {
                                 task.abort();
@@ -119,7 +148,9 @@ async fn ws_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Payload
                             None => response(id, Err(RpcError::params("unknown subscription id"))),
                         }
                     }
-                    Ok((id, method, params)) => response(id, dispatch(&state, &method, &params).await),
+                    Ok((id, method, params)) => {
+                        response(id, dispatch(&state, &method, &params).await)
+                    }
                 },
             };
             if session.text(reply.to_string()).await.is_err() {
@@ -155,7 +186,10 @@ fn spawn_head_forwarder(
 }
 
 /// Bind the RPC server; returns the running server and the address actually bound.
-pub fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+pub fn serve(
+    state: AppState,
+    addr: SocketAddr,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))

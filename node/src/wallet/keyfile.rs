@@ -43,7 +43,8 @@ struct Plain {
 }
 
 fn derive(password: &str, salt: &[u8], m: u32, t: u32, p: u32) -> anyhow::Result<[u8; 32]> {
-    let params = Params::new(m, t, p, Some(32)).map_err(|e| anyhow::anyhow!("bad argon2 parameters: {e}"))?;
+    let params = Params::new(m, t, p, Some(32))
+        .map_err(|e| anyhow::anyhow!("bad argon2 parameters: {e}"))?;
     let mut key = [0u8; 32];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password.as_bytes(), salt, &mut key)
@@ -59,10 +60,19 @@ pub fn encrypt(key: &Keypair, mnemonic: Option<&str>, password: &str) -> anyhow:
     let mut k = derive(password, &salt, M_COST_KIB, T_COST, P_COST)?;
     let cipher = XChaCha20Poly1305::new((&k).into());
     k.zeroize();
-    let mut plain = serde_json::to_vec(&Plain { seed: hex::encode(key.seed()), mnemonic: mnemonic.map(str::to_string) })?;
+    let mut plain = serde_json::to_vec(&Plain {
+        seed: hex::encode(key.seed()),
+        mnemonic: mnemonic.map(str::to_string),
+    })?;
     let address = key.account();
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &address.0 })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &address.0,
+            },
+        )
         .map_err(|_| anyhow::anyhow!("encryption failed"))?;
     plain.zeroize();
     Ok(KeyFile {
@@ -81,7 +91,12 @@ pub fn encrypt(key: &Keypair, mnemonic: Option<&str>, password: &str) -> anyhow:
 
 pub fn decrypt(file: &KeyFile, password: &str) -> anyhow::Result<Keypair> {
     if file.version != 1 || file.kdf != "argon2id" || file.cipher != "xchacha20poly1305" {
-        bail!("unsupported key file (version {}, {}, {})", file.version, file.kdf, file.cipher);
+        bail!(
+            "unsupported key file (version {}, {}, {})",
+            file.version,
+            file.kdf,
+            file.cipher
+        );
     }
     let salt = hex::decode(&file.salt).context("salt is not hex")?;
     let nonce = hex::decode(&file.nonce).context("nonce is not hex")?;
@@ -93,12 +108,21 @@ pub fn decrypt(file: &KeyFile, password: &str) -> anyhow::Result<Keypair> {
     let cipher = XChaCha20Poly1305::new((&k).into());
     k.zeroize();
     let mut plain = cipher
-        .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: &file.address.0 })
+        .decrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &ct,
+                aad: &file.address.0,
+            },
+        )
         .map_err(|_| anyhow::anyhow!("wrong password (or the key file was modified)"))?;
     let parsed: Plain = serde_json::from_slice(&plain).context("decrypted key is malformed")?;
     plain.zeroize();
     let mut seed = hex::decode(&parsed.seed).context("seed is not hex")?;
-    let arr: [u8; 32] = seed.as_slice().try_into().context("seed must be 32 bytes")?;
+    let arr: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .context("seed must be 32 bytes")?;
     seed.zeroize();
     let key = Keypair::from_seed(&arr);
     if key.account() != file.address {

@@ -71,7 +71,9 @@ pub struct WalletDir {
 fn check_name(kind: &str, name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !name.starts_with('-');
     if !ok {
         bail!("{kind} name {name:?} must be 1-64 characters of letters, digits, '-' or '_'");
@@ -111,7 +113,10 @@ impl WalletDir {
             KeyRole::Coldkey => (dir.join("coldkey"), dir.join("coldkeypub.txt")),
             KeyRole::Hotkey(h) => {
                 check_name("hotkey", h)?;
-                (dir.join("hotkeys").join(h), dir.join("hotkeys").join(format!("{h}pub.txt")))
+                (
+                    dir.join("hotkeys").join(h),
+                    dir.join("hotkeys").join(format!("{h}pub.txt")),
+                )
             }
         })
     }
@@ -121,7 +126,14 @@ impl WalletDir {
     }
 
     /// Encrypt and store a key; refuses to overwrite unless `overwrite`.
-    pub fn store(&self, wallet: &str, role: &KeyRole, secret: &Secret, password: &str, overwrite: bool) -> anyhow::Result<PathBuf> {
+    pub fn store(
+        &self,
+        wallet: &str,
+        role: &KeyRole,
+        secret: &Secret,
+        password: &str,
+        overwrite: bool,
+    ) -> anyhow::Result<PathBuf> {
         let (path, pub_path) = self.key_paths(wallet, role)?;
         if path.exists() && !overwrite {
             bail!("{} already exists: pass --overwrite to replace it (the old key is lost unless you kept its mnemonic)", path.display());
@@ -129,7 +141,10 @@ impl WalletDir {
         private_dir(&self.root)?;
         if let Some(parent) = path.parent() {
             private_dir(parent)?;
-            if let Some(wallet_dir) = parent.parent().filter(|_| matches!(role, KeyRole::Hotkey(_))) {
+            if let Some(wallet_dir) = parent
+                .parent()
+                .filter(|_| matches!(role, KeyRole::Hotkey(_)))
+            {
                 private_dir(wallet_dir)?;
             }
         }
@@ -142,21 +157,32 @@ impl WalletDir {
     /// Decrypt a key.
     pub fn load(&self, wallet: &str, role: &KeyRole, password: &str) -> anyhow::Result<Keypair> {
         let (path, _) = self.key_paths(wallet, role)?;
-        let text = fs::read(&path).with_context(|| format!("no key at {}: create it with `agora wallet create`", path.display()))?;
-        let file: keyfile::KeyFile = serde_json::from_slice(&text).with_context(|| format!("{} is not an Agora key file", path.display()))?;
+        let text = fs::read(&path).with_context(|| {
+            format!(
+                "no key at {}: create it with `agora wallet create`",
+                path.display()
+            )
+        })?;
+        let file: keyfile::KeyFile = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not an Agora key file", path.display()))?;
         keyfile::decrypt(&file, password).with_context(|| format!("unlocking {}", path.display()))
     }
 
     /// The public address, read without a password.
     pub fn address(&self, wallet: &str, role: &KeyRole) -> anyhow::Result<AccountId> {
         let (_, pub_path) = self.key_paths(wallet, role)?;
-        let text = fs::read_to_string(&pub_path).with_context(|| format!("no key at {}", pub_path.display()))?;
-        text.trim().parse().with_context(|| format!("{} holds no valid address", pub_path.display()))
+        let text = fs::read_to_string(&pub_path)
+            .with_context(|| format!("no key at {}", pub_path.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{} holds no valid address", pub_path.display()))
     }
 
     pub fn list(&self) -> anyhow::Result<Vec<WalletInfo>> {
         let mut out = Vec::new();
-        let Ok(entries) = fs::read_dir(&self.root) else { return Ok(out) };
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
@@ -190,7 +216,12 @@ impl WalletDir {
                 }
             }
         }
-        Ok(WalletInfo { name: name.to_string(), path, coldkey, hotkeys })
+        Ok(WalletInfo {
+            name: name.to_string(),
+            path,
+            coldkey,
+            hotkeys,
+        })
     }
 }
 
@@ -205,14 +236,36 @@ mod tests {
         let phrase = generate_mnemonic(12).unwrap();
         let key = key_from_mnemonic(&phrase).unwrap();
         assert_eq!(key_from_mnemonic(&phrase).unwrap().account(), key.account());
-        let secret = Secret { key: key.clone(), mnemonic: Some(phrase) };
-        let path = w.store("main", &KeyRole::Coldkey, &secret, "pw", false).unwrap();
+        let secret = Secret {
+            key: key.clone(),
+            mnemonic: Some(phrase),
+        };
+        let path = w
+            .store("main", &KeyRole::Coldkey, &secret, "pw", false)
+            .unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(w.store("main", &KeyRole::Coldkey, &secret, "pw", false).is_err(), "no silent overwrite");
-        assert_eq!(w.load("main", &KeyRole::Coldkey, "pw").unwrap().account(), key.account());
+        assert!(
+            w.store("main", &KeyRole::Coldkey, &secret, "pw", false)
+                .is_err(),
+            "no silent overwrite"
+        );
+        assert_eq!(
+            w.load("main", &KeyRole::Coldkey, "pw").unwrap().account(),
+            key.account()
+        );
         assert!(w.load("main", &KeyRole::Coldkey, "wrong").is_err());
-        w.store("main", &KeyRole::Hotkey("default".into()), &Secret { key: Keypair::dev("x"), mnemonic: None }, "pw", false).unwrap();
+        w.store(
+            "main",
+            &KeyRole::Hotkey("default".into()),
+            &Secret {
+                key: Keypair::dev("x"),
+                mnemonic: None,
+            },
+            "pw",
+            false,
+        )
+        .unwrap();
         let info = w.info("main").unwrap();
         assert_eq!(info.coldkey, Some(key.account()));
         assert_eq!(info.hotkeys[0].address, Keypair::dev("x").account());
@@ -225,6 +278,9 @@ mod tests {
         // BIP39 test vector phrase; the key is pinned so the derivation never drifts.
         let k = key_from_mnemonic("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about").unwrap();
         assert_eq!(k.account(), key_from_mnemonic(" abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about ").unwrap().account());
-        assert_eq!(hex::encode(k.seed()), "5eb00bbddcf069084889a8ab9155568165f5c453ccb85e70811aaed6f6da5fc1");
+        assert_eq!(
+            hex::encode(k.seed()),
+            "5eb00bbddcf069084889a8ab9155568165f5c453ccb85e70811aaed6f6da5fc1"
+        );
     }
 }

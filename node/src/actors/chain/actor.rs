@@ -23,8 +23,16 @@ pub struct ChainActor<S: KvStore = agora_storage::RocksStore> {
 }
 
 impl<S: KvStore> ChainActor<S> {
-    pub fn new(store: ChainStore<S>, params: ChainParams, heads: broadcast::Sender<HeadInfo>) -> Self {
-        ChainActor { store, params, heads }
+    pub fn new(
+        store: ChainStore<S>,
+        params: ChainParams,
+        heads: broadcast::Sender<HeadInfo>,
+    ) -> Self {
+        ChainActor {
+            store,
+            params,
+            heads,
+        }
     }
 
     fn produce(&mut self, msg: Produce) -> Result<Produced, NodeError> {
@@ -36,11 +44,17 @@ impl<S: KvStore> ChainActor<S> {
             view: 0,
             parent_cert: self.store.cert(head.height)?,
         };
-        let built = ledger::build_block(&self.store, &lthash, &self.params, &head, proposal, msg.txs)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let built =
+            ledger::build_block(&self.store, &lthash, &self.params, &head, proposal, msg.txs)
+                .map_err(|e| NodeError::Internal(e.to_string()))?;
         let executed = built.executed;
         let block_hash = executed.block.hash();
-        let cert = FinalityCert::sign_single(self.params.chain_id, executed.block.header.height, block_hash, &msg.key);
+        let cert = FinalityCert::sign_single(
+            self.params.chain_id,
+            executed.block.header.height,
+            block_hash,
+            &msg.key,
+        );
         self.store.commit(&executed, &cert)?;
 
         let senders: BTreeSet<_> = executed.block.txs.iter().map(|t| t.tx.signer).collect();
@@ -112,12 +126,18 @@ impl<S: KvStore> Handler<GetBlock> for ChainActor<S> {
 impl<S: KvStore> Handler<GetTx> for ChainActor<S> {
     type Result = Result<Option<TxInfo>, NodeError>;
     fn handle(&mut self, msg: GetTx, _: &mut Self::Context) -> Self::Result {
-        let Some((tx, loc, _)) = self.store.tx(&msg.0)? else { return Ok(None) };
+        let Some((tx, loc, _)) = self.store.tx(&msg.0)? else {
+            return Ok(None);
+        };
         let header = self
             .store
             .block_by_height(loc.height)?
             .ok_or(agora_storage::StorageError::Corrupt("tx block"))?
             .header;
-        Ok(Some(TxInfo { tx, header, index: loc.index }))
+        Ok(Some(TxInfo {
+            tx,
+            header,
+            index: loc.index,
+        }))
     }
 }

@@ -30,11 +30,24 @@ impl ChainHandle {
         M::Result: Send,
         ChainActor: actix::Handler<M>,
     {
-        self.addr.send(msg).await.map_err(|_| NodeError::Stopped("chain"))
+        self.addr
+            .send(msg)
+            .await
+            .map_err(|_| NodeError::Stopped("chain"))
     }
 
-    pub async fn produce(&self, txs: Vec<SignedTransaction>, timestamp_ms: u64, key: Keypair) -> Result<Produced, NodeError> {
-        self.ask(Produce { txs, timestamp_ms, key }).await?
+    pub async fn produce(
+        &self,
+        txs: Vec<SignedTransaction>,
+        timestamp_ms: u64,
+        key: Keypair,
+    ) -> Result<Produced, NodeError> {
+        self.ask(Produce {
+            txs,
+            timestamp_ms,
+            key,
+        })
+        .await?
     }
 
     pub async fn head(&self) -> Result<HeadInfo, NodeError> {

@@ -45,7 +45,9 @@ impl MempoolActor {
     }
 
     fn remove(&mut self, hash: &Hash) -> bool {
-        let Some((sender, nonce)) = self.by_hash.remove(hash) else { return false };
+        let Some((sender, nonce)) = self.by_hash.remove(hash) else {
+            return false;
+        };
         if let Some(q) = self.by_sender.get_mut(&sender) {
             q.remove(&nonce);
             if q.is_empty() {
@@ -61,7 +63,13 @@ impl MempoolActor {
                 self.dropped.remove(&old);
             }
         }
-        self.dropped.insert(hash, PoolStatus::Dropped { kind: error.kind(), reason: error.to_string() });
+        self.dropped.insert(
+            hash,
+            PoolStatus::Dropped {
+                kind: error.kind(),
+                reason: error.to_string(),
+            },
+        );
         self.dropped_order.push_back(hash);
     }
 
@@ -108,24 +116,40 @@ impl Handler<Submit> for MempoolActor {
                 }
                 let nonce = stx.tx.nonce;
                 if nonce < account.nonce {
-                    return Err(TxError::StaleNonce { expected: account.nonce, got: nonce }.into());
+                    return Err(TxError::StaleNonce {
+                        expected: account.nonce,
+                        got: nonce,
+                    }
+                    .into());
                 }
                 if nonce > account.nonce.saturating_add(MAX_NONCE_GAP) {
-                    return Err(TxError::FutureNonce { expected: account.nonce, got: nonce }.into());
+                    return Err(TxError::FutureNonce {
+                        expected: account.nonce,
+                        got: nonce,
+                    }
+                    .into());
                 }
                 let (total, _) = ledger::total_cost(&act.params, &stx, len)?;
                 if total > account.free {
-                    return Err(TxError::InsufficientFunds { needed: total, available: account.free }.into());
+                    return Err(TxError::InsufficientFunds {
+                        needed: total,
+                        available: account.free,
+                    }
+                    .into());
                 }
                 if act.by_hash.len() >= MEMPOOL_MAX_TXS {
-                    return Err(SubmitError::Full { max: MEMPOOL_MAX_TXS });
+                    return Err(SubmitError::Full {
+                        max: MEMPOOL_MAX_TXS,
+                    });
                 }
                 let queue = act.by_sender.entry(stx.tx.signer).or_default();
                 if queue.contains_key(&nonce) {
                     return Err(SubmitError::NonceTaken { nonce });
                 }
                 if queue.len() >= SENDER_MAX_TXS {
-                    return Err(SubmitError::SenderFull { max: SENDER_MAX_TXS });
+                    return Err(SubmitError::SenderFull {
+                        max: SENDER_MAX_TXS,
+                    });
                 }
                 let signer = stx.tx.signer;
                 queue.insert(nonce, Entry { tx: stx, hash });
@@ -185,7 +209,13 @@ impl Handler<BlockDone> for MempoolActor {
                 .unwrap_or_default();
             for (nonce, h) in stale {
                 self.remove(&h);
-                self.record_drop(h, &TxError::StaleNonce { expected: next, got: nonce });
+                self.record_drop(
+                    h,
+                    &TxError::StaleNonce {
+                        expected: next,
+                        got: nonce,
+                    },
+                );
             }
         }
     }

@@ -25,11 +25,17 @@ impl MempoolHandle {
     }
 
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<Result<Hash, SubmitError>, NodeError> {
-        self.addr.send(Submit(bytes)).await.map_err(|_| NodeError::Stopped("mempool"))
+        self.addr
+            .send(Submit(bytes))
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
     }
 
     pub async fn take(&self, max: usize) -> Result<Vec<SignedTransaction>, NodeError> {
-        self.addr.send(Take { max }).await.map_err(|_| NodeError::Stopped("mempool"))
+        self.addr
+            .send(Take { max })
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
     }
 
     pub async fn block_done(
@@ -39,12 +45,19 @@ impl MempoolHandle {
         nonces: Vec<(AccountId, u64)>,
     ) -> Result<(), NodeError> {
         self.addr
-            .send(BlockDone { included, rejected, nonces })
+            .send(BlockDone {
+                included,
+                rejected,
+                nonces,
+            })
             .await
             .map_err(|_| NodeError::Stopped("mempool"))
     }
 
     pub async fn status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeError> {
-        self.addr.send(Status(hash)).await.map_err(|_| NodeError::Stopped("mempool"))
+        self.addr
+            .send(Status(hash))
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
     }
 }

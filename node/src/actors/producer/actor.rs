@@ -51,7 +51,9 @@ impl ProducerActor {
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0);
             let produced = chain.produce(txs, now_ms, key).await?;
-            mempool.block_done(produced.included, produced.rejected, produced.nonces).await
+            mempool
+                .block_done(produced.included, produced.rejected, produced.nonces)
+                .await
         };
         ctx.spawn(round.into_actor(self).map(|result, act, ctx| {
             act.busy = false;

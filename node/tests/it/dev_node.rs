@@ -1,0 +1,234 @@
+use agora_core::{Keypair, RAO_PER_TAO};
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn balance(node: &Node, address: &str) -> (u64, u64) {
+    let a = node.ok("account_info", json!({"address": address}));
+    (a["free"].as_u64().unwrap(), a["nonce"].as_u64().unwrap())
+}
+
+/// Two wallets, transfers through the CLI, balances/nonces/fees over RPC, then a graceful
+/// stop and restarts: the chain resumes from exactly the last committed block.
+#[test]
+fn wallets_transfer_and_the_chain_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = dir.path().join("wallets");
+    let (genesis, genesis_path) = fast_genesis(dir.path());
+    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    let url = node.url();
+
+    let w1 = cli_json(&wallets, &["wallet", "create", "--name", "w1"]);
+    let w2 = cli_json(&wallets, &["wallet", "create", "--name", "w2"]);
+    let (a1, a2) = (
+        w1["coldkey"]["address"].as_str().unwrap().to_string(),
+        w2["coldkey"]["address"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        w1["coldkey"]["mnemonic"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        12
+    );
+    let listed = cli_json(&wallets, &["wallet", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // Fund w1 from the dev account bob, then w1 pays w2.
+    cli_json(
+        &wallets,
+        &["wallet", "regen", "--name", "bob", "--dev", "bob"],
+    );
+    let fund = cli_json(
+        &wallets,
+        &[
+            "wallet",
+            "transfer",
+            "--name",
+            "bob",
+            "--dest",
+            &a1,
+            "--amount",
+            "10",
+            "--rpc-url",
+            &url,
+        ],
+    );
+    assert_eq!(fund["status"], "finalized");
+    let pay = cli_json(
+        &wallets,
+        &[
+            "wallet",
+            "transfer",
+            "--name",
+            "w1",
+            "--dest",
+            &a2,
+            "--amount",
+            "2.5",
+            "--tip",
+            "0.000000007",
+            "--rpc-url",
+            &url,
+        ],
+    );
+    assert_eq!(pay["status"], "finalized");
+    let fee = pay["fee"].as_u64().unwrap();
+    assert_eq!(fee, genesis.base_fee_rao + genesis.per_byte_fee_rao * 165);
+
+    let (free1, nonce1) = balance(&node, &a1);
+    let (free2, nonce2) = balance(&node, &a2);
+    assert_eq!(free1, 10 * RAO_PER_TAO - 2_500_000_000 - fee - 7);
+    assert_eq!(nonce1, 1);
+    assert_eq!((free2, nonce2), (2_500_000_000, 0));
+    let bal = cli_json(
+        &wallets,
+        &["wallet", "balance", "--name", "w2", "--rpc-url", &url],
+    );
+    assert_eq!(bal["free"], 2_500_000_000u64);
+
+    // The included transaction is visible by hash, in its block.
+    let tx = node.ok("chain_tx", json!({"hash": pay["hash"]}));
+    assert_eq!(tx["status"], "finalized");
+    assert_eq!(
+        tx["tx"]["call"],
+        json!({"call": "transfer", "dest": a2, "amount": 2_500_000_000u64})
+    );
+    let block = node.ok("chain_block", json!({"height": tx["block_height"]}));
+    assert_eq!(block["hash"], tx["block_hash"]);
+    assert!(block["txs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["hash"] == pay["hash"]));
+
+    // Wrong password: refused, nothing sent.
+    let (code, _, err) = {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "wallet",
+                "transfer",
+                "--name",
+                "w1",
+                "--dest",
+                &a2,
+                "--amount",
+                "1",
+                "--rpc-url",
+                &url,
+            ])
+            .env("AGORA_WALLET_DIR", &wallets)
+            .env("AGORA_PASSWORD", "wrong")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::new(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong password"), "{err}");
+    // Overspending: refused with the reason before anything is sent.
+    let (code, _, err) = cli(
+        &wallets,
+        &[
+            "wallet",
+            "transfer",
+            "--name",
+            "w2",
+            "--dest",
+            &a1,
+            "--amount",
+            "3",
+            "--rpc-url",
+            &url,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("insufficient_funds"), "{err}");
+    assert_eq!(balance(&node, &a2), (2_500_000_000, 0));
+
+    // Graceful stop: exit code 0 and the last committed head in the log.
+    assert_eq!(node.stop(), 0);
+    let logs = node.logs();
+    let stopped = logs
+        .lines()
+        .find(|l| l.contains(" stopped "))
+        .unwrap_or_else(|| panic!("no stop line:\n{logs}"));
+    let field = |name: &str| {
+        stopped
+            .split(&format!("{name}="))
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (stop_height, stop_hash): (u64, String) = (field("height").parse().unwrap(), field("head"));
+
+    // Restart read-only (no --dev): the state is frozen, so check everything exactly.
+    let mut node = Node::start(dir.path(), &genesis_path, false, "2");
+    let head = node.ok("chain_head", Value::Null);
+    assert_eq!(head["height"], stop_height);
+    assert_eq!(head["hash"], stop_hash.as_str());
+    let head_block = node.ok("chain_block", json!({"height": stop_height}));
+    assert_eq!(head["state_root"], head_block["header"]["state_root"]);
+    assert_eq!(balance(&node, &a1), (free1, nonce1));
+    assert_eq!(balance(&node, &a2), (free2, nonce2));
+    // The proposer (alice, the only authority) got every block's emission plus both fees and the tip.
+    let alice = Keypair::dev("alice").account().to_string();
+    let (alice_free, _) = balance(&node, &alice);
+    assert_eq!(
+        alice_free,
+        1_000_000 * RAO_PER_TAO + stop_height * RAO_PER_TAO + 2 * fee + 7
+    );
+    let supply = node.ok("chain_supply", Value::Null);
+    assert_eq!(
+        supply["issued"].as_u64().unwrap(),
+        6_000_000 * RAO_PER_TAO + stop_height * RAO_PER_TAO
+    );
+    assert_eq!(supply["free"], supply["issued"]);
+    assert_eq!(node.stop(), 0);
+
+    // Restart producing: the chain continues on top of the same head.
+    let node = Node::start(dir.path(), &genesis_path, true, "3");
+    node.wait_for_height(stop_height + 1);
+    let next = node.ok("chain_block", json!({"height": stop_height + 1}));
+    assert_eq!(next["header"]["parent"], stop_hash.as_str());
+    assert_eq!(next["parent_cert"]["block_hash"], stop_hash.as_str());
+}
+
+/// A different genesis on an existing data dir is refused with a clear message.
+#[test]
+fn a_different_genesis_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, genesis_path) = fast_genesis(dir.path());
+    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    assert_eq!(node.stop(), 0);
+    // Same chain id and balances as the data dir's genesis; only the block time differs.
+    let mut child = std::process::Command::new(BIN)
+        .args(["node", "--dev", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--rpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed().as_secs() > 20 {
+            let _ = child.kill();
+            panic!("the node started on a data dir made from another genesis");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("was created from genesis"), "{err}");
+}

@@ -1,0 +1,188 @@
+//! Runs the real `agora` binary: nodes on loopback ports, CLI commands, raw JSON-RPC.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agora_core::Genesis;
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agora");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The dev genesis with fast blocks, written into `dir`.
+pub fn fast_genesis(dir: &Path) -> (Genesis, PathBuf) {
+    let mut g = Genesis::dev();
+    g.block_time_ms = 250;
+    let path = dir.join("genesis.toml");
+    std::fs::write(&path, toml::to_string(&g).unwrap()).unwrap();
+    (g, path)
+}
+
+/// A running node; killed on drop.
+pub struct Node {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Node {
+    pub fn start(dir: &Path, genesis: &Path, dev: bool, tag: &str) -> Node {
+        let port = free_port();
+        let log = dir.join(format!("node-{tag}.log"));
+        let mut cmd = Command::new(BIN);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--rpc-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--genesis")
+            .arg(genesis)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if dev {
+            cmd.arg("--dev");
+        }
+        let node = Node {
+            child: Some(cmd.spawn().unwrap()),
+            port,
+            log,
+        };
+        let start = Instant::now();
+        while rpc_raw(port, r#"{"jsonrpc":"2.0","id":1,"method":"chain_head"}"#).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "node did not start:\n{}",
+                node.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string();
+        serde_json::from_str(&rpc_raw(self.port, &body).unwrap()).unwrap()
+    }
+
+    /// `result` of a call that must succeed.
+    pub fn ok(&self, method: &str, params: Value) -> Value {
+        let v = self.call(method, params);
+        assert!(v.get("error").is_none(), "{method} failed: {v}");
+        v["result"].clone()
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+
+    pub fn wait_for_height(&self, height: u64) {
+        let start = Instant::now();
+        while self.ok("chain_head", Value::Null)["height"]
+            .as_u64()
+            .unwrap()
+            < height
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no progress to height {height}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// POST `body` to the node's JSON-RPC endpoint with a minimal HTTP/1.1 client.
+pub fn rpc_raw(port: u16, body: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, rest) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP body"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok(dechunk(rest));
+    }
+    Ok(rest.to_string())
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// Run the CLI; returns (exit code, stdout, stderr).
+pub fn cli(wallets: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("AGORA_WALLET_DIR", wallets)
+        .env("AGORA_PASSWORD", "correct horse")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run the CLI with `--json`, require success, parse stdout.
+pub fn cli_json(wallets: &Path, args: &[&str]) -> Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = cli(wallets, &all);
+    assert_eq!(code, 0, "agora {args:?} failed:\n{out}\n{err}");
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("agora {args:?} printed non-JSON ({e}):\n{out}"))
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real binary, real RocksDB, real sockets on loopback.
+
+mod dev_node;
+mod harness;
+mod rpc_errors;
+mod subscribe;

@@ -1,0 +1,151 @@
+use agora_core::codec::MAX_TX_BYTES;
+use agora_core::{Call, Keypair, SignedTransaction, Transaction};
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn hex_tx(stx: &SignedTransaction) -> String {
+    format!("0x{}", hex::encode(stx.encode()))
+}
+
+fn transfer(chain_id: u64, from: &Keypair, nonce: u64, amount: u64) -> SignedTransaction {
+    Transaction {
+        chain_id,
+        signer: from.account(),
+        nonce,
+        call: Call::Transfer {
+            dest: Keypair::dev("charlie").account(),
+            amount,
+        },
+        tip: 0,
+    }
+    .sign(from)
+}
+
+/// Every kind of bad input is refused with its own error, and the sender's state is unchanged.
+#[test]
+fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (genesis, genesis_path) = fast_genesis(dir.path());
+    let node = Node::start(dir.path(), &genesis_path, true, "1");
+    let bob = Keypair::dev("bob");
+    let bob_addr = bob.account().to_string();
+    let id = genesis.chain_id;
+
+    // One good transfer, finalized, to have a used nonce.
+    let good = transfer(id, &bob, 0, 1_000);
+    let hash = node.ok("tx_submit", json!({"tx": hex_tx(&good)}))["hash"].clone();
+    let start = std::time::Instant::now();
+    while node.ok("chain_tx", json!({"hash": hash}))["status"] != "finalized" {
+        assert!(start.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = node.ok("account_info", json!({"address": bob_addr}));
+    assert_eq!(before["nonce"], 1);
+
+    let rejected = |tx: String| -> Value {
+        let v = node.call("tx_submit", json!({"tx": tx}));
+        assert_eq!(v["error"]["code"], -32010, "{v}");
+        v["error"]["data"]["kind"].clone()
+    };
+    let mut bad_sig = transfer(id, &bob, 1, 1);
+    bad_sig.signature[10] ^= 1;
+    assert_eq!(rejected(hex_tx(&bad_sig)), "bad_signature");
+    assert_eq!(
+        rejected(hex_tx(&transfer(id + 1, &bob, 1, 1))),
+        "wrong_chain_id"
+    );
+    assert_eq!(
+        rejected(hex_tx(&good)),
+        "stale_nonce",
+        "replay of an included transaction"
+    );
+    assert_eq!(
+        rejected(hex_tx(&transfer(id, &bob, 10_000, 1))),
+        "future_nonce"
+    );
+    assert_eq!(
+        rejected(hex_tx(&transfer(id, &bob, 1, u64::MAX / 2))),
+        "insufficient_funds"
+    );
+    assert_eq!(
+        rejected(hex_tx(&transfer(id, &Keypair::dev("nobody"), 0, 1))),
+        "insufficient_funds"
+    );
+    assert_eq!(
+        rejected(format!("0x{}", "00".repeat(MAX_TX_BYTES + 1))),
+        "oversize"
+    );
+    assert_eq!(rejected("0x0102".into()), "malformed");
+    let mut trailing = good.encode();
+    trailing.push(0);
+    assert_eq!(
+        rejected(format!("0x{}", hex::encode(trailing))),
+        "malformed"
+    );
+
+    // Malformed JSON-RPC.
+    let raw =
+        |body: &str| -> Value { serde_json::from_str(&rpc_raw(node.port, body).unwrap()).unwrap() };
+    assert_eq!(raw("{not json")["error"]["code"], -32700);
+    assert_eq!(
+        raw(r#"{"id":1,"method":"chain_head"}"#)["error"]["code"],
+        -32600
+    );
+    assert_eq!(
+        raw(r#"{"jsonrpc":"2.0","id":1,"method":5}"#)["error"]["code"],
+        -32600
+    );
+    assert_eq!(
+        raw(r#"{"jsonrpc":"2.0","id":1,"method":"chain_head","params":3}"#)["error"]["code"],
+        -32600
+    );
+    assert_eq!(raw(r#"[]"#)["error"]["code"], -32600);
+    assert_eq!(
+        node.call("no_such_method", Value::Null)["error"]["code"],
+        -32601
+    );
+    assert_eq!(
+        node.call("tx_submit", json!({"tx": "zz"}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(node.call("tx_submit", json!({}))["error"]["code"], -32602);
+    assert_eq!(
+        node.call("account_info", json!({"address": "5Oops"}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        node.call("chain_block", json!({"height": -1}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        node.call("chain_block", json!({"height": 1_000_000}))["error"]["code"],
+        -32004
+    );
+    assert_eq!(
+        node.call(
+            "chain_tx",
+            json!({"hash": format!("0x{}", "ab".repeat(32))})
+        )["error"]["code"],
+        -32004
+    );
+    // A batch answers each request in order; positional params work too.
+    let batch = raw(&format!(
+        r#"[{{"jsonrpc":"2.0","id":1,"method":"chain_head"}},{{"jsonrpc":"2.0","id":2,"method":"account_info","params":["{bob_addr}"]}},{{"jsonrpc":"2.0","id":3,"method":"nope"}}]"#
+    ));
+    assert_eq!(batch[0]["id"], 1);
+    assert_eq!(batch[1]["result"]["nonce"], 1);
+    assert_eq!(batch[2]["error"]["code"], -32601);
+
+    // Nothing above touched bob's account (blocks keep coming; his nonce and balance stay).
+    node.wait_for_height(
+        node.ok("chain_head", Value::Null)["height"]
+            .as_u64()
+            .unwrap()
+            + 2,
+    );
+    assert_eq!(
+        node.ok("account_info", json!({"address": bob_addr})),
+        before
+    );
+}
