@@ -156,18 +156,7 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
             let password = opts.password(new_cold)?;
             let mut result = json!({"wallet": name});
             if new_cold {
-                let phrase = generate_mnemonic(words)?;
-                let key = key_from_mnemonic(&phrase)?;
-                dir.store(
-                    &name,
-                    &KeyRole::Coldkey,
-                    &Secret {
-                        key: key.clone(),
-                        mnemonic: Some(phrase.clone()),
-                    },
-                    &password,
-                    false,
-                )?;
+                let (key, phrase, _) = new_key(&dir, &name, &KeyRole::Coldkey, words, &password)?;
                 result["coldkey"] =
                     json!({"address": key.account(), "mnemonic": phrase, "created": true});
             } else {
@@ -176,18 +165,7 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
                 result["coldkey"] =
                     json!({"address": key.account(), "mnemonic": null, "created": false});
             }
-            let phrase = generate_mnemonic(words)?;
-            let key = key_from_mnemonic(&phrase)?;
-            let path = dir.store(
-                &name,
-                &hot_role,
-                &Secret {
-                    key: key.clone(),
-                    mnemonic: Some(phrase.clone()),
-                },
-                &password,
-                false,
-            )?;
+            let (key, phrase, path) = new_key(&dir, &name, &hot_role, words, &password)?;
             result["hotkey"] =
                 json!({"name": hotkey, "address": key.account(), "mnemonic": phrase});
             result["path"] = json!(path.parent().and_then(|p| p.parent()).unwrap_or(&path));
@@ -341,6 +319,24 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A fresh key from a new mnemonic, stored encrypted; returns it, its phrase and its path.
+fn new_key(
+    dir: &WalletDir,
+    wallet: &str,
+    role: &KeyRole,
+    words: usize,
+    password: &str,
+) -> anyhow::Result<(Keypair, String, PathBuf)> {
+    let phrase = generate_mnemonic(words)?;
+    let key = key_from_mnemonic(&phrase)?;
+    let secret = Secret {
+        key: key.clone(),
+        mnemonic: Some(phrase.clone()),
+    };
+    let path = dir.store(wallet, role, &secret, password, false)?;
+    Ok((key, phrase, path))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -104,30 +104,22 @@ fn wallets_transfer_and_the_chain_survives_restart() {
         .any(|t| t["hash"] == pay["hash"]));
 
     // Wrong password: refused, nothing sent.
-    let (code, _, err) = {
-        let out = std::process::Command::new(BIN)
-            .args([
-                "wallet",
-                "transfer",
-                "--name",
-                "w1",
-                "--dest",
-                &a2,
-                "--amount",
-                "1",
-                "--rpc-url",
-                &url,
-            ])
-            .env("AGORA_WALLET_DIR", &wallets)
-            .env("AGORA_PASSWORD", "wrong")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::new(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let (code, _, err) = cli_with_password(
+        &wallets,
+        "wrong",
+        &[
+            "wallet",
+            "transfer",
+            "--name",
+            "w1",
+            "--dest",
+            &a2,
+            "--amount",
+            "1",
+            "--rpc-url",
+            &url,
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("wrong password"), "{err}");
     // Overspending: refused with the reason before anything is sent.
@@ -231,4 +223,42 @@ fn a_different_genesis_is_refused() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("was created from genesis"), "{err}");
+}
+
+/// A node killed with SIGKILL mid-production restarts from its last committed block: the
+/// head's state root matches the state, and production continues on top of it.
+#[test]
+fn a_killed_node_recovers_its_last_committed_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, genesis_path) = fast_genesis(dir.path());
+    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    node.wait_for_height(4);
+    let seen = node.ok("chain_head", Value::Null)["height"]
+        .as_u64()
+        .unwrap();
+    node.kill();
+
+    let node = Node::start(dir.path(), &genesis_path, true, "2");
+    let logs = node.logs();
+    let opened = logs
+        .lines()
+        .find(|l| l.contains("opened chain"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    let resumed: u64 = opened
+        .split("height=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        resumed >= seen,
+        "lost committed blocks: saw {seen}, resumed at {resumed}"
+    );
+    node.wait_for_height(resumed + 2);
+    let b = node.ok("chain_block", json!({"height": resumed + 1}));
+    let prev = node.ok("chain_block", json!({"height": resumed}));
+    assert_eq!(b["header"]["parent"], prev["hash"]);
 }

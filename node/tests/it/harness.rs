@@ -100,6 +100,13 @@ impl Node {
         status.code().unwrap_or(-1)
     }
 
+    /// SIGKILL: no chance to shut down cleanly.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn wait_for_height(&self, height: u64) {
         let start = Instant::now();
         while self.ok("chain_head", Value::Null)["height"]
@@ -161,12 +168,19 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// The password the tests' wallets use.
+pub const PASSWORD: &str = "correct horse";
+
 /// Run the CLI; returns (exit code, stdout, stderr).
 pub fn cli(wallets: &Path, args: &[&str]) -> (i32, String, String) {
+    cli_with_password(wallets, PASSWORD, args)
+}
+
+pub fn cli_with_password(wallets: &Path, password: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env("AGORA_WALLET_DIR", wallets)
-        .env("AGORA_PASSWORD", "correct horse")
+        .env("AGORA_PASSWORD", password)
         .stdin(Stdio::null())
         .output()
         .unwrap();
