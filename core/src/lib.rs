@@ -28,6 +28,7 @@ pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod emission;
+pub mod epoch;
 pub mod genesis;
 pub mod ledger;
 mod serde_hex;

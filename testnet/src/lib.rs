@@ -1,5 +1,10 @@
-//! `agora-testnet`: local multi-process testnets (`agora testnet up`), the seeded
-//! simulation of N consensus machines over a simulated network, economic scenarios and
-//! cross-implementation benchmarks.
+//! `agora-testnet`: offline economics and (later) local multi-process testnets.
 //!
-//! Nothing is implemented yet: this crate is a table of contents until its issues.
+//! - [`scenario`]: seeded multi-epoch Yuma scenarios (honest validators, weight copiers,
+//!   colluding groups, stake moves) behind `agora sim epochs`.
+//!
+//! Planned: `agora testnet up` (local networks), the seeded consensus simulation over a
+//! simulated network, cross-implementation benchmarks.
+
+pub mod rng;
+pub mod scenario;

@@ -2,6 +2,7 @@
 
 mod chain;
 mod output;
+mod sim;
 mod wallet;
 
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Query the chain over RPC.
     #[command(subcommand)]
     Chain(chain::ChainCmd),
+    /// The economics offline: one Yuma epoch, multi-epoch scenarios, benchmarks.
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
     /// Print the built-in dev genesis as TOML (a starting point for your own).
     Genesis,
     /// Measure the ledger: signed transfers applied and committed per second vs raw ed25519.
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Wallet(cmd) => wallet::run(cmd, out).await,
         Command::Chain(cmd) => chain::run(cmd, out).await,
+        Command::Sim(cmd) => sim::run(cmd, out),
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {

@@ -3,4 +3,5 @@
 mod dev_node;
 mod harness;
 mod rpc_errors;
+mod sim;
 mod subscribe;

@@ -1,0 +1,129 @@
+//! `agora sim`: the economics offline.
+
+use std::path::PathBuf;
+
+use agora_core::epoch::{parse_input, run_epoch};
+use agora_testnet::scenario::{to_csv, Scenario};
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::Out;
+
+#[derive(Subcommand, Debug)]
+pub enum SimCmd {
+    /// Run one Yuma epoch from a JSON case and print the results as JSON.
+    Epoch {
+        /// Input case: the epoch's fields as an object, or {"input": {...}}.
+        #[arg(long)]
+        input: PathBuf,
+        /// Also write the output JSON here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Run a seeded multi-epoch scenario and show each validator's dividends per epoch.
+    Epochs {
+        /// Scenario file (TOML or JSON); see testnet/scenarios/.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Write per-epoch, per-validator rows as CSV to this file ("-" for stdout).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Time one epoch at several sizes against a numpy float64 implementation.
+    Bench(crate::bench::EpochBenchArgs),
+}
+
+pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
+    match cmd {
+        SimCmd::Epoch { input, output } => {
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("reading {}", input.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", input.display()))?;
+            let case = parse_input(&value)
+                .with_context(|| format!("invalid epoch input {}", input.display()))?;
+            let result = run_epoch(&case);
+            let json = serde_json::to_string(&result)?;
+            if let Some(path) = output {
+                std::fs::write(&path, format!("{json}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            // The output is JSON either way; --json only changes nothing here.
+            println!("{json}");
+            Ok(())
+        }
+        SimCmd::Epochs { scenario, csv } => {
+            let text = std::fs::read_to_string(&scenario)
+                .with_context(|| format!("reading {}", scenario.display()))?;
+            let s = Scenario::parse(&text)?;
+            let names: Vec<String> = s.validators.iter().map(|v| v.name.clone()).collect();
+            if !out.json {
+                let mut header = format!("{:>5}", "epoch");
+                for n in &names {
+                    header.push_str(&format!(" {:>12}", truncate(n, 12)));
+                }
+                println!("{header}   (validator emission per epoch, alpha)");
+            }
+            let records = s.run(|r| {
+                if !out.json {
+                    let mut line = format!("{:>5}", r.epoch);
+                    for v in &r.validators {
+                        line.push_str(&format!(" {:>12.4}", v.validator_emission_rao as f64 / 1e9));
+                    }
+                    println!("{line}");
+                }
+            });
+            let totals: Vec<serde_json::Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let rao: u128 = records.iter().filter_map(|r| r.validators.get(i)).map(|v| u128::from(v.validator_emission_rao)).sum();
+                    let stake: u128 = records.iter().filter_map(|r| r.validators.get(i)).map(|v| u128::from(v.stake_tao)).sum();
+                    serde_json::json!({
+                        "validator": name,
+                        "strategy": s.validators[i].strategy,
+                        "total_emission_rao": rao as u64,
+                        "alpha_per_1000_tao_stake_per_epoch": if stake == 0 { 0.0 } else { rao as f64 / 1e9 / stake as f64 * 1000.0 },
+                    })
+                })
+                .collect();
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"epochs": records, "totals": totals})
+                    )?
+                );
+            } else {
+                println!("\ntotals (yield = alpha per 1000 TAO of stake per epoch):");
+                for t in &totals {
+                    println!(
+                        "  {:<14} {:<9} {:>14.4} alpha   yield {:.4}",
+                        t["validator"].as_str().unwrap_or(""),
+                        t["strategy"].as_str().unwrap_or(""),
+                        t["total_emission_rao"].as_u64().unwrap_or(0) as f64 / 1e9,
+                        t["alpha_per_1000_tao_stake_per_epoch"]
+                            .as_f64()
+                            .unwrap_or(0.0)
+                    );
+                }
+            }
+            if let Some(path) = csv {
+                let text = to_csv(&records);
+                if path.as_os_str() == "-" {
+                    print!("{text}");
+                } else {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    out.progress(&format!("wrote {}", path.display()));
+                }
+            }
+            Ok(())
+        }
+        SimCmd::Bench(args) => crate::bench::run_epoch_bench(args, out),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

@@ -1,0 +1,115 @@
+use serde_json::Value;
+
+use crate::harness::*;
+
+const CASE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testnet/cases/two-validators.json"
+);
+const SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testnet/scenarios/copier-vs-honest.toml"
+);
+
+#[test]
+fn sim_epoch_prints_the_documented_output_and_names_bad_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.json");
+    let (code, stdout, err) = cli(
+        dir.path(),
+        &[
+            "sim",
+            "epoch",
+            "--input",
+            CASE,
+            "--output",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "consensus",
+        "incentive",
+        "dividends",
+        "validator_trust",
+        "stake_weight",
+        "bonds",
+        "server_emission",
+        "validator_emission",
+        "emission",
+        "validator_permit",
+        "active",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    assert_eq!(v["bonds"].as_array().unwrap().len(), 4);
+    let total: u64 = v["emission"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    // I32F32 proportions resolve 2^-32, so each of the 4 floors may drop up to E * 2^-32
+    // (~69 rao here); that dust is not redistributed, as in subtensor.
+    assert!(
+        total <= 295_200_000_000 && total >= 295_200_000_000 - 4 * 70,
+        "{total}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().trim(),
+        stdout.trim()
+    );
+
+    // Wrapped in {"input": ...} gives the same result.
+    let wrapped = dir.path().join("wrapped.json");
+    let case: Value = serde_json::from_str(&std::fs::read_to_string(CASE).unwrap()).unwrap();
+    std::fs::write(&wrapped, serde_json::json!({"input": case}).to_string()).unwrap();
+    let (_, again, _) = cli(
+        dir.path(),
+        &["sim", "epoch", "--input", wrapped.to_str().unwrap()],
+    );
+    assert_eq!(again, stdout);
+
+    let mut bad = case.clone();
+    bad["weights"][1] = serde_json::json!([0, 1]);
+    std::fs::write(&wrapped, bad.to_string()).unwrap();
+    let (code, _, err) = cli(
+        dir.path(),
+        &["sim", "epoch", "--input", wrapped.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("weights[1]") && err.contains("ragged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sim_epochs_prints_a_table_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("run.csv");
+    let (code, stdout, err) = cli(
+        dir.path(),
+        &[
+            "sim",
+            "epochs",
+            "--scenario",
+            SCENARIO,
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("copier") && stdout.contains("totals"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("epoch,validator,strategy,stake_tao"));
+    assert_eq!(text.lines().count(), 1 + 40 * 7);
+    let v = cli_json(dir.path(), &["sim", "epochs", "--scenario", SCENARIO]);
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 40);
+    assert_eq!(v["totals"].as_array().unwrap().len(), 7);
+}
