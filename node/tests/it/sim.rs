@@ -54,7 +54,7 @@ fn sim_epoch_prints_the_documented_output_and_names_bad_fields() {
     // I32F32 proportions resolve 2^-32, so each of the 4 floors may drop up to E * 2^-32
     // (~69 rao here); that dust is not redistributed, as in subtensor.
     assert!(
-        total <= 295_200_000_000 && total >= 295_200_000_000 - 4 * 70,
+        (295_200_000_000 - 4 * 70..=295_200_000_000).contains(&total),
         "{total}"
     );
     assert_eq!(
