@@ -210,24 +210,19 @@ fn epoch_case(n: usize, v: usize, k: usize, seed: u64) -> agora_core::epoch::Epo
             .map(|j| (j, 1 + (rng.next_u64() % 65_535) as u16))
             .collect()
     };
-    let weights: Vec<Vec<(u16, u16)>> = (0..n)
-        .map(|i| {
-            if i < v {
-                sparse_row(&mut rng)
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
-    let bonds: Vec<Vec<(u16, u16)>> = (0..n)
-        .map(|i| {
-            if i < v {
-                sparse_row(&mut rng)
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
+    let mut validator_rows = || -> Vec<Vec<(u16, u16)>> {
+        (0..n)
+            .map(|i| {
+                if i < v {
+                    sparse_row(&mut rng)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect()
+    };
+    let weights = validator_rows();
+    let bonds = validator_rows();
     agora_core::epoch::EpochInput {
         n,
         stake: (0..n)

@@ -1,7 +1,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::output::tao;
+use super::output::{tao, text as s};
 use super::{Out, RpcOpts};
 use crate::client::RpcClient;
 
@@ -95,10 +95,4 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
 }

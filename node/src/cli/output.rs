@@ -33,3 +33,10 @@ pub fn tao(v: &Value) -> String {
         .map(|r| format!("{} TAO", agora_core::format_tao(r)))
         .unwrap_or_else(|| v.to_string())
 }
+
+/// A JSON string without quotes; anything else as JSON text.
+pub fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}

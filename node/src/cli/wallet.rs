@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::output::tao;
+use super::output::{tao, text as s};
 use super::{Out, RpcOpts};
 use crate::client::{RemoteError, RpcClient};
 use crate::wallet::{generate_mnemonic, key_from_mnemonic, KeyRole, Secret, WalletDir};
@@ -428,10 +428,4 @@ async fn transfer(
         )
     });
     Ok(())
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
 }
