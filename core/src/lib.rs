@@ -31,6 +31,7 @@ pub mod emission;
 pub mod epoch;
 pub mod genesis;
 pub mod ledger;
+pub mod pool;
 mod serde_hex;
 pub mod state;
 pub mod tx;
