@@ -9,6 +9,7 @@ use crate::amount::{MAX_SUPPLY_RAO, RAO_PER_TAO};
 use crate::block::{Block, Header};
 use crate::crypto::{AccountId, Hash, Keypair};
 use crate::state::{self, Account, Changes, EmptyState, LtHash, Overlay, StateError, Supply};
+use crate::subnet::SubnetParams;
 
 /// Smallest and largest accepted block time.
 pub const MIN_BLOCK_TIME_MS: u64 = 100;
@@ -46,6 +47,9 @@ pub struct Genesis {
     pub admin: Option<AccountId>,
     #[serde(default)]
     pub balances: Vec<GenesisBalance>,
+    /// Subnet creation and registration parameters, and new subnets' hyperparameters.
+    #[serde(default)]
+    pub subnets: SubnetParams,
 }
 
 /// Why a genesis file was refused.
@@ -81,6 +85,7 @@ pub struct ChainParams {
     pub per_byte_fee_rao: u64,
     pub authorities: Vec<AccountId>,
     pub admin: Option<AccountId>,
+    pub subnets: SubnetParams,
 }
 
 impl ChainParams {
@@ -91,6 +96,20 @@ impl ChainParams {
             .saturating_mul(u64::try_from(encoded_len).unwrap_or(u64::MAX));
         self.base_fee_rao.saturating_add(per_byte)
     }
+}
+
+/// Subtensor's defaults, with waits a local testnet can live with: one network
+/// registration per block, a 100 TAO minimum lock, and 30-block epochs.
+fn dev_subnet_params() -> SubnetParams {
+    let mut p = SubnetParams {
+        network_rate_limit: 1,
+        network_min_lock_rao: 100 * RAO_PER_TAO,
+        ..SubnetParams::default()
+    };
+    p.defaults.tempo = 30;
+    p.defaults.immunity_period = 300;
+    p.defaults.weights_rate_limit = 5;
+    p
 }
 
 /// Genesis state and block.
@@ -119,6 +138,7 @@ impl Genesis {
                     balance_rao: 1_000_000 * RAO_PER_TAO,
                 })
                 .collect(),
+            subnets: dev_subnet_params(),
         }
     }
 
@@ -176,6 +196,7 @@ impl Genesis {
             per_byte_fee_rao: self.per_byte_fee_rao,
             authorities: self.authorities.clone(),
             admin: self.admin,
+            subnets: self.subnets.clone(),
         }
     }
 

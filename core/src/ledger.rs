@@ -17,6 +17,7 @@ use crate::crypto::{verify_batch, AccountId, Hash};
 use crate::emission::block_emission;
 use crate::genesis::ChainParams;
 use crate::state::{self, Changes, LtHash, Overlay, StateError, StateRead};
+use crate::subnet::{self, SubnetError, TxFailure};
 use crate::tx::{Call, SignedTransaction};
 
 /// A transaction broke a rule. Each variant is one rule; messages are for users.
@@ -40,8 +41,19 @@ pub enum TxError {
     AmountOverflow,
     #[error("receiving account balance would overflow")]
     BalanceOverflow,
+    #[error(transparent)]
+    Subnet(#[from] SubnetError),
     #[error("internal: {0}")]
     State(#[from] StateError),
+}
+
+impl From<TxFailure> for TxError {
+    fn from(f: TxFailure) -> Self {
+        match f {
+            TxFailure::Rule(e) => TxError::Subnet(e),
+            TxFailure::State(e) => TxError::State(e),
+        }
+    }
 }
 
 impl TxError {
@@ -58,6 +70,7 @@ impl TxError {
             TxError::ZeroAmount => "zero_amount",
             TxError::AmountOverflow => "amount_overflow",
             TxError::BalanceOverflow => "balance_overflow",
+            TxError::Subnet(e) => e.kind(),
             TxError::State(_) => "internal",
         }
     }
@@ -97,6 +110,13 @@ pub enum BlockError {
     State(#[from] StateError),
 }
 
+/// The block a transaction executes in.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockCtx {
+    pub height: u64,
+    pub proposer: AccountId,
+}
+
 /// What applying one transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxOutcome {
@@ -134,8 +154,10 @@ pub fn total_cost(
     encoded_len: usize,
 ) -> Result<(u64, u64), TxError> {
     let fee = params.fee(encoded_len);
+    // Calls whose price depends on state (locks, burns) charge it during dispatch.
     let spend = match &stx.tx.call {
         Call::Transfer { amount, .. } => *amount,
+        _ => 0,
     };
     let total = spend
         .checked_add(fee)
@@ -148,12 +170,12 @@ pub fn total_cost(
 pub fn apply_tx(
     overlay: &mut Overlay<'_>,
     params: &ChainParams,
-    proposer: &AccountId,
+    block: &BlockCtx,
     stx: &SignedTransaction,
     encoded_len: usize,
 ) -> Result<TxOutcome, TxError> {
     let cp = overlay.checkpoint();
-    let result = apply_tx_inner(overlay, params, proposer, stx, encoded_len);
+    let result = apply_tx_inner(overlay, params, block, stx, encoded_len);
     match result {
         Ok(_) => overlay.keep(),
         Err(_) => overlay.rollback(cp),
@@ -164,7 +186,7 @@ pub fn apply_tx(
 fn apply_tx_inner(
     overlay: &mut Overlay<'_>,
     params: &ChainParams,
-    proposer: &AccountId,
+    block: &BlockCtx,
     stx: &SignedTransaction,
     encoded_len: usize,
 ) -> Result<TxOutcome, TxError> {
@@ -194,6 +216,10 @@ fn apply_tx_inner(
     sender.nonce = sender.nonce.saturating_add(1);
     state::put_account(overlay, &tx.signer, &sender);
 
+    let signer = &tx.signer;
+    let now = block.height;
+    // Swap fees inside calls go to the proposer too.
+    let mut call_fee: u64 = 0;
     match &tx.call {
         Call::Transfer { dest, amount } => {
             if *amount == 0 {
@@ -201,9 +227,21 @@ fn apply_tx_inner(
             }
             credit(overlay, dest, *amount)?;
         }
+        Call::RegisterNetwork { hotkey } => {
+            let emission = block_emission(state::supply(overlay)?.issued);
+            subnet::register_network(overlay, &params.subnets, now, emission, signer, hotkey)?;
+        }
+        Call::StartCall { netuid } => subnet::start_call(overlay, now, signer, *netuid)?,
+        Call::BurnedRegister { netuid, hotkey } => {
+            call_fee = subnet::burned_register(overlay, now, signer, *netuid, hotkey, None)?.1;
+        }
     }
-    credit(overlay, proposer, fee.saturating_add(tx.tip))?;
-    Ok(TxOutcome { fee, tip: tx.tip })
+    let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);
+    credit(overlay, &block.proposer, to_proposer)?;
+    Ok(TxOutcome {
+        fee: fee.saturating_add(call_fee),
+        tip: tx.tip,
+    })
 }
 
 fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(), TxError> {
@@ -286,6 +324,10 @@ pub fn build_block(
     candidates: Vec<SignedTransaction>,
 ) -> Result<BuiltBlock, StateError> {
     let sig_ok = check_signatures(&candidates);
+    let ctx = BlockCtx {
+        height: parent.height.saturating_add(1),
+        proposer: proposal.proposer,
+    };
     let mut overlay = Overlay::new(base);
     let minted = apply_coinbase(&mut overlay, &proposal.proposer)?;
     let mut included = Vec::with_capacity(candidates.len());
@@ -297,7 +339,7 @@ pub fn build_block(
             continue;
         }
         let len = stx.encoded_len();
-        match apply_tx(&mut overlay, params, &proposal.proposer, &stx, len) {
+        match apply_tx(&mut overlay, params, &ctx, &stx, len) {
             Ok(out) => {
                 fees = fees.saturating_add(out.fee).saturating_add(out.tip);
                 included.push(stx);
@@ -391,12 +433,16 @@ pub fn execute_block(
         });
     }
     let sig_ok = check_signatures(&block.txs);
+    let ctx = BlockCtx {
+        height: h.height,
+        proposer: h.proposer,
+    };
     let mut overlay = Overlay::new(base);
     let minted = apply_coinbase(&mut overlay, &h.proposer)?;
     let mut fees: u64 = 0;
     for (index, (stx, ok)) in block.txs.iter().zip(sig_ok).enumerate() {
         let result = if ok {
-            apply_tx(&mut overlay, params, &h.proposer, stx, stx.encoded_len())
+            apply_tx(&mut overlay, params, &ctx, stx, stx.encoded_len())
         } else {
             Err(TxError::BadSignature)
         };

@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod pool;
 mod serde_hex;
 pub mod state;
+pub mod subnet;
 pub mod tx;
 
 pub use amount::{format_tao, parse_tao, MAX_SUPPLY_RAO, RAO_PER_TAO};

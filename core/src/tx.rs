@@ -21,12 +21,21 @@ pub const TX_SIGNING_DOMAIN: &[u8] = b"agora/tx/v1";
 pub enum Call {
     /// Move `amount` rao of free balance from the signer to `dest`.
     Transfer { dest: AccountId, amount: u64 },
+    /// Create a subnet owned by the signer (coldkey) with `hotkey` as uid 0, locking TAO.
+    RegisterNetwork { hotkey: AccountId },
+    /// Start a subnet's emissions and trading (owner only, once).
+    StartCall { netuid: u16 },
+    /// Register `hotkey` on a subnet by burning the current registration price.
+    BurnedRegister { netuid: u16, hotkey: AccountId },
 }
 
 impl Call {
     pub fn name(&self) -> &'static str {
         match self {
             Call::Transfer { .. } => "transfer",
+            Call::RegisterNetwork { .. } => "register_network",
+            Call::StartCall { .. } => "start_call",
+            Call::BurnedRegister { .. } => "burned_register",
         }
     }
 }

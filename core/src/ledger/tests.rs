@@ -254,3 +254,65 @@ proptest! {
         prop_assert_eq!(replay.lthash.root(), c.lthash.root());
     }
 }
+
+#[test]
+fn subnet_calls_run_through_blocks_and_conserve_supply() {
+    let mut c = Chain::dev();
+    let (alice, bob) = (Keypair::dev("alice"), Keypair::dev("bob"));
+    let call = |c: &Chain, from: &Keypair, nonce: u64, call: Call| {
+        Transaction {
+            chain_id: c.params.chain_id,
+            signer: from.account(),
+            nonce,
+            call,
+            tip: 0,
+        }
+        .sign(from)
+    };
+    let hot = Keypair::dev("alice-hot").account();
+    let txs = vec![
+        call(&c, &alice, 0, Call::RegisterNetwork { hotkey: hot }),
+        call(&c, &bob, 0, Call::StartCall { netuid: 1 }),
+    ];
+    let rejected = c.produce(txs);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].1.kind(), "not_subnet_owner");
+    let proposer_before = c.acc(&c.proposer).free;
+    let miner = Keypair::dev("miner").account();
+    let txs = vec![
+        call(&c, &alice, 1, Call::StartCall { netuid: 1 }),
+        call(
+            &c,
+            &bob,
+            0,
+            Call::BurnedRegister {
+                netuid: 1,
+                hotkey: miner,
+            },
+        ),
+        call(
+            &c,
+            &bob,
+            1,
+            Call::BurnedRegister {
+                netuid: 1,
+                hotkey: miner,
+            },
+        ),
+    ];
+    let rejected = c.produce(txs);
+    assert_eq!(
+        rejected.iter().map(|(_, e)| e.kind()).collect::<Vec<_>>(),
+        ["already_registered"]
+    );
+    let s = supply(&c.state).unwrap();
+    assert!(s.is_conserved());
+    assert!(s.staked > 0);
+    // The proposer got the block emission, both tx fees and the registration's swap fee.
+    let gained = c.acc(&c.proposer).free - proposer_before;
+    assert!(
+        gained > 1_000_000_000 + 2 * c.params.base_fee_rao,
+        "{gained}"
+    );
+    assert_eq!(crate::subnet::uid_of(&c.state, 1, &miner).unwrap(), Some(1));
+}
