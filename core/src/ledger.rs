@@ -153,10 +153,15 @@ pub fn total_cost(
     stx: &SignedTransaction,
     encoded_len: usize,
 ) -> Result<(u64, u64), TxError> {
-    let fee = params.fee(encoded_len);
+    let fee = if stx.tx.call.is_fee_free() {
+        0
+    } else {
+        params.fee(encoded_len)
+    };
     // Calls whose price depends on state (locks, burns) charge it during dispatch.
     let spend = match &stx.tx.call {
         Call::Transfer { amount, .. } => *amount,
+        Call::AddStake { amount, .. } => *amount,
         _ => 0,
     };
     let total = spend
@@ -234,6 +239,29 @@ fn apply_tx_inner(
         Call::StartCall { netuid } => subnet::start_call(overlay, now, signer, *netuid)?,
         Call::BurnedRegister { netuid, hotkey } => {
             call_fee = subnet::burned_register(overlay, now, signer, *netuid, hotkey, None)?.1;
+        }
+        Call::AddStake {
+            hotkey,
+            netuid,
+            amount,
+        } => {
+            call_fee = subnet::stake::add_stake(overlay, signer, hotkey, *netuid, *amount, None)?.1;
+        }
+        Call::RemoveStake {
+            hotkey,
+            netuid,
+            amount,
+        } => {
+            call_fee =
+                subnet::stake::remove_stake(overlay, signer, hotkey, *netuid, *amount, None)?.1;
+        }
+        Call::SetWeights {
+            netuid,
+            uids,
+            values,
+            ..
+        } => {
+            subnet::weights::set_weights(overlay, now, signer, *netuid, uids, values)?;
         }
     }
     let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);

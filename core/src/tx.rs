@@ -27,15 +27,42 @@ pub enum Call {
     StartCall { netuid: u16 },
     /// Register `hotkey` on a subnet by burning the current registration price.
     BurnedRegister { netuid: u16, hotkey: AccountId },
+    /// Stake `amount` rao of TAO on `hotkey` in `netuid` (bought as alpha through the pool).
+    AddStake {
+        hotkey: AccountId,
+        netuid: u16,
+        amount: u64,
+    },
+    /// Unstake `amount` alpha rao from `hotkey` in `netuid` (sold for TAO through the pool).
+    RemoveStake {
+        hotkey: AccountId,
+        netuid: u16,
+        amount: u64,
+    },
+    /// Set the signing hotkey's weights on `netuid` (fee-free, rate limited).
+    SetWeights {
+        netuid: u16,
+        uids: Vec<u16>,
+        values: Vec<u16>,
+        version_key: u64,
+    },
 }
 
 impl Call {
+    /// Weight setting pays no fee (R§11); it is rate limited instead.
+    pub fn is_fee_free(&self) -> bool {
+        matches!(self, Call::SetWeights { .. })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Call::Transfer { .. } => "transfer",
             Call::RegisterNetwork { .. } => "register_network",
             Call::StartCall { .. } => "start_call",
             Call::BurnedRegister { .. } => "burned_register",
+            Call::AddStake { .. } => "add_stake",
+            Call::RemoveStake { .. } => "remove_stake",
+            Call::SetWeights { .. } => "set_weights",
         }
     }
 }

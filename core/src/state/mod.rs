@@ -82,7 +82,7 @@ impl Supply {
     }
 }
 
-fn read<T: Decode<()>>(
+pub(crate) fn read<T: Decode<()>>(
     state: &dyn StateRead,
     key: &[u8],
     what: &'static str,

@@ -6,15 +6,18 @@
 //! pool and raises its price; each registration multiplies the price by 1.26.
 
 mod params;
+pub mod stake;
+pub mod weights;
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
 pub use params::{Hyperparams, SubnetParams};
 
-use crate::codec::{decode_value, encode_value};
+use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::pool::{Direction, Pool, SwapError, DEFAULT_FEE_RATE, PRICE_SCALE};
+use crate::state::read;
 use crate::state::{self, Overlay, StateError, StateRead};
 
 pub type Netuid = u16;
@@ -90,6 +93,18 @@ impl SubnetError {
             SubnetError::AlreadyRegistered(_) => "already_registered",
             SubnetError::NoPruneCandidate => "no_prune_candidate",
             SubnetError::BurnAboveLimit { .. } => "burn_above_limit",
+            SubnetError::NotStarted(_) => "subnet_not_started",
+            SubnetError::HotkeyNotFound(_) => "hotkey_not_found",
+            SubnetError::NotEnoughStake { .. } => "not_enough_stake",
+            SubnetError::StakeTooSmall { .. } => "stake_too_small",
+            SubnetError::NotRegistered(_) => "not_registered",
+            SubnetError::WeightsLengthMismatch { .. } => "weights_length_mismatch",
+            SubnetError::TooManyWeights { .. } => "too_many_weights",
+            SubnetError::WeightsRateLimited { .. } => "weights_rate_limited",
+            SubnetError::NoValidatorPermit => "no_validator_permit",
+            SubnetError::DuplicateUids => "duplicate_uids",
+            SubnetError::UnknownUid(_) => "unknown_uid",
+            SubnetError::TooFewWeights { .. } => "too_few_weights",
             SubnetError::Swap(crate::pool::SwapError::InputTooLarge { .. }) => {
                 "swap_input_too_large"
             }
@@ -133,6 +148,30 @@ pub enum SubnetError {
     NoPruneCandidate,
     #[error("registration price {price} rao is above your limit {limit} rao")]
     BurnAboveLimit { price: u64, limit: u64 },
+    #[error("subnet {0} is not started: its owner must send start_call first")]
+    NotStarted(Netuid),
+    #[error("hotkey {0} is unknown: register it on a subnet first")]
+    HotkeyNotFound(AccountId),
+    #[error("not enough stake: asked for {requested} alpha rao, the position holds {available}")]
+    NotEnoughStake { requested: u64, available: u64 },
+    #[error("stake operations must move at least {min} rao")]
+    StakeTooSmall { min: u64 },
+    #[error("hotkey {0} is not registered on this subnet")]
+    NotRegistered(AccountId),
+    #[error("{uids} uids but {values} values")]
+    WeightsLengthMismatch { uids: usize, values: usize },
+    #[error("{given} weights for a subnet of {n} neurons")]
+    TooManyWeights { given: usize, n: u16 },
+    #[error("weights are rate limited: next allowed at block {next}")]
+    WeightsRateLimited { next: u64 },
+    #[error("this neuron has no validator permit: only a self-weight is allowed")]
+    NoValidatorPermit,
+    #[error("the same uid appears twice")]
+    DuplicateUids,
+    #[error("uid {0} does not exist on this subnet")]
+    UnknownUid(Uid),
+    #[error("{given} weights, the subnet requires at least {min}")]
+    TooFewWeights { given: usize, min: usize },
     #[error("pool: {0}")]
     Swap(#[from] SwapError),
 }
@@ -171,22 +210,6 @@ pub mod keys {
         let mut k = vec![HOTKEY_OWNER];
         k.extend_from_slice(&hotkey.0);
         k
-    }
-}
-
-fn read<T: Decode<()>>(
-    s: &dyn StateRead,
-    key: &[u8],
-    what: &'static str,
-) -> Result<Option<T>, StateError> {
-    match s.get(key)? {
-        None => Ok(None),
-        Some(b) => decode_value(&b, what)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                key: hex::encode(key),
-                reason: e.to_string(),
-            }),
     }
 }
 
@@ -241,6 +264,11 @@ pub fn bind_hotkey(
     }
 }
 
+/// Refuse a hotkey nobody has bound yet (it must have registered somewhere).
+pub fn bind_hotkey_exists(o: &Overlay<'_>, hotkey: &AccountId) -> Result<AccountId, TxFailure> {
+    hotkey_owner(o, hotkey)?.ok_or_else(|| SubnetError::HotkeyNotFound(*hotkey).into())
+}
+
 /// A subnet call failed: a broken rule, or a state read failure (internal).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxFailure {
@@ -273,7 +301,7 @@ pub fn lock_cost(nets: &Networks, params: &SubnetParams, now: u64, block_emissio
         .max(params.network_min_lock_rao)
 }
 
-fn debit(
+pub(crate) fn debit(
     o: &mut Overlay<'_>,
     who: &AccountId,
     amount: u64,
@@ -528,5 +556,7 @@ pub fn burned_register(
     Ok((uid, swap.fee))
 }
 
+#[cfg(test)]
+mod stake_tests;
 #[cfg(test)]
 mod tests;
