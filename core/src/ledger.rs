@@ -6,8 +6,9 @@
 //! producer leaves out transactions that fail and reports why; a block from elsewhere that
 //! contains one is invalid.
 //!
-//! Until the subnet coinbase (issue 4) routes emission to subnets, the block emission is
-//! paid to the block proposer as free balance, so issuance grows and is accounted for.
+//! The block emission goes to started subnets' pools (`subnet::coinbase`); while no subnet
+//! is started it is paid to the block proposer as free balance, so issuance grows and is
+//! accounted for either way.
 
 use std::collections::BTreeMap;
 
@@ -158,17 +159,21 @@ pub fn total_cost(
     } else {
         params.fee(encoded_len)
     };
-    // Calls whose price depends on state (locks, burns) charge it during dispatch.
-    let spend = match &stx.tx.call {
-        Call::Transfer { amount, .. } => *amount,
-        Call::AddStake { amount, .. } => *amount,
-        _ => 0,
-    };
+    let spend = spend_of(&stx.tx.call);
     let total = spend
         .checked_add(fee)
         .and_then(|t| t.checked_add(stx.tx.tip))
         .ok_or(TxError::AmountOverflow)?;
     Ok((total, fee))
+}
+
+/// TAO a call spends besides fee and tip, when known before execution. Locks and burns
+/// depend on state and are checked during dispatch.
+fn spend_of(call: &Call) -> u64 {
+    match call {
+        Call::Transfer { amount, .. } | Call::AddStake { amount, .. } => *amount,
+        _ => 0,
+    }
 }
 
 /// Apply one transaction whose signature was already checked. On error nothing changes.
@@ -217,7 +222,14 @@ fn apply_tx_inner(
             available: sender.free,
         });
     }
-    sender.free -= total;
+    // Charged here: the fee, the tip and a transfer's amount. Other calls move their own
+    // funds during dispatch (the stake amount, a lock, a burn); `total` only checks that the
+    // signer could afford them.
+    let upfront = match &tx.call {
+        Call::Transfer { .. } => total,
+        _ => total - spend_of(&tx.call),
+    };
+    sender.free -= upfront;
     sender.nonce = sender.nonce.saturating_add(1);
     state::put_account(overlay, &tx.signer, &sender);
 
@@ -282,20 +294,29 @@ fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(),
     Ok(())
 }
 
-/// Mint this block's emission to the proposer. Returns the rao minted.
-pub fn apply_coinbase(overlay: &mut Overlay<'_>, proposer: &AccountId) -> Result<u64, StateError> {
+/// Mint this block's emission and run the subnet step: the TAO emission enters started
+/// subnets' pools; whatever no subnet takes (no subnet started yet) goes to the proposer.
+/// Returns the rao minted.
+pub fn apply_coinbase(
+    overlay: &mut Overlay<'_>,
+    height: u64,
+    proposer: &AccountId,
+) -> Result<u64, StateError> {
+    let minted = block_emission(state::supply(overlay)?.issued);
+    let step = subnet::coinbase::step(overlay, height, minted)?;
+    let to_pools = step.tao_to_pools.min(minted);
+    let to_proposer = minted - to_pools;
     let mut supply = state::supply(overlay)?;
-    let minted = block_emission(supply.issued);
-    if minted == 0 {
-        return Ok(0);
-    }
     supply.issued = supply.issued.saturating_add(minted);
-    supply.free = supply.free.saturating_add(minted);
+    supply.staked = supply.staked.saturating_add(to_pools);
+    supply.free = supply.free.saturating_add(to_proposer);
     state::put_supply(overlay, &supply);
-    let mut acc = state::account(overlay, proposer)?;
-    // Balances are bounded by issuance, which the cap keeps far below u64::MAX.
-    acc.free = acc.free.saturating_add(minted);
-    state::put_account(overlay, proposer, &acc);
+    if to_proposer > 0 {
+        let mut acc = state::account(overlay, proposer)?;
+        // Balances are bounded by issuance, which the cap keeps far below u64::MAX.
+        acc.free = acc.free.saturating_add(to_proposer);
+        state::put_account(overlay, proposer, &acc);
+    }
     Ok(minted)
 }
 
@@ -357,7 +378,7 @@ pub fn build_block(
         proposer: proposal.proposer,
     };
     let mut overlay = Overlay::new(base);
-    let minted = apply_coinbase(&mut overlay, &proposal.proposer)?;
+    let minted = apply_coinbase(&mut overlay, ctx.height, &proposal.proposer)?;
     let mut included = Vec::with_capacity(candidates.len());
     let mut rejected = Vec::new();
     let mut fees: u64 = 0;
@@ -466,7 +487,7 @@ pub fn execute_block(
         proposer: h.proposer,
     };
     let mut overlay = Overlay::new(base);
-    let minted = apply_coinbase(&mut overlay, &h.proposer)?;
+    let minted = apply_coinbase(&mut overlay, ctx.height, &h.proposer)?;
     let mut fees: u64 = 0;
     for (index, (stx, ok)) in block.txs.iter().zip(sig_ok).enumerate() {
         let result = if ok {

@@ -316,3 +316,146 @@ fn subnet_calls_run_through_blocks_and_conserve_supply() {
     );
     assert_eq!(crate::subnet::uid_of(&c.state, 1, &miner).unwrap(), Some(1));
 }
+
+/// The market end to end, through blocks: a subnet is created and started, a validator and
+/// two miners register, the validator is staked, the first epoch grants its permit, it sets
+/// weights, and the next epoch pays the better miner more incentive and the validator
+/// dividends as growing stake. Supply is conserved after every block.
+#[test]
+fn a_subnet_pays_incentive_and_dividends_after_an_epoch() {
+    use crate::subnet::{self, stake};
+    let mut c = Chain::dev();
+    let names = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
+    let accounts: Vec<Keypair> = names.iter().map(|n| Keypair::dev(n)).collect();
+    let mut nonces = std::collections::BTreeMap::<AccountId, u64>::new();
+    let chain_id = c.params.chain_id;
+    let mut call = |from: &Keypair, call: Call| {
+        let n = nonces.entry(from.account()).or_insert(0);
+        let tx = Transaction {
+            chain_id,
+            signer: from.account(),
+            nonce: *n,
+            call,
+            tip: 0,
+        }
+        .sign(from);
+        *n += 1;
+        tx
+    };
+    let check = |c: &Chain| {
+        let s = supply(&c.state).unwrap();
+        assert!(s.is_conserved(), "{s:?}");
+        let hot_free: u64 = ["owner", "val", "m1", "m2"]
+            .iter()
+            .map(|h| c.acc(&Keypair::dev(h)).free)
+            .sum();
+        let free: u64 = accounts.iter().map(|k| c.acc(k).free).sum::<u64>() + hot_free;
+        assert_eq!(
+            free, s.free,
+            "free balances add up to the supply's free total"
+        );
+    };
+    let (alice, bob, charlie, dave) = (&accounts[0], &accounts[1], &accounts[2], &accounts[3]);
+    let hk = |n: &str| Keypair::dev(n).account();
+    let block = |c: &mut Chain, txs: Vec<SignedTransaction>| {
+        let rejected = c.produce(txs);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        check(c);
+    };
+    block(
+        &mut c,
+        vec![call(
+            alice,
+            Call::RegisterNetwork {
+                hotkey: hk("owner"),
+            },
+        )],
+    );
+    block(
+        &mut c,
+        vec![
+            call(alice, Call::StartCall { netuid: 1 }),
+            call(
+                bob,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: hk("val"),
+                },
+            ),
+            call(
+                charlie,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: hk("m1"),
+                },
+            ),
+            call(
+                dave,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: hk("m2"),
+                },
+            ),
+        ],
+    );
+    block(
+        &mut c,
+        vec![call(
+            bob,
+            Call::AddStake {
+                hotkey: hk("val"),
+                netuid: 1,
+                amount: 1_000 * 1_000_000_000,
+            },
+        )],
+    );
+    let staked = stake::stake_of(&c.state, 1, &hk("val"), &bob.account()).unwrap();
+    assert!(staked > 0);
+    // Run to the first epoch (dev tempo 30): the validator earns its permit.
+    while subnet::subnet(&c.state, 1).unwrap().unwrap().epoch_index == 0 {
+        block(&mut c, vec![]);
+    }
+    let val = subnet::neuron(&c.state, 1, 1).unwrap().unwrap();
+    assert!(val.validator_permit, "{val:?}");
+    let sn = subnet::subnet(&c.state, 1).unwrap().unwrap();
+    assert!(sn.pool.tao > sn.lock_rao, "block emission entered the pool");
+    // Weights: m2 (uid 3) three times m1 (uid 2). Set by the hotkey, fee-free.
+    let val_key = Keypair::dev("val");
+    block(
+        &mut c,
+        vec![call(
+            &val_key,
+            Call::SetWeights {
+                netuid: 1,
+                uids: vec![2, 3],
+                values: vec![1, 3],
+                version_key: 0,
+            },
+        )],
+    );
+    while subnet::subnet(&c.state, 1).unwrap().unwrap().epoch_index == 1 {
+        block(&mut c, vec![]);
+    }
+    let m1 = subnet::neuron(&c.state, 1, 2).unwrap().unwrap();
+    let m2 = subnet::neuron(&c.state, 1, 3).unwrap().unwrap();
+    let val = subnet::neuron(&c.state, 1, 1).unwrap().unwrap();
+    assert!(
+        m2.incentive > m1.incentive && m1.incentive > 0,
+        "{} vs {}",
+        m2.incentive,
+        m1.incentive
+    );
+    assert!(val.dividends > 0);
+    assert!(
+        stake::stake_of(&c.state, 1, &hk("m2"), &dave.account()).unwrap()
+            > stake::stake_of(&c.state, 1, &hk("m1"), &charlie.account()).unwrap()
+    );
+    assert!(
+        stake::stake_of(&c.state, 1, &hk("val"), &bob.account()).unwrap() > staked,
+        "dividends grew the nominator's stake"
+    );
+    assert!(
+        stake::stake_of(&c.state, 1, &hk("owner"), &alice.account()).unwrap() > 0,
+        "owner cut"
+    );
+}

@@ -5,6 +5,7 @@
 //! payment is swapped into the pool and the bought alpha destroyed, so the TAO stays in the
 //! pool and raises its price; each registration multiplies the price by 1.26.
 
+pub mod coinbase;
 mod params;
 pub mod stake;
 pub mod weights;
