@@ -3,6 +3,8 @@
 mod chain;
 mod output;
 mod sim;
+mod subnet;
+mod tx;
 mod wallet;
 
 use std::net::SocketAddr;
@@ -41,6 +43,15 @@ pub enum Command {
     /// Query the chain over RPC.
     #[command(subcommand)]
     Chain(chain::ChainCmd),
+    /// Subnets: create, list, show (metagraph), start, register, prices.
+    #[command(subcommand)]
+    Subnet(subnet::SubnetCmd),
+    /// Stake TAO on hotkeys in subnets (alpha), and list stakes.
+    #[command(subcommand)]
+    Stake(subnet::StakeCmd),
+    /// Set weights from a validator hotkey.
+    #[command(subcommand)]
+    Weights(subnet::WeightsCmd),
     /// The economics offline: one Yuma epoch, multi-epoch scenarios, benchmarks.
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -114,6 +125,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(cmd) => wallet::run(cmd, out).await,
         Command::Chain(cmd) => chain::run(cmd, out).await,
         Command::Sim(cmd) => sim::run(cmd, out),
+        Command::Subnet(cmd) => subnet::run_subnet(cmd, out).await,
+        Command::Stake(cmd) => subnet::run_stake(cmd, out).await,
+        Command::Weights(cmd) => subnet::run_weights(cmd, out).await,
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {

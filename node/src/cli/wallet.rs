@@ -1,14 +1,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_core::{parse_tao, AccountId, Call, Keypair, Transaction};
+use agora_core::{parse_tao, AccountId, Call, Keypair};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::output::{tao, text as s};
+use super::tx::send;
 use super::{Out, RpcOpts};
-use crate::client::{RemoteError, RpcClient};
+use crate::client::RpcClient;
 use crate::wallet::{generate_mnemonic, key_from_mnemonic, KeyRole, Secret, WalletDir};
 
 /// Env var holding a wallet password for unattended use.
@@ -25,7 +26,7 @@ pub struct WalletOpts {
 }
 
 impl WalletOpts {
-    fn dir(&self) -> anyhow::Result<WalletDir> {
+    pub(crate) fn dir(&self) -> anyhow::Result<WalletDir> {
         let root = match &self.wallet_dir {
             Some(d) => d.clone(),
             None => {
@@ -37,7 +38,7 @@ impl WalletOpts {
         Ok(WalletDir::new(root))
     }
 
-    fn password(&self, confirm: bool) -> anyhow::Result<String> {
+    pub(crate) fn password(&self, confirm: bool) -> anyhow::Result<String> {
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading password file {}", path.display()))?;
@@ -354,78 +355,28 @@ async fn transfer(
     let dest: AccountId = dest.parse().with_context(|| format!("--dest {dest:?}"))?;
     let amount = parse_tao(amount)?;
     let tip = parse_tao(tip)?;
-    let dir = opts.dir()?;
-    let key = dir.load(name, &KeyRole::Coldkey, &opts.password(false)?)?;
+    let key = opts
+        .dir()?
+        .load(name, &KeyRole::Coldkey, &opts.password(false)?)?;
     let client = RpcClient::new(&rpc.rpc_url);
-    let info = client.call("chain_info", Value::Null).await?;
-    let chain_id = info["chain_id"].as_u64().context("node sent no chain_id")?;
-    let acct = client
-        .call("account_info", json!({"address": key.account()}))
-        .await?;
-    let nonce = acct["nonce"].as_u64().context("node sent no nonce")?;
-    let stx = Transaction {
-        chain_id,
-        signer: key.account(),
-        nonce,
-        call: Call::Transfer { dest, amount },
-        tip,
-    }
-    .sign(&key);
-    let bytes = stx.encode();
-    let fee = info["base_fee_rao"].as_u64().unwrap_or(0)
-        + info["per_byte_fee_rao"].as_u64().unwrap_or(0) * bytes.len() as u64;
     out.progress(&format!(
-        "sending {} TAO from {} to {} (fee {} TAO, nonce {nonce})",
+        "sending {} TAO from {} to {dest}",
         agora_core::format_tao(amount),
-        key.account(),
-        dest,
-        agora_core::format_tao(fee)
+        key.account()
     ));
-    let submitted = client
-        .call(
-            "tx_submit",
-            json!({"tx": format!("0x{}", hex::encode(&bytes))}),
-        )
-        .await;
-    let hash = match submitted {
-        Ok(v) => v["hash"].as_str().unwrap_or_default().to_string(),
-        Err(e) => {
-            if let Some(r) = e.downcast_ref::<RemoteError>() {
-                let kind = r
-                    .data
-                    .as_ref()
-                    .and_then(|d| d["kind"].as_str())
-                    .unwrap_or("rejected");
-                bail!(
-                    "transfer refused ({kind}): {}",
-                    r.message.trim_start_matches("transaction rejected: ")
-                );
-            }
-            return Err(e);
-        }
-    };
-    if no_wait {
-        let v = json!({"hash": hash, "status": "pending", "fee": fee});
-        out.print(&v, || format!("submitted {hash}"));
-        return Ok(());
-    }
-    out.progress(&format!("submitted {hash}, waiting for finalization..."));
-    let v = client
-        .wait_for_tx(&hash, Duration::from_secs(timeout))
-        .await?;
-    if v["status"] == "dropped" {
-        bail!("transfer {hash} was dropped: {}", s(&v["reason"]));
-    }
-    let result = json!({
-        "hash": hash, "status": "finalized", "block_height": v["block_height"], "block_hash": v["block_hash"],
-        "from": key.account(), "dest": dest, "amount": amount, "fee": fee, "tip": tip, "nonce": nonce,
-    });
-    out.print(&result, || {
-        format!(
-            "finalized in block {} ({})",
-            v["block_height"],
-            s(&v["block_hash"])
-        )
-    });
+    let wait = (!no_wait).then(|| Duration::from_secs(timeout));
+    let sent = send(
+        &client,
+        &key,
+        Call::Transfer { dest, amount },
+        tip,
+        wait,
+        "transfer",
+        out,
+    )
+    .await?;
+    let v =
+        sent.to_json(json!({"from": key.account(), "dest": dest, "amount": amount, "tip": tip}));
+    out.print(&v, || sent.human());
     Ok(())
 }

@@ -71,6 +71,13 @@ fn str_param<'a>(params: &'a Value, name: &str, index: usize) -> Result<&'a str,
         .ok_or_else(|| RpcError::params(format!("parameter `{name}` must be a string")))
 }
 
+fn u16_param(params: &Value, name: &str, index: usize) -> Result<u16, RpcError> {
+    param(params, name, index)
+        .and_then(Value::as_u64)
+        .and_then(|v| u16::try_from(v).ok())
+        .ok_or_else(|| RpcError::params(format!("`{name}` must be an integer 0..=65535")))
+}
+
 fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
 }
@@ -153,6 +160,63 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                     data: Some(json!({"kind": e.kind(), "reason": e.to_string()})),
                 }),
             }
+        }
+        "subnet_list" => {
+            let head = state.chain.head().await?.height;
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::list(s, head))
+                .await?)
+        }
+        "subnet_metagraph" => {
+            let netuid = u16_param(params, "netuid", 0)?;
+            let head = state.chain.head().await?.height;
+            let v = state
+                .chain
+                .read(move |s| {
+                    Ok(super::subnets::metagraph(s, netuid, head)?.unwrap_or(Value::Null))
+                })
+                .await?;
+            if v.is_null() {
+                return Err(RpcError::new(NOT_FOUND, format!("no subnet {netuid}")));
+            }
+            Ok(v)
+        }
+        "subnet_lockCost" => {
+            let head = state.chain.head().await?.height;
+            let params = state.params.clone();
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::lock_cost(s, &params, head))
+                .await?)
+        }
+        "stake_list" => {
+            let coldkey: AccountId = str_param(params, "coldkey", 0)?
+                .parse()
+                .map_err(|e| RpcError::params(format!("`coldkey`: {e}")))?;
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::stakes(s, &coldkey))
+                .await?)
+        }
+        "sim_swap" => {
+            let netuid = u16_param(params, "netuid", 0)?;
+            let direction = match str_param(params, "direction", 1)? {
+                "buy" | "stake" => agora_core::pool::Direction::Buy,
+                "sell" | "unstake" => agora_core::pool::Direction::Sell,
+                other => {
+                    return Err(RpcError::params(format!(
+                        "`direction` must be buy or sell, not {other:?}"
+                    )))
+                }
+            };
+            let amount = param(params, "amount", 2)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::params("`amount` must be a non-negative integer (rao)"))?;
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::sim_swap(s, netuid, direction, amount))
+                .await?)
         }
         "chain_subscribeHeads" | "chain_unsubscribeHeads" => Err(RpcError::new(
             METHOD_NOT_FOUND,

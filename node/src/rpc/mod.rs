@@ -2,6 +2,7 @@
 //! WebSocket adds `chain_subscribeHeads` / `chain_unsubscribeHeads`.
 
 pub mod methods;
+pub mod subnets;
 pub mod views;
 
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 
 mod dev_node;
 mod harness;
+mod market;
 mod rpc_errors;
 mod sim;
 mod subscribe;

@@ -141,3 +141,10 @@ impl<S: KvStore> Handler<GetTx> for ChainActor<S> {
         }))
     }
 }
+
+impl<S: KvStore> Handler<ReadState> for ChainActor<S> {
+    type Result = Result<serde_json::Value, NodeError>;
+    fn handle(&mut self, msg: ReadState, _: &mut Self::Context) -> Self::Result {
+        (msg.0)(&self.store)
+    }
+}

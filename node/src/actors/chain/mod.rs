@@ -69,4 +69,14 @@ impl ChainHandle {
     pub async fn tx(&self, hash: Hash) -> Result<Option<TxInfo>, NodeError> {
         self.ask(GetTx(hash)).await?
     }
+
+    /// Run `query` against the committed state.
+    pub async fn read<F>(&self, query: F) -> Result<serde_json::Value, NodeError>
+    where
+        F: FnOnce(&dyn agora_core::state::StateRead) -> Result<serde_json::Value, NodeError>
+            + Send
+            + 'static,
+    {
+        self.ask(ReadState(Box::new(query))).await?
+    }
 }

@@ -91,3 +91,13 @@ pub struct TxInfo {
 #[derive(Message)]
 #[rtype(result = "Result<Option<TxInfo>, NodeError>")]
 pub struct GetTx(pub Hash);
+
+/// A read-only query over the committed state, run on the chain actor's thread (so it
+/// never sees a half-committed block). Returns JSON for the RPC layer.
+pub type StateQuery = Box<
+    dyn FnOnce(&dyn agora_core::state::StateRead) -> Result<serde_json::Value, NodeError> + Send,
+>;
+
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, NodeError>")]
+pub struct ReadState(pub StateQuery);
