@@ -459,3 +459,100 @@ fn a_subnet_pays_incentive_and_dividends_after_an_epoch() {
         "owner cut"
     );
 }
+
+#[derive(Debug, Clone)]
+enum MarketOp {
+    Network(usize, usize),
+    Start(usize, u16),
+    Register(usize, u16, usize),
+    Stake(usize, usize, u16, u64),
+    Unstake(usize, usize, u16, u64),
+    Weights(usize, u16, Vec<(u16, u16)>),
+    Idle(u8),
+}
+
+fn market_op() -> impl Strategy<Value = MarketOp> {
+    let netuid = 1u16..4;
+    prop_oneof![
+        1 => (0usize..4, 0usize..8).prop_map(|(c, h)| MarketOp::Network(c, h)),
+        2 => (0usize..4, netuid.clone()).prop_map(|(c, n)| MarketOp::Start(c, n)),
+        4 => (0usize..4, netuid.clone(), 0usize..8).prop_map(|(c, n, h)| MarketOp::Register(c, n, h)),
+        4 => (0usize..4, 0usize..8, netuid.clone(), 1u64..5_000_000_000_000).prop_map(|(c, h, n, a)| MarketOp::Stake(c, h, n, a)),
+        2 => (0usize..4, 0usize..8, netuid.clone(), 1u64..3_000_000_000_000).prop_map(|(c, h, n, a)| MarketOp::Unstake(c, h, n, a)),
+        3 => (0usize..8, netuid, proptest::collection::vec((0u16..6, 1u16..u16::MAX), 1..4)).prop_map(|(h, n, w)| MarketOp::Weights(h, n, w)),
+        3 => (1u8..6).prop_map(MarketOp::Idle),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Randomised market runs: after every block supply is conserved, free balances add up
+    /// to the free supply, TAO in pools equals staked TAO, no subnet's staked alpha exceeds
+    /// its minted alpha, and every block replays to the same state root (checked in `produce`).
+    #[test]
+    fn market_invariants_hold_after_every_block(ops in proptest::collection::vec(market_op(), 5..50)) {
+        use crate::subnet::{self, stake};
+        let mut c = Chain::dev();
+        c.params.subnets.defaults.tempo = 4;
+        c.params.subnets.defaults.weights_rate_limit = 1;
+        c.params.subnets.network_min_lock_rao = 10 * 1_000_000_000;
+        let colds: Vec<Keypair> = ["alice", "bob", "charlie", "dave"].iter().map(|n| Keypair::dev(n)).collect();
+        let hots: Vec<Keypair> = (0..8).map(|i| Keypair::dev(&format!("hot{i}"))).collect();
+        let chain_id = c.params.chain_id;
+        // A realistic start: two started subnets with registered, staked neurons.
+        let mut prelude = vec![
+            MarketOp::Network(0, 0), MarketOp::Idle(1), MarketOp::Network(1, 1),
+            MarketOp::Start(0, 1), MarketOp::Start(1, 2), MarketOp::Idle(1),
+            MarketOp::Register(2, 1, 2), MarketOp::Register(3, 1, 3), MarketOp::Register(2, 2, 4),
+            MarketOp::Stake(2, 2, 1, 500_000_000_000), MarketOp::Stake(3, 3, 1, 200_000_000_000), MarketOp::Stake(2, 4, 2, 300_000_000_000),
+            MarketOp::Idle(5),
+            MarketOp::Weights(2, 1, vec![(1, 10), (2, 20)]), MarketOp::Weights(4, 2, vec![(0, 5), (1, 9)]), MarketOp::Idle(4),
+        ];
+        prelude.extend(ops);
+        for chunk in prelude.chunks(3) {
+            let mut pending = std::collections::BTreeMap::<AccountId, u64>::new();
+            let mut sign = |c: &Chain, k: &Keypair, call: Call| {
+                let extra = pending.entry(k.account()).or_insert(0);
+                let nonce = c.acc(k).nonce + *extra;
+                *extra += 1;
+                Transaction { chain_id, signer: k.account(), nonce, call, tip: 0 }.sign(k)
+            };
+            let mut txs = Vec::new();
+            let mut idle = 0;
+            for op in chunk {
+                let tx = match op.clone() {
+                    MarketOp::Network(ci, h) => sign(&c, &colds[ci], Call::RegisterNetwork { hotkey: hots[h].account() }),
+                    MarketOp::Start(ci, n) => sign(&c, &colds[ci], Call::StartCall { netuid: n }),
+                    MarketOp::Register(ci, n, h) => sign(&c, &colds[ci], Call::BurnedRegister { netuid: n, hotkey: hots[h].account() }),
+                    MarketOp::Stake(ci, h, n, a) => sign(&c, &colds[ci], Call::AddStake { hotkey: hots[h].account(), netuid: n, amount: a }),
+                    MarketOp::Unstake(ci, h, n, a) => sign(&c, &colds[ci], Call::RemoveStake { hotkey: hots[h].account(), netuid: n, amount: a }),
+                    MarketOp::Weights(h, n, w) => {
+                        let (uids, values): (Vec<u16>, Vec<u16>) = w.into_iter().unzip();
+                        sign(&c, &hots[h], Call::SetWeights { netuid: n, uids, values, version_key: 0 })
+                    }
+                    MarketOp::Idle(k) => { idle += k; continue; }
+                };
+                txs.push(tx);
+            }
+            let mut blocks = vec![txs];
+            blocks.extend((0..idle).map(|_| Vec::new()));
+            for txs in blocks {
+                c.produce(txs);
+                let s = supply(&c.state).unwrap();
+                prop_assert!(s.is_conserved(), "{:?}", s);
+                let free: u64 = colds.iter().chain(&hots).chain([&Keypair::dev("eve"), &Keypair::dev("ferdie")]).map(|k| c.acc(k).free).sum();
+                prop_assert_eq!(free, s.free);
+                let mut pooled = 0u64;
+                for n in subnet::networks(&c.state).unwrap().netuids {
+                    let sn = subnet::subnet(&c.state, n).unwrap().unwrap();
+                    pooled += sn.pool.tao;
+                    let staked_alpha: u64 = hots.iter().map(|h| stake::hotkey_alpha(&c.state, n, &h.account()).unwrap().total_alpha).sum();
+                    prop_assert!(staked_alpha <= sn.alpha_out, "subnet {}: {} staked > {} minted", n, staked_alpha, sn.alpha_out);
+                    prop_assert!(sn.pool.alpha.saturating_add(sn.alpha_out) <= crate::MAX_SUPPLY_RAO);
+                }
+                prop_assert_eq!(pooled, s.staked);
+            }
+        }
+    }
+}
