@@ -556,3 +556,129 @@ proptest! {
         }
     }
 }
+
+/// Two staked validators set weights; one keeps doing so, the other goes silent. Once the
+/// silent one's last update is older than the activity cutoff its dividends drop to 0.
+#[test]
+fn a_validator_that_stops_setting_weights_loses_dividends_after_the_cutoff() {
+    use crate::subnet;
+    let mut c = Chain::dev();
+    c.params.subnets.defaults.tempo = 4;
+    c.params.subnets.defaults.weights_rate_limit = 1;
+    c.params.subnets.defaults.activity_cutoff_factor_milli = 2_500; // cutoff = 10 blocks
+    let chain_id = c.params.chain_id;
+    let mut nonces = std::collections::BTreeMap::<AccountId, u64>::new();
+    let mut tx = |k: &Keypair, call: Call| {
+        let n = nonces.entry(k.account()).or_insert(0);
+        let t = Transaction {
+            chain_id,
+            signer: k.account(),
+            nonce: *n,
+            call,
+            tip: 0,
+        }
+        .sign(k);
+        *n += 1;
+        t
+    };
+    let (alice, bob, charlie) = (
+        Keypair::dev("alice"),
+        Keypair::dev("bob"),
+        Keypair::dev("charlie"),
+    );
+    let (v1, v2, m) = (Keypair::dev("v1"), Keypair::dev("v2"), Keypair::dev("m"));
+    let ok = |c: &mut Chain, txs: Vec<SignedTransaction>| assert!(c.produce(txs).is_empty());
+    ok(
+        &mut c,
+        vec![tx(
+            &alice,
+            Call::RegisterNetwork {
+                hotkey: Keypair::dev("own").account(),
+            },
+        )],
+    );
+    ok(
+        &mut c,
+        vec![
+            tx(&alice, Call::StartCall { netuid: 1 }),
+            tx(
+                &bob,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: v1.account(),
+                },
+            ),
+            tx(
+                &charlie,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: v2.account(),
+                },
+            ),
+            tx(
+                &alice,
+                Call::BurnedRegister {
+                    netuid: 1,
+                    hotkey: m.account(),
+                },
+            ),
+        ],
+    );
+    ok(
+        &mut c,
+        vec![
+            tx(
+                &bob,
+                Call::AddStake {
+                    hotkey: v1.account(),
+                    netuid: 1,
+                    amount: 500_000_000_000,
+                },
+            ),
+            tx(
+                &charlie,
+                Call::AddStake {
+                    hotkey: v2.account(),
+                    netuid: 1,
+                    amount: 500_000_000_000,
+                },
+            ),
+        ],
+    );
+    let epoch = |c: &Chain| subnet::subnet(&c.state, 1).unwrap().unwrap().epoch_index;
+    let dividends = |c: &Chain, uid| subnet::neuron(&c.state, 1, uid).unwrap().unwrap().dividends;
+    while epoch(&c) < 1 {
+        ok(&mut c, vec![]);
+    }
+    let weights = Call::SetWeights {
+        netuid: 1,
+        uids: vec![3],
+        values: vec![1],
+        version_key: 0,
+    };
+    ok(
+        &mut c,
+        vec![tx(&v1, weights.clone()), tx(&v2, weights.clone())],
+    );
+    let start = epoch(&c);
+    while epoch(&c) < start + 1 {
+        ok(&mut c, vec![]);
+    }
+    assert!(
+        dividends(&c, 1) > 0 && dividends(&c, 2) > 0,
+        "both active validators earn"
+    );
+    // v1 keeps setting weights every 2 blocks; v2 stays silent for well over the cutoff.
+    for i in 0..30 {
+        let txs = if i % 2 == 0 {
+            vec![tx(&v1, weights.clone())]
+        } else {
+            vec![]
+        };
+        ok(&mut c, txs);
+    }
+    let n2 = subnet::neuron(&c.state, 1, 2).unwrap().unwrap();
+    assert!(!n2.active, "v2 is past the activity cutoff");
+    assert_eq!(dividends(&c, 2), 0);
+    assert_eq!(dividends(&c, 1), u16::MAX);
+}
