@@ -171,7 +171,9 @@ pub fn total_cost(
 /// depend on state and are checked during dispatch.
 fn spend_of(call: &Call) -> u64 {
     match call {
-        Call::Transfer { amount, .. } | Call::AddStake { amount, .. } => *amount,
+        Call::Transfer { amount, .. }
+        | Call::AddStake { amount, .. }
+        | Call::AddStakeLimit { amount, .. } => *amount,
         _ => 0,
     }
 }
@@ -274,6 +276,41 @@ fn apply_tx_inner(
             ..
         } => {
             subnet::weights::set_weights(overlay, now, signer, *netuid, uids, values)?;
+        }
+        Call::AddStakeLimit {
+            hotkey,
+            netuid,
+            amount,
+            limit_price,
+            allow_partial,
+        } => {
+            let limit = subnet::stake::Limit {
+                price_rao: *limit_price,
+                allow_partial: *allow_partial,
+            };
+            call_fee =
+                subnet::stake::add_stake(overlay, signer, hotkey, *netuid, *amount, Some(limit))?.1;
+        }
+        Call::RemoveStakeLimit {
+            hotkey,
+            netuid,
+            amount,
+            limit_price,
+            allow_partial,
+        } => {
+            let limit = subnet::stake::Limit {
+                price_rao: *limit_price,
+                allow_partial: *allow_partial,
+            };
+            call_fee = subnet::stake::remove_stake(
+                overlay,
+                signer,
+                hotkey,
+                *netuid,
+                *amount,
+                Some(limit),
+            )?
+            .1;
         }
     }
     let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);

@@ -46,6 +46,23 @@ pub enum Call {
         values: Vec<u16>,
         version_key: u64,
     },
+    /// `AddStake` that never pays more than `limit_price` rao per alpha; with
+    /// `allow_partial` it stakes what it can up to the limit, otherwise it fails.
+    AddStakeLimit {
+        hotkey: AccountId,
+        netuid: u16,
+        amount: u64,
+        limit_price: u64,
+        allow_partial: bool,
+    },
+    /// `RemoveStake` that never sells below `limit_price` rao per alpha.
+    RemoveStakeLimit {
+        hotkey: AccountId,
+        netuid: u16,
+        amount: u64,
+        limit_price: u64,
+        allow_partial: bool,
+    },
 }
 
 impl Call {
@@ -63,6 +80,8 @@ impl Call {
             Call::AddStake { .. } => "add_stake",
             Call::RemoveStake { .. } => "remove_stake",
             Call::SetWeights { .. } => "set_weights",
+            Call::AddStakeLimit { .. } => "add_stake_limit",
+            Call::RemoveStakeLimit { .. } => "remove_stake_limit",
         }
     }
 }

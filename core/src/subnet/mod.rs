@@ -106,6 +106,7 @@ impl SubnetError {
             SubnetError::DuplicateUids => "duplicate_uids",
             SubnetError::UnknownUid(_) => "unknown_uid",
             SubnetError::TooFewWeights { .. } => "too_few_weights",
+            SubnetError::SlippageTooHigh => "slippage_too_high",
             SubnetError::Swap(crate::pool::SwapError::InputTooLarge { .. }) => {
                 "swap_input_too_large"
             }
@@ -173,6 +174,8 @@ pub enum SubnetError {
     UnknownUid(Uid),
     #[error("{given} weights, the subnet requires at least {min}")]
     TooFewWeights { given: usize, min: usize },
+    #[error("slippage too high: the whole amount would move the price past your limit (allow partial fills or raise the limit)")]
+    SlippageTooHigh,
     #[error("pool: {0}")]
     Swap(#[from] SwapError),
 }

@@ -14,6 +14,15 @@ use crate::state::{self, read, Overlay, StateError, StateRead};
 /// Smallest stake operation: 0.002 TAO (R§3.3 `DefaultMinStake`).
 pub const MIN_STAKE_RAO: u64 = 2_000_000;
 
+/// A price limit on a stake operation (R§8.4 `*_limit` calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// rao per alpha: the highest price a buy may reach, the lowest a sell may reach.
+    pub price_rao: u64,
+    /// Execute the part that fits under the limit instead of failing.
+    pub allow_partial: bool,
+}
+
 /// A hotkey's alpha on one subnet and the shares it is divided into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode, Serialize)]
 pub struct HotkeyAlpha {
@@ -175,7 +184,7 @@ pub fn add_stake(
     hotkey: &AccountId,
     netuid: Netuid,
     tao: u64,
-    limit_rao: Option<u64>,
+    limit: Option<Limit>,
 ) -> Result<(u64, u64), TxFailure> {
     let mut sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
     if netuid == 0 {
@@ -185,9 +194,15 @@ pub fn add_stake(
         return Err(SubnetError::NotStarted(netuid).into());
     }
     bind_hotkey_exists(o, hotkey)?;
-    let swap = sn
-        .pool
-        .swap(Direction::Buy, tao, DEFAULT_FEE_RATE, limit_rao)?;
+    let swap = sn.pool.swap(
+        Direction::Buy,
+        tao,
+        DEFAULT_FEE_RATE,
+        limit.map(|l| l.price_rao),
+    )?;
+    if swap.partial && !limit.is_some_and(|l| l.allow_partial) {
+        return Err(SubnetError::SlippageTooHigh.into());
+    }
     if swap.amount_in - swap.fee < MIN_STAKE_RAO {
         return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
     }
@@ -212,7 +227,7 @@ pub fn remove_stake(
     hotkey: &AccountId,
     netuid: Netuid,
     alpha: u64,
-    limit_rao: Option<u64>,
+    limit: Option<Limit>,
 ) -> Result<(u64, u64), TxFailure> {
     let mut sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
     if sn.first_emission_block.is_none() {
@@ -226,7 +241,12 @@ pub fn remove_stake(
         }
         .into());
     }
-    let swap = sn.pool.swap(Direction::Sell, alpha, 0, limit_rao)?;
+    let swap = sn
+        .pool
+        .swap(Direction::Sell, alpha, 0, limit.map(|l| l.price_rao))?;
+    if swap.partial && !limit.is_some_and(|l| l.allow_partial) {
+        return Err(SubnetError::SlippageTooHigh.into());
+    }
     let used = swap.amount_in;
     if used != value && swap.amount_out < MIN_STAKE_RAO {
         return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());

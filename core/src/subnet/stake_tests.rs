@@ -141,3 +141,59 @@ fn set_weights_follows_the_validation_order() {
         vec![(2, 65_535)]
     );
 }
+
+#[test]
+fn limit_prices_fill_partially_or_refuse() {
+    let st = started();
+    let mut o = Overlay::new(&st);
+    let price = subnet(&o, 1).unwrap().unwrap().pool.price_rao();
+    let tight = Limit {
+        price_rao: price + price / 100,
+        allow_partial: false,
+    };
+    assert_eq!(
+        add_stake(
+            &mut o,
+            &key("charlie"),
+            &key("val"),
+            1,
+            500 * TAO,
+            Some(tight)
+        ),
+        Err(TxFailure::Rule(SubnetError::SlippageTooHigh))
+    );
+    let before = account(&o, &key("charlie")).unwrap().free;
+    let partial = Limit {
+        allow_partial: true,
+        ..tight
+    };
+    let (alpha, _) = add_stake(
+        &mut o,
+        &key("charlie"),
+        &key("val"),
+        1,
+        500 * TAO,
+        Some(partial),
+    )
+    .unwrap();
+    let spent = before - account(&o, &key("charlie")).unwrap().free;
+    assert!(spent < 500 * TAO && alpha > 0, "spent {spent}");
+    let after = subnet(&o, 1).unwrap().unwrap().pool.price_rao();
+    assert!(
+        after <= tight.price_rao + tight.price_rao / 1_000_000 + 2,
+        "{after} > {}",
+        tight.price_rao
+    );
+    // Selling with a floor just below the price stops early too.
+    let floor = Limit {
+        price_rao: after - after / 200,
+        allow_partial: true,
+    };
+    let (tao, _) =
+        remove_stake(&mut o, &key("charlie"), &key("val"), 1, alpha, Some(floor)).unwrap();
+    assert!(tao > 0);
+    assert!(
+        stake_of(&o, 1, &key("val"), &key("charlie")).unwrap() > 0,
+        "part of the stake stays"
+    );
+}

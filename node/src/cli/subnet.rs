@@ -99,6 +99,39 @@ pub enum SubnetCmd {
     LockCost(RpcOpts),
 }
 
+/// Price protection for stake commands.
+#[derive(Args, Debug, Clone)]
+pub struct LimitOpts {
+    /// Never trade past this price (TAO per alpha): a ceiling when staking, a floor when unstaking.
+    #[arg(long, conflicts_with = "tolerance")]
+    pub limit_price: Option<String>,
+    /// Slippage tolerance as a fraction of the current price (0.05 = 5%).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// With a limit: trade what fits under it instead of failing.
+    #[arg(long)]
+    pub partial: bool,
+}
+
+impl LimitOpts {
+    /// The limit in rao per alpha, from `--limit-price` or `--tolerance` around `price_rao`.
+    fn limit_rao(&self, price_rao: u64, buying: bool) -> anyhow::Result<Option<u64>> {
+        if let Some(p) = &self.limit_price {
+            return Ok(Some(parse_tao(p)?));
+        }
+        match self.tolerance {
+            None => Ok(None),
+            Some(t) if !(0.0..10.0).contains(&t) => {
+                bail!("--tolerance must be a fraction like 0.05")
+            }
+            Some(t) => {
+                let factor = if buying { 1.0 + t } else { 1.0 - t };
+                Ok(Some((price_rao as f64 * factor) as u64))
+            }
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum StakeCmd {
     /// Stake TAO on a hotkey in a subnet (shows a quote first).
@@ -112,6 +145,8 @@ pub enum StakeCmd {
         #[arg(long)]
         amount: String,
         #[command(flatten)]
+        limit: LimitOpts,
+        #[command(flatten)]
         sign: SignOpts,
     },
     /// Unstake alpha from a hotkey in a subnet (shows a quote first).
@@ -123,6 +158,8 @@ pub enum StakeCmd {
         /// Alpha to unstake (9 decimals).
         #[arg(long)]
         amount: String,
+        #[command(flatten)]
+        limit: LimitOpts,
         #[command(flatten)]
         sign: SignOpts,
     },
@@ -387,6 +424,7 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             netuid,
             hotkey,
             amount,
+            limit,
             sign,
         } => {
             let amount = parse_tao(&amount)?;
@@ -417,10 +455,19 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             let sent = send(
                 &client,
                 &key,
-                Call::AddStake {
-                    hotkey: hot,
-                    netuid,
-                    amount,
+                match limit.limit_rao(q["price_before_rao"].as_u64().unwrap_or(0), true)? {
+                    None => Call::AddStake {
+                        hotkey: hot,
+                        netuid,
+                        amount,
+                    },
+                    Some(limit_price) => Call::AddStakeLimit {
+                        hotkey: hot,
+                        netuid,
+                        amount,
+                        limit_price,
+                        allow_partial: limit.partial,
+                    },
                 },
                 0,
                 sign.wait(),
@@ -439,6 +486,7 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             netuid,
             hotkey,
             amount,
+            limit,
             sign,
         } => {
             let amount = parse_tao(&amount)?;
@@ -463,10 +511,19 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             let sent = send(
                 &client,
                 &key,
-                Call::RemoveStake {
-                    hotkey: hot,
-                    netuid,
-                    amount,
+                match limit.limit_rao(q["price_before_rao"].as_u64().unwrap_or(0), false)? {
+                    None => Call::RemoveStake {
+                        hotkey: hot,
+                        netuid,
+                        amount,
+                    },
+                    Some(limit_price) => Call::RemoveStakeLimit {
+                        hotkey: hot,
+                        netuid,
+                        amount,
+                        limit_price,
+                        allow_partial: limit.partial,
+                    },
                 },
                 0,
                 sign.wait(),
