@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod bench;
+pub mod bench_market;
 pub mod cli;
 pub mod client;
 pub mod node;

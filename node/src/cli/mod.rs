@@ -59,6 +59,8 @@ pub enum Command {
     Genesis,
     /// Measure the ledger: signed transfers applied and committed per second vs raw ed25519.
     Bench(crate::bench::BenchArgs),
+    /// Measure the subnet market: blocks with epochs over 128 subnets, add_stake and set_weights per second.
+    BenchMarket(crate::bench_market::MarketBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -138,5 +140,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args, out),
+        Command::BenchMarket(args) => crate::bench_market::run(args, out),
     }
 }
