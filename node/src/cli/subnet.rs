@@ -427,60 +427,7 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             limit,
             sign,
         } => {
-            let amount = parse_tao(&amount)?;
-            let hot = sign.hotkey_address(&hotkey)?;
-            let key = sign.wallet.dir()?.load(
-                &sign.name,
-                &KeyRole::Coldkey,
-                &sign.wallet.password(false)?,
-            )?;
-            let client = sign.client();
-            let q = client
-                .call(
-                    "sim_swap",
-                    json!({"netuid": netuid, "direction": "buy", "amount": amount}),
-                )
-                .await?;
-            if let Some(e) = q.get("error") {
-                bail!("cannot stake on subnet {netuid}: {}", text(e));
-            }
-            out.progress(&format!(
-                "quote: {} TAO buys {} α (fee {} TAO), price {} -> {} TAO/α",
-                format_tao(amount),
-                format_tao(q["amount_out"].as_u64().unwrap_or(0)),
-                format_tao(q["fee"].as_u64().unwrap_or(0)),
-                format_tao(q["price_before_rao"].as_u64().unwrap_or(0)),
-                format_tao(q["price_after_rao"].as_u64().unwrap_or(0))
-            ));
-            let sent = send(
-                &client,
-                &key,
-                match limit.limit_rao(q["price_before_rao"].as_u64().unwrap_or(0), true)? {
-                    None => Call::AddStake {
-                        hotkey: hot,
-                        netuid,
-                        amount,
-                    },
-                    Some(limit_price) => Call::AddStakeLimit {
-                        hotkey: hot,
-                        netuid,
-                        amount,
-                        limit_price,
-                        allow_partial: limit.partial,
-                    },
-                },
-                0,
-                sign.wait(),
-                "add_stake",
-                out,
-            )
-            .await?;
-            out.print(
-                &sent.to_json(
-                    json!({"netuid": netuid, "hotkey": hot, "amount": amount, "quote": q}),
-                ),
-                || sent.human(),
-            );
+            stake_trade(true, netuid, &hotkey, &amount, &limit, &sign, out).await?;
         }
         StakeCmd::Remove {
             netuid,
@@ -489,54 +436,7 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             limit,
             sign,
         } => {
-            let amount = parse_tao(&amount)?;
-            let hot = sign.hotkey_address(&hotkey)?;
-            let key = sign.wallet.dir()?.load(
-                &sign.name,
-                &KeyRole::Coldkey,
-                &sign.wallet.password(false)?,
-            )?;
-            let client = sign.client();
-            let q = client
-                .call(
-                    "sim_swap",
-                    json!({"netuid": netuid, "direction": "sell", "amount": amount}),
-                )
-                .await?;
-            out.progress(&format!(
-                "quote: {} α sells for about {} TAO",
-                format_tao(amount),
-                format_tao(q["amount_out"].as_u64().unwrap_or(0))
-            ));
-            let sent = send(
-                &client,
-                &key,
-                match limit.limit_rao(q["price_before_rao"].as_u64().unwrap_or(0), false)? {
-                    None => Call::RemoveStake {
-                        hotkey: hot,
-                        netuid,
-                        amount,
-                    },
-                    Some(limit_price) => Call::RemoveStakeLimit {
-                        hotkey: hot,
-                        netuid,
-                        amount,
-                        limit_price,
-                        allow_partial: limit.partial,
-                    },
-                },
-                0,
-                sign.wait(),
-                "remove_stake",
-                out,
-            )
-            .await?;
-            out.print(
-                &sent.to_json(
-                    json!({"netuid": netuid, "hotkey": hot, "amount": amount, "quote": q}),
-                ),
-                || sent.human(),
-            );
+            stake_trade(false, netuid, &hotkey, &amount, &limit, &sign, out).await?;
         }
         StakeCmd::List {
             name,
@@ -571,6 +471,92 @@ pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
             });
         }
     }
+    Ok(())
+}
+
+/// Stake (`buying`) or unstake: quote first, then the plain or limit call.
+async fn stake_trade(
+    buying: bool,
+    netuid: u16,
+    hotkey: &str,
+    amount: &str,
+    limit: &LimitOpts,
+    sign: &SignOpts,
+    out: Out,
+) -> anyhow::Result<()> {
+    let amount = parse_tao(amount)?;
+    let hotkey = sign.hotkey_address(hotkey)?;
+    let key =
+        sign.wallet
+            .dir()?
+            .load(&sign.name, &KeyRole::Coldkey, &sign.wallet.password(false)?)?;
+    let client = sign.client();
+    let direction = if buying { "buy" } else { "sell" };
+    let q = client
+        .call(
+            "sim_swap",
+            json!({"netuid": netuid, "direction": direction, "amount": amount}),
+        )
+        .await?;
+    if let Some(e) = q.get("error") {
+        bail!(
+            "cannot {} on subnet {netuid}: {}",
+            if buying { "stake" } else { "unstake" },
+            text(e)
+        );
+    }
+    let rao = |k: &str| format_tao(q[k].as_u64().unwrap_or(0));
+    out.progress(&if buying {
+        format!(
+            "quote: {} TAO buys {} α (fee {} TAO), price {} -> {} TAO/α",
+            format_tao(amount),
+            rao("amount_out"),
+            rao("fee"),
+            rao("price_before_rao"),
+            rao("price_after_rao")
+        )
+    } else {
+        format!(
+            "quote: {} α sells for about {} TAO, price {} -> {} TAO/α",
+            format_tao(amount),
+            rao("amount_out"),
+            rao("price_before_rao"),
+            rao("price_after_rao")
+        )
+    });
+    let price = q["price_before_rao"].as_u64().unwrap_or(0);
+    let call = match (limit.limit_rao(price, buying)?, buying) {
+        (None, true) => Call::AddStake {
+            hotkey,
+            netuid,
+            amount,
+        },
+        (None, false) => Call::RemoveStake {
+            hotkey,
+            netuid,
+            amount,
+        },
+        (Some(limit_price), true) => Call::AddStakeLimit {
+            hotkey,
+            netuid,
+            amount,
+            limit_price,
+            allow_partial: limit.partial,
+        },
+        (Some(limit_price), false) => Call::RemoveStakeLimit {
+            hotkey,
+            netuid,
+            amount,
+            limit_price,
+            allow_partial: limit.partial,
+        },
+    };
+    let what = if buying { "add_stake" } else { "remove_stake" };
+    let sent = send(&client, &key, call, 0, sign.wait(), what, out).await?;
+    out.print(
+        &sent.to_json(json!({"netuid": netuid, "hotkey": hotkey, "amount": amount, "quote": q})),
+        || sent.human(),
+    );
     Ok(())
 }
 

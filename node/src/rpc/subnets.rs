@@ -55,13 +55,17 @@ fn summary(sn: &Subnet, head: u64, ema_total: u128) -> Value {
     })
 }
 
-pub fn list(s: &dyn StateRead, head: u64) -> Result<Value, NodeError> {
-    let all = subnets(s)?;
-    let ema_total: u128 = all
-        .iter()
+/// Sum of started subnets' EMA prices: the denominator of the emission shares.
+fn ema_total(all: &[Subnet]) -> u128 {
+    all.iter()
         .filter(|x| x.first_emission_block.is_some())
         .map(|x| u128::from(x.ema_price_rao))
-        .sum();
+        .sum()
+}
+
+pub fn list(s: &dyn StateRead, head: u64) -> Result<Value, NodeError> {
+    let all = subnets(s)?;
+    let ema_total = ema_total(&all);
     Ok(Value::Array(
         all.iter().map(|sn| summary(sn, head, ema_total)).collect(),
     ))
@@ -72,11 +76,7 @@ pub fn metagraph(s: &dyn StateRead, netuid: u16, head: u64) -> Result<Option<Val
         return Ok(None);
     };
     let all = subnets(s)?;
-    let ema_total: u128 = all
-        .iter()
-        .filter(|x| x.first_emission_block.is_some())
-        .map(|x| u128::from(x.ema_price_rao))
-        .sum();
+    let ema_total = ema_total(&all);
     let mut neurons = Vec::with_capacity(usize::from(sn.n));
     for uid in 0..sn.n {
         let Some(nr) = subnet::neuron(s, netuid, uid)? else {
