@@ -101,6 +101,24 @@ impl Chain {
     }
 }
 
+/// Signs calls with each signer's next nonce, counting the ones it already signed.
+fn signer(chain_id: u64) -> impl FnMut(&Keypair, Call) -> SignedTransaction {
+    let mut nonces = std::collections::BTreeMap::<AccountId, u64>::new();
+    move |k: &Keypair, call: Call| {
+        let n = nonces.entry(k.account()).or_insert(0);
+        let tx = Transaction {
+            chain_id,
+            signer: k.account(),
+            nonce: *n,
+            call,
+            tip: 0,
+        }
+        .sign(k);
+        *n += 1;
+        tx
+    }
+}
+
 #[test]
 fn transfer_moves_funds_pays_fee_to_proposer_and_mints_emission() {
     let mut c = Chain::dev();
@@ -327,21 +345,7 @@ fn a_subnet_pays_incentive_and_dividends_after_an_epoch() {
     let mut c = Chain::dev();
     let names = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
     let accounts: Vec<Keypair> = names.iter().map(|n| Keypair::dev(n)).collect();
-    let mut nonces = std::collections::BTreeMap::<AccountId, u64>::new();
-    let chain_id = c.params.chain_id;
-    let mut call = |from: &Keypair, call: Call| {
-        let n = nonces.entry(from.account()).or_insert(0);
-        let tx = Transaction {
-            chain_id,
-            signer: from.account(),
-            nonce: *n,
-            call,
-            tip: 0,
-        }
-        .sign(from);
-        *n += 1;
-        tx
-    };
+    let mut call = signer(c.params.chain_id);
     let check = |c: &Chain| {
         let s = supply(&c.state).unwrap();
         assert!(s.is_conserved(), "{s:?}");
@@ -566,21 +570,7 @@ fn a_validator_that_stops_setting_weights_loses_dividends_after_the_cutoff() {
     c.params.subnets.defaults.tempo = 4;
     c.params.subnets.defaults.weights_rate_limit = 1;
     c.params.subnets.defaults.activity_cutoff_factor_milli = 2_500; // cutoff = 10 blocks
-    let chain_id = c.params.chain_id;
-    let mut nonces = std::collections::BTreeMap::<AccountId, u64>::new();
-    let mut tx = |k: &Keypair, call: Call| {
-        let n = nonces.entry(k.account()).or_insert(0);
-        let t = Transaction {
-            chain_id,
-            signer: k.account(),
-            nonce: *n,
-            call,
-            tip: 0,
-        }
-        .sign(k);
-        *n += 1;
-        t
-    };
+    let mut tx = signer(c.params.chain_id);
     let (alice, bob, charlie) = (
         Keypair::dev("alice"),
         Keypair::dev("bob"),
