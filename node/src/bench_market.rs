@@ -123,19 +123,11 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
                 Vec::new()
             };
             let neuron = Neuron {
-                hotkey: hot,
-                block_at_registration: 0,
                 last_update: if is_validator { height - 10 } else { 0 },
                 bonds: weights.iter().map(|(j, v)| (*j, v / 4)).collect(),
                 weights,
-                consensus: 0,
-                incentive: 0,
-                dividends: 0,
-                validator_trust: 0,
-                stake_weight: 0,
-                emission: 0,
                 validator_permit: is_validator,
-                active: true,
+                ..subnet::new_neuron(hot, 0)
             };
             subnet::put_neuron(&mut o, netuid, uid, &neuron);
             o.put(

@@ -197,6 +197,14 @@ pub fn col_clip(m: &Sparse, c: &[I32F32]) -> Sparse {
         .collect()
 }
 
+/// The value at column `j` of a sorted sparse row (0 when absent).
+pub fn row_get(row: &Row, j: u32) -> I32F32 {
+    row.binary_search_by_key(&j, |(c, _)| *c)
+        .ok()
+        .and_then(|p| row.get(p))
+        .map_or(ZERO, |(_, v)| *v)
+}
+
 /// Merge two sorted rows: `f(a_j, b_j)` for every column present in either (missing = 0).
 fn merge(a: &Row, b: &Row, mut f: impl FnMut(I32F32, I32F32) -> I32F32) -> Row {
     let (mut i, mut k) = (0, 0);
@@ -272,11 +280,7 @@ pub fn ema_alpha(new: &Sparse, old: &Sparse, alpha: &[Vec<I32F32>]) -> Sparse {
             rn.iter()
                 .zip(ra)
                 .filter_map(|((j, nv), a)| {
-                    let old_v = ro
-                        .binary_search_by_key(j, |(c, _)| *c)
-                        .ok()
-                        .and_then(|p| ro.get(p))
-                        .map_or(ZERO, |(_, v)| *v);
+                    let old_v = row_get(ro, *j);
                     let decayed = ONE.saturating_sub(*a).saturating_mul(old_v);
                     let bought = a.saturating_mul(*nv).max(ZERO);
                     let r = decayed.saturating_add(bought).min(ONE);

@@ -316,11 +316,7 @@ fn liquid_alphas(
             wr.iter()
                 .map(|(j, w)| {
                     let c = consensus.get(*j as usize).copied().unwrap_or(ZERO);
-                    let b = br
-                        .binary_search_by_key(j, |(k, _)| *k)
-                        .ok()
-                        .and_then(|p| br.get(p))
-                        .map_or(ZERO, |(_, v)| *v);
+                    let b = row_get(br, *j);
                     let d = if *w >= b {
                         w.saturating_sub(c).clamp(ZERO, ONE)
                     } else {

@@ -268,8 +268,8 @@ pub fn bind_hotkey(
     }
 }
 
-/// Refuse a hotkey nobody has bound yet (it must have registered somewhere).
-pub fn bind_hotkey_exists(o: &Overlay<'_>, hotkey: &AccountId) -> Result<AccountId, TxFailure> {
+/// The owner of a hotkey that has been bound (registered somewhere); an error otherwise.
+pub fn existing_hotkey_owner(o: &Overlay<'_>, hotkey: &AccountId) -> Result<AccountId, TxFailure> {
     hotkey_owner(o, hotkey)?.ok_or_else(|| SubnetError::HotkeyNotFound(*hotkey).into())
 }
 
@@ -325,7 +325,7 @@ pub(crate) fn debit(
     Ok(())
 }
 
-fn move_free_to_staked(o: &mut Overlay<'_>, amount: u64) -> Result<(), StateError> {
+pub(crate) fn move_free_to_staked(o: &mut Overlay<'_>, amount: u64) -> Result<(), StateError> {
     let mut s = state::supply(o)?;
     s.free = s.free.saturating_sub(amount);
     s.staked = s.staked.saturating_add(amount);
@@ -424,7 +424,8 @@ pub fn register_network(
     Ok(netuid)
 }
 
-fn new_neuron(hotkey: AccountId, now: u64) -> Neuron {
+/// A freshly registered neuron: no weights, bonds or results yet.
+pub fn new_neuron(hotkey: AccountId, now: u64) -> Neuron {
     Neuron {
         hotkey,
         block_at_registration: now,

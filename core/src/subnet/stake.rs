@@ -5,7 +5,10 @@
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
-use super::{bind_hotkey_exists, debit, put_subnet, subnet, Netuid, SubnetError, TxFailure};
+use super::{
+    debit, existing_hotkey_owner, move_free_to_staked, put_subnet, subnet, Netuid, SubnetError,
+    TxFailure,
+};
 use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::pool::{Direction, DEFAULT_FEE_RATE};
@@ -193,7 +196,7 @@ pub fn add_stake(
     if sn.first_emission_block.is_none() {
         return Err(SubnetError::NotStarted(netuid).into());
     }
-    bind_hotkey_exists(o, hotkey)?;
+    existing_hotkey_owner(o, hotkey)?;
     let swap = sn.pool.swap(
         Direction::Buy,
         tao,
@@ -211,11 +214,7 @@ pub fn add_stake(
     sn.alpha_out = sn.alpha_out.saturating_add(swap.amount_out);
     put_subnet(o, &sn);
     credit_alpha(o, netuid, hotkey, coldkey, swap.amount_out)?;
-    let mut s = state::supply(o)?;
-    let net = swap.amount_in - swap.fee;
-    s.free = s.free.saturating_sub(net);
-    s.staked = s.staked.saturating_add(net);
-    state::put_supply(o, &s);
+    move_free_to_staked(o, swap.amount_in - swap.fee)?;
     Ok((swap.amount_out, swap.fee))
 }
 

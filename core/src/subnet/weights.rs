@@ -3,7 +3,6 @@
 
 use fixed::types::I32F32;
 
-use super::stake::hotkey_alpha;
 use super::{neuron, put_neuron, subnet, uid_of, Netuid, SubnetError, TxFailure, Uid};
 use crate::crypto::AccountId;
 use crate::state::Overlay;
@@ -60,7 +59,7 @@ pub fn set_weights(
     let uid = uid_of(o, netuid, hotkey)?.ok_or(SubnetError::NotRegistered(*hotkey))?;
     let mut me = neuron(o, netuid, uid)?.ok_or(SubnetError::NotRegistered(*hotkey))?;
     let is_owner = *hotkey == sn.owner_hotkey;
-    let _stake = hotkey_alpha(o, netuid, hotkey)?; // stake threshold is 0 until root stake (R§6.2)
+    // The stake-threshold check (R§5.1 step 3) is vacuous while StakeThreshold is 0.
     if me.last_update != 0 && now.saturating_sub(me.last_update) < sn.hyper.weights_rate_limit {
         return Err(SubnetError::WeightsRateLimited {
             next: me.last_update.saturating_add(sn.hyper.weights_rate_limit),

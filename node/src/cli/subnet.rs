@@ -33,6 +33,12 @@ pub struct SignOpts {
 }
 
 impl SignOpts {
+    /// Unlock one of the wallet's keys.
+    fn key(&self, role: &KeyRole) -> anyhow::Result<agora_core::Keypair> {
+        self.wallet
+            .dir()?
+            .load(&self.name, role, &self.wallet.password(false)?)
+    }
     fn wait(&self) -> Option<Duration> {
         (!self.no_wait).then(|| Duration::from_secs(self.timeout))
     }
@@ -214,11 +220,7 @@ fn row(n: &Value) -> String {
 pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
     match cmd {
         SubnetCmd::Create { sign, hotkey } => {
-            let key = sign.wallet.dir()?.load(
-                &sign.name,
-                &KeyRole::Coldkey,
-                &sign.wallet.password(false)?,
-            )?;
+            let key = sign.key(&KeyRole::Coldkey)?;
             let hot = sign.hotkey_address(&hotkey)?;
             let client = sign.client();
             let cost = client.call("subnet_lockCost", Value::Null).await?;
@@ -316,11 +318,7 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
             });
         }
         SubnetCmd::Start { netuid, sign } => {
-            let key = sign.wallet.dir()?.load(
-                &sign.name,
-                &KeyRole::Coldkey,
-                &sign.wallet.password(false)?,
-            )?;
+            let key = sign.key(&KeyRole::Coldkey)?;
             let sent = send(
                 &sign.client(),
                 &key,
@@ -340,11 +338,7 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
             hotkey,
             sign,
         } => {
-            let key = sign.wallet.dir()?.load(
-                &sign.name,
-                &KeyRole::Coldkey,
-                &sign.wallet.password(false)?,
-            )?;
+            let key = sign.key(&KeyRole::Coldkey)?;
             let hot = sign.hotkey_address(&hotkey)?;
             let client = sign.client();
             let list = client.call("subnet_list", Value::Null).await?;
@@ -486,10 +480,7 @@ async fn stake_trade(
 ) -> anyhow::Result<()> {
     let amount = parse_tao(amount)?;
     let hotkey = sign.hotkey_address(hotkey)?;
-    let key =
-        sign.wallet
-            .dir()?
-            .load(&sign.name, &KeyRole::Coldkey, &sign.wallet.password(false)?)?;
+    let key = sign.key(&KeyRole::Coldkey)?;
     let client = sign.client();
     let direction = if buying { "buy" } else { "sell" };
     let q = client
@@ -585,11 +576,7 @@ pub async fn run_weights(cmd: WeightsCmd, out: Out) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let key = sign.wallet.dir()?.load(
-        &sign.name,
-        &KeyRole::Hotkey(hotkey.clone()),
-        &sign.wallet.password(false)?,
-    )?;
+    let key = sign.key(&KeyRole::Hotkey(hotkey.clone()))?;
     let call = Call::SetWeights {
         netuid,
         uids: uids.clone(),
