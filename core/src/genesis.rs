@@ -99,16 +99,23 @@ impl ChainParams {
 }
 
 /// Subtensor's defaults, with waits a local testnet can live with: one network
-/// registration per block, a 100 TAO minimum lock, and 30-block epochs.
+/// registration per block, a 100 TAO minimum lock, 30-block epochs, 10-minute subnet
+/// immunity and take rate limit, and commit-reveal off.
 fn dev_subnet_params() -> SubnetParams {
     let mut p = SubnetParams {
         network_rate_limit: 1,
         network_min_lock_rao: 100 * RAO_PER_TAO,
+        network_immunity_period: 600,
+        take_rate_limit: 600,
         ..SubnetParams::default()
     };
     p.defaults.tempo = 30;
     p.defaults.immunity_period = 300;
     p.defaults.weights_rate_limit = 5;
+    p.defaults.serving_rate_limit = 5;
+    // Plain set_weights on the dev chain; turn commit-reveal on per subnet with
+    // `agora subnet set NETUID commit_reveal 1`.
+    p.defaults.commit_reveal = false;
     p
 }
 

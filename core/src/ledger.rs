@@ -270,12 +270,32 @@ fn apply_tx_inner(
                 subnet::stake::remove_stake(overlay, signer, hotkey, *netuid, *amount, None)?.1;
         }
         Call::SetWeights {
-            netuid,
+            netuid: 0,
             uids,
             values,
             ..
         } => {
-            subnet::weights::set_weights(overlay, now, signer, *netuid, uids, values)?;
+            if params.subnets.emission_mode != subnet::EmissionMode::RootWeights {
+                return Err(SubnetError::RootWeightsDisabled.into());
+            }
+            let limit = params.subnets.root_tempo;
+            subnet::root::set_root_weights(overlay, now, signer, uids, values, limit)?;
+        }
+        Call::SetWeights {
+            netuid,
+            uids,
+            values,
+            version_key,
+        } => {
+            subnet::weights::set_weights(
+                overlay,
+                now,
+                signer,
+                *netuid,
+                uids,
+                values,
+                *version_key,
+            )?;
         }
         Call::AddStakeLimit {
             hotkey,
@@ -312,6 +332,116 @@ fn apply_tx_inner(
             )?
             .1;
         }
+        Call::RootRegister { hotkey } => {
+            subnet::root::root_register(overlay, &params.subnets, now, signer, hotkey)?;
+        }
+        Call::MoveStake {
+            origin_hotkey,
+            dest_hotkey,
+            origin_netuid,
+            dest_netuid,
+            amount,
+        } => {
+            let from = subnet::stake::Position {
+                netuid: *origin_netuid,
+                hotkey: *origin_hotkey,
+                coldkey: *signer,
+            };
+            let to = subnet::stake::Position {
+                netuid: *dest_netuid,
+                hotkey: *dest_hotkey,
+                coldkey: *signer,
+            };
+            call_fee = subnet::stake::move_position(overlay, from, to, *amount)?.1;
+        }
+        Call::TransferStake {
+            dest_coldkey,
+            hotkey,
+            origin_netuid,
+            dest_netuid,
+            amount,
+        } => {
+            let from = subnet::stake::Position {
+                netuid: *origin_netuid,
+                hotkey: *hotkey,
+                coldkey: *signer,
+            };
+            call_fee =
+                subnet::stake::transfer_stake(overlay, from, dest_coldkey, *dest_netuid, *amount)?
+                    .1;
+        }
+        Call::SwapStake {
+            hotkey,
+            origin_netuid,
+            dest_netuid,
+            amount,
+        } => {
+            let from = subnet::stake::Position {
+                netuid: *origin_netuid,
+                hotkey: *hotkey,
+                coldkey: *signer,
+            };
+            let to = subnet::stake::Position {
+                netuid: *dest_netuid,
+                ..from
+            };
+            call_fee = subnet::stake::move_position(overlay, from, to, *amount)?.1;
+        }
+        Call::UnstakeAll { hotkey } => {
+            call_fee = subnet::stake::unstake_all(overlay, signer, hotkey)?.1;
+        }
+        Call::IncreaseTake { hotkey, take } | Call::DecreaseTake { hotkey, take } => {
+            let increase = matches!(tx.call, Call::IncreaseTake { .. });
+            subnet::stake::change_take(
+                overlay,
+                &params.subnets,
+                now,
+                signer,
+                hotkey,
+                *take,
+                increase,
+            )?;
+        }
+        Call::CommitWeights { netuid, hash } => {
+            subnet::weights::commit_weights(overlay, now, signer, *netuid, *hash)?;
+        }
+        Call::RevealWeights {
+            netuid,
+            uids,
+            values,
+            salt,
+            version_key,
+        } => {
+            subnet::weights::reveal_weights(
+                overlay,
+                now,
+                signer,
+                *netuid,
+                uids,
+                values,
+                salt,
+                *version_key,
+            )?;
+        }
+        Call::Serve { netuid, addrs } => {
+            subnet::serve::serve(overlay, now, signer, *netuid, addrs)?;
+        }
+        Call::SetHyperparameter {
+            netuid,
+            name,
+            value,
+        } => {
+            subnet::admin::set_hyperparameter(overlay, params, now, signer, *netuid, name, *value)?;
+        }
+        Call::DissolveNetwork { netuid } => {
+            if params.admin.as_ref() != Some(signer) {
+                return Err(SubnetError::NotAdmin.into());
+            }
+            if *netuid == 0 {
+                return Err(SubnetError::RootNetuid.into());
+            }
+            subnet::dissolve::dissolve(overlay, *netuid)?;
+        }
     }
     let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);
     credit(overlay, &block.proposer, to_proposer)?;
@@ -336,12 +466,13 @@ fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(),
 /// Returns the rao minted.
 pub fn apply_coinbase(
     overlay: &mut Overlay<'_>,
+    params: &ChainParams,
     height: u64,
     proposer: &AccountId,
 ) -> Result<u64, StateError> {
     let minted = block_emission(state::supply(overlay)?.issued);
-    let step = subnet::coinbase::step(overlay, height, minted)?;
-    let to_pools = step.tao_to_pools.min(minted);
+    let step = subnet::coinbase::step(overlay, &params.subnets, height, minted)?;
+    let to_pools = step.tao_to_subnets.min(minted);
     let to_proposer = minted - to_pools;
     let mut supply = state::supply(overlay)?;
     supply.issued = supply.issued.saturating_add(minted);
@@ -415,7 +546,7 @@ pub fn build_block(
         proposer: proposal.proposer,
     };
     let mut overlay = Overlay::new(base);
-    let minted = apply_coinbase(&mut overlay, ctx.height, &proposal.proposer)?;
+    let minted = apply_coinbase(&mut overlay, params, ctx.height, &proposal.proposer)?;
     let mut included = Vec::with_capacity(candidates.len());
     let mut rejected = Vec::new();
     let mut fees: u64 = 0;
@@ -524,7 +655,7 @@ pub fn execute_block(
         proposer: h.proposer,
     };
     let mut overlay = Overlay::new(base);
-    let minted = apply_coinbase(&mut overlay, ctx.height, &h.proposer)?;
+    let minted = apply_coinbase(&mut overlay, params, ctx.height, &h.proposer)?;
     let mut fees: u64 = 0;
     for (index, (stx, ok)) in block.txs.iter().zip(sig_ok).enumerate() {
         let result = if ok {

@@ -63,12 +63,69 @@ pub enum Call {
         limit_price: u64,
         allow_partial: bool,
     },
+    /// Join the root network (netuid 0) with `hotkey`.
+    RootRegister { hotkey: AccountId },
+    /// Move `amount` alpha of the signer's stake to another hotkey and/or subnet.
+    MoveStake {
+        origin_hotkey: AccountId,
+        dest_hotkey: AccountId,
+        origin_netuid: u16,
+        dest_netuid: u16,
+        amount: u64,
+    },
+    /// Give `amount` alpha of the signer's stake on `hotkey` to `dest_coldkey`.
+    TransferStake {
+        dest_coldkey: AccountId,
+        hotkey: AccountId,
+        origin_netuid: u16,
+        dest_netuid: u16,
+        amount: u64,
+    },
+    /// Move `amount` alpha of the signer's stake on `hotkey` to another subnet.
+    SwapStake {
+        hotkey: AccountId,
+        origin_netuid: u16,
+        dest_netuid: u16,
+        amount: u64,
+    },
+    /// Unstake everything the signer holds on `hotkey`, on every subnet and root.
+    UnstakeAll { hotkey: AccountId },
+    /// Raise `hotkey`'s delegate take (u16 fraction of 65535; owner only, rate limited).
+    IncreaseTake { hotkey: AccountId, take: u16 },
+    /// Lower `hotkey`'s delegate take.
+    DecreaseTake { hotkey: AccountId, take: u16 },
+    /// Commit to weights by hash (fee-free); reveal them an epoch later.
+    CommitWeights { netuid: u16, hash: Hash },
+    /// Reveal committed weights (fee-free).
+    RevealWeights {
+        netuid: u16,
+        uids: Vec<u16>,
+        values: Vec<u16>,
+        salt: Vec<u16>,
+        version_key: u64,
+    },
+    /// Publish the signing hotkey's multiaddrs on a subnet (fee-free, rate limited).
+    Serve { netuid: u16, addrs: Vec<String> },
+    /// Set one subnet hyperparameter (the owner, or the chain admin).
+    SetHyperparameter {
+        netuid: u16,
+        name: String,
+        value: u64,
+    },
+    /// Dissolve a subnet, paying its stakers out of its pool (admin only).
+    DissolveNetwork { netuid: u16 },
 }
 
 impl Call {
-    /// Weight setting pays no fee (R§11); it is rate limited instead.
+    /// Weight setting and serving pay no fee (R§11); they are rate limited instead.
     pub fn is_fee_free(&self) -> bool {
-        matches!(self, Call::SetWeights { .. })
+        matches!(
+            self,
+            Call::SetWeights { .. }
+                | Call::CommitWeights { .. }
+                | Call::RevealWeights { .. }
+                | Call::Serve { .. }
+        )
     }
 
     pub fn name(&self) -> &'static str {
@@ -82,6 +139,18 @@ impl Call {
             Call::SetWeights { .. } => "set_weights",
             Call::AddStakeLimit { .. } => "add_stake_limit",
             Call::RemoveStakeLimit { .. } => "remove_stake_limit",
+            Call::RootRegister { .. } => "root_register",
+            Call::MoveStake { .. } => "move_stake",
+            Call::TransferStake { .. } => "transfer_stake",
+            Call::SwapStake { .. } => "swap_stake",
+            Call::UnstakeAll { .. } => "unstake_all",
+            Call::IncreaseTake { .. } => "increase_take",
+            Call::DecreaseTake { .. } => "decrease_take",
+            Call::CommitWeights { .. } => "commit_weights",
+            Call::RevealWeights { .. } => "reveal_weights",
+            Call::Serve { .. } => "serve",
+            Call::SetHyperparameter { .. } => "set_hyperparameter",
+            Call::DissolveNetwork { .. } => "dissolve_network",
         }
     }
 }

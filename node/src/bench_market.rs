@@ -100,6 +100,9 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
             pending_server: 1_000 * RAO_PER_TAO,
             pending_validator: 1_000 * RAO_PER_TAO,
             pending_owner: 100 * RAO_PER_TAO,
+            pending_root: 0,
+            pending_tao: 0,
+            protocol_alpha: 0,
             ema_price_rao: RAO_PER_TAO,
         };
         sn.hyper.max_allowed_uids = args.uids;

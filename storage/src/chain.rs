@@ -243,4 +243,10 @@ impl<S: KvStore> StateRead for ChainStore<S> {
             .get(Table::State, key)
             .map_err(|e| StateError::Read(e.to_string()))
     }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<agora_core::state::KeyValue>, StateError> {
+        self.kv
+            .scan_prefix(Table::State, prefix)
+            .map_err(|e| StateError::Read(e.to_string()))
+    }
 }

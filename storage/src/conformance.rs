@@ -35,6 +35,22 @@ fn kv_basics(kv: &dyn KvStore) {
     b.delete(Table::State, b"k".to_vec());
     kv.write(b).unwrap();
     assert_eq!(kv.get(Table::State, b"k").unwrap(), None);
+
+    let mut b = WriteBatch::default();
+    for k in ["p\x01b", "p\x01a", "p\x02", "p", "q\x01"] {
+        b.put(Table::State, k.as_bytes().to_vec(), k.as_bytes().to_vec());
+    }
+    b.put(Table::Blocks, b"p\x01c".to_vec(), b"other table".to_vec());
+    kv.write(b).unwrap();
+    let rows = kv.scan_prefix(Table::State, b"p\x01").unwrap();
+    let keys: Vec<&[u8]> = rows.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(
+        keys,
+        vec![&b"p\x01a"[..], b"p\x01b"],
+        "prefix rows, in key order"
+    );
+    assert_eq!(kv.scan_prefix(Table::State, b"p").unwrap().len(), 4);
+    assert!(kv.scan_prefix(Table::Txs, b"p").unwrap().is_empty());
 }
 
 /// Commits `blocks` transfer blocks and returns the head hash and state root.

@@ -35,9 +35,14 @@ impl WriteBatch {
 /// A key/value store with tables and atomic batches.
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Every row of `table` whose key starts with `prefix`, in ascending key order.
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
     /// Apply the whole batch atomically (and durably, for disk stores).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// Rows of every table, keyed by (table, key).
 type Rows = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
@@ -57,6 +62,15 @@ impl MemStore {
 impl KvStore for MemStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.tables.read().get(&(table, key.to_vec())).cloned())
+    }
+
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        let tables = self.tables.read();
+        Ok(tables
+            .range((table, prefix.to_vec())..)
+            .take_while(|((t, k), _)| *t == table && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
@@ -116,6 +130,21 @@ impl KvStore for RocksStore {
         let db = guard.as_ref().ok_or(StorageError::Closed)?;
         db.get_cf(cf(db, table)?, key)
             .map_err(|e| StorageError::Backend(e.to_string()))
+    }
+
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        let guard = self.db.read();
+        let db = guard.as_ref().ok_or(StorageError::Closed)?;
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in db.iterator_cf(cf(db, table)?, mode) {
+            let (k, v) = item.map_err(|e| StorageError::Backend(e.to_string()))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {

@@ -22,9 +22,14 @@ pub enum StateError {
     Corrupt { key: String, reason: String },
 }
 
+/// A state key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Read access to committed state.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Every `(key, value)` whose key starts with `prefix`, in ascending key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StateError>;
 }
 
 /// An empty state (genesis is built on top of it).
@@ -34,11 +39,23 @@ impl StateRead for EmptyState {
     fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(None)
     }
+
+    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<KeyValue>, StateError> {
+        Ok(Vec::new())
+    }
 }
 
 impl StateRead for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(std::collections::BTreeMap::get(self, key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StateError> {
+        Ok(self
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 

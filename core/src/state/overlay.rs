@@ -68,6 +68,17 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// Run `f`; when it fails, undo its writes, so a failed call leaves nothing behind
+    /// even for callers that go on using this overlay.
+    pub fn atomic<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
+        let cp = self.checkpoint();
+        let result = f(self);
+        if result.is_err() {
+            self.rollback(cp);
+        }
+        result
+    }
+
     /// Keep everything written so far (drops the undo journal).
     pub fn keep(&mut self) {
         self.journal.clear();
@@ -88,6 +99,27 @@ impl StateRead for Overlay<'_> {
             Some(entry) => Ok(entry.clone()),
             None => self.base.get(key),
         }
+    }
+
+    /// The base's rows merged with this overlay's writes and deletes.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StateError> {
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix)?.into_iter().collect();
+        for (k, v) in self
+            .changes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match v {
+                Some(v) => {
+                    rows.insert(k.clone(), v.clone());
+                }
+                None => {
+                    rows.remove(k);
+                }
+            }
+        }
+        Ok(rows.into_iter().collect())
     }
 }
 
@@ -112,5 +144,23 @@ mod tests {
         assert_eq!(o.get(b"b").unwrap(), None);
         assert_eq!(o.get(b"k").unwrap(), Some(b"base".to_vec()));
         assert_eq!(o.changes().len(), 1);
+    }
+
+    #[test]
+    fn prefix_scan_merges_writes_and_deletes_over_the_base() {
+        let mut base = BTreeMap::new();
+        for k in ["pa", "pb", "pc", "q"] {
+            base.insert(k.as_bytes().to_vec(), b"base".to_vec());
+        }
+        let mut o = Overlay::new(&base);
+        o.delete(b"pb".to_vec());
+        o.put(b"pd".to_vec(), b"new".to_vec());
+        o.put(b"pa".to_vec(), b"changed".to_vec());
+        o.put(b"r".to_vec(), b"other".to_vec());
+        let rows = o.scan_prefix(b"p").unwrap();
+        let keys: Vec<&[u8]> = rows.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![&b"pa"[..], b"pc", b"pd"]);
+        assert_eq!(rows[0].1, b"changed");
+        assert!(o.scan_prefix(b"z").unwrap().is_empty());
     }
 }

@@ -1,40 +1,78 @@
-//! The per-block subnet step (PROTOCOL §5; R§4.2, R§6.1, R§7.1-7.6).
+//! The per-block subnet step (PROTOCOL §5; R§4.2, R§6.1, R§7.1-7.7, R§9).
 //!
 //! Every block: registration prices decay; the block's TAO emission is split across
-//! started subnets by their EMA prices and enters their pools; each subnet mints its alpha
-//! emission into pending buckets (18% owner cut, then half miners, half validators); price
-//! EMAs move. At a subnet's epoch (every `tempo` blocks, at most two per block) Yuma runs on
-//! the stored weights and stakes and the pending alpha is paid out as stake.
+//! started subnets by their EMA prices and enters their pools (injected at the current
+//! price up to the root proportion of the alpha emission, the rest as a fee-free chain
+//! buy); each subnet mints its alpha emission into pending buckets (18% owner cut, then
+//! half miners, half validators, of which the root proportion goes to root stakers); price
+//! EMAs move. At a subnet's epoch (every `tempo` blocks, at most two per block) Yuma runs
+//! on the stored weights and stakes (alpha plus `tao_weight` x root stake) and the pending
+//! alpha is paid out as stake. Root dividends are sold through the pool at once and the
+//! TAO compounds on the hotkey's root stake.
 //!
-//! Root staking is not implemented yet, so the root proportion is 0: TAO emission enters
-//! each pool as a fee-free chain buy (R§7.4 with the injection cap at 0) and validators
-//! receive the whole validator half.
+//! In `emission_mode = "root_weights"` (R§9) root members' weights decide each subnet's
+//! TAO share at every root epoch; subnets accumulate TAO, and at their epoch pay 18% to the
+//! owner as free TAO and the rest through Yuma as root (TAO) stake. No alpha is minted.
+//!
+//! Invariant (tested after every block): for each subnet, `alpha_out` equals the alpha
+//! held by hotkeys plus the pending buckets plus the protocol-owned alpha.
 
-use fixed::types::I64F64;
+use bincode::{Decode, Encode};
+use fixed::types::{I32F32, I64F64};
+use serde::Serialize;
 
-use super::stake::{credit_alpha, distribute_to_nominators, hotkey_alpha};
-use super::{hotkey_owner, networks, neuron, put_neuron, put_subnet, subnet, Netuid, Subnet};
+use super::root::{put_root, root, root_stake, RootNet, ROOT};
+use super::stake::{credit_alpha, distribute_to_nominators, hotkey_alpha, take_of};
+use super::weights::{commit_live, commits};
+use super::{
+    hotkey_owner, keys, networks, neuron, put_neuron, put_subnet, subnet, EmissionMode, Netuid,
+    Neuron, Subnet, SubnetParams,
+};
+use crate::codec::encode_value;
 use crate::emission::block_emission;
-use crate::epoch::{run_epoch, EpochInput};
+use crate::epoch::math::exp_safe;
+use crate::epoch::{run_epoch, EpochInput, EpochOutput};
 use crate::pool::{Direction, PRICE_SCALE};
-use crate::state::{Overlay, StateError};
+use crate::state::{self, Overlay, StateError};
 
 /// Most epochs run in one block; later subnets wait for the next block (R§6.1).
 pub const MAX_EPOCHS_PER_BLOCK: usize = 2;
 /// Owner cut of each block's alpha emission: 11796/65535 = 18% (R§7.4).
 pub const OWNER_CUT: u64 = 11_796;
-/// Delegate take on validator dividends: 18% (R§2 default).
-pub const DEFAULT_TAKE: u64 = 11_796;
-/// Price EMA: `a = 3e-6 * b / (b + 201600)` with `b` blocks since start (R§7.3).
-const MOVING_ALPHA_PPB: u64 = 3_000;
-const EMA_HALVING_BLOCKS: u64 = 201_600;
+/// Delegate take on validator dividends until the owner changes it: 18% (R§2 default).
+pub const DEFAULT_TAKE: u16 = 11_796;
+/// Epoch records kept per subnet for `subnet_epochs`.
+pub const EPOCH_HISTORY: u64 = 32;
+/// Legacy root epoch sigmoid steepness (R§9; the midpoint kappa is 0.5).
+const ROOT_RHO: u64 = 10;
 
 /// What the subnet step did this block.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StepOutcome {
-    /// TAO (rao) that entered subnet pools; the rest of the block emission is not theirs.
-    pub tao_to_pools: u64,
+    /// TAO (rao) that went to subnets (pools, or pending TAO in `root_weights` mode); the
+    /// rest of the block emission is not theirs.
+    pub tao_to_subnets: u64,
     pub epochs: Vec<Netuid>,
+}
+
+/// One epoch's outputs, kept for the last `EPOCH_HISTORY` epochs of each subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct EpochRecord {
+    pub netuid: Netuid,
+    pub epoch_index: u64,
+    pub block: u64,
+    /// Drained buckets, alpha rao (TAO rao in `root_weights` mode).
+    pub server: u64,
+    pub validator: u64,
+    pub root: u64,
+    pub owner: u64,
+    /// Root dividends sold for TAO, rao, and alpha burned (owner incentive, unassigned).
+    pub root_tao: u64,
+    pub burned: u64,
+    pub hotkeys: Vec<super::AccountId>,
+    pub incentive: Vec<u16>,
+    pub dividends: Vec<u16>,
+    pub emission: Vec<u64>,
 }
 
 /// `floor(2^32 * 0.5^(1/half_life))`: the largest Q32 factor whose `half_life`-th power is
@@ -66,14 +104,14 @@ pub fn decay_factor_q32(half_life: u64) -> u64 {
     lo
 }
 
-fn update_ema(sn: &mut Subnet, now: u64) {
+fn update_ema(sn: &mut Subnet, params: &SubnetParams, now: u64) {
     let Some(first) = sn.first_emission_block else {
         return;
     };
     let b = now.saturating_sub(first.saturating_sub(1));
-    let a = I64F64::from_num(MOVING_ALPHA_PPB) / I64F64::from_num(1_000_000_000u64)
+    let a = I64F64::from_num(params.ema_alpha_ppb) / I64F64::from_num(1_000_000_000u64)
         * I64F64::from_num(b)
-        / I64F64::from_num(b.saturating_add(EMA_HALVING_BLOCKS));
+        / I64F64::from_num(b.saturating_add(params.ema_halving_blocks).max(1));
     let spot = I64F64::from_num(sn.pool.price_rao().min(PRICE_SCALE as u64));
     let ema = I64F64::from_num(sn.ema_price_rao);
     let next = a
@@ -82,8 +120,30 @@ fn update_ema(sn: &mut Subnet, now: u64) {
     sn.ema_price_rao = next.round().saturating_to_num::<u64>();
 }
 
+/// `x * num / den` in u128, floored; 0 when `den` is 0.
+fn mul_div(x: u64, num: u128, den: u128) -> u64 {
+    (u128::from(x) * num)
+        .checked_div(den)
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+/// `tao_weight * root_stake` in stake units (R§6.2).
+fn weighted_root(root_stake: u64, params: &SubnetParams) -> u64 {
+    mul_div(root_stake, u128::from(params.tao_weight_ppm), 1_000_000)
+}
+
+fn emitting(sn: &Subnet, now: u64) -> bool {
+    sn.first_emission_block.is_some_and(|f| f <= now) && sn.hyper.registration_allowed
+}
+
 /// Run the subnet part of a block at height `now` with `tao_emission` rao to hand out.
-pub fn step(o: &mut Overlay<'_>, now: u64, tao_emission: u64) -> Result<StepOutcome, StateError> {
+pub fn step(
+    o: &mut Overlay<'_>,
+    params: &SubnetParams,
+    now: u64,
+    tao_emission: u64,
+) -> Result<StepOutcome, StateError> {
     let nets = networks(o)?;
     let mut subnets: Vec<Subnet> = Vec::with_capacity(nets.netuids.len());
     for n in &nets.netuids {
@@ -100,38 +160,33 @@ pub fn step(o: &mut Overlay<'_>, now: u64, tao_emission: u64) -> Result<StepOutc
             .unwrap_or(u64::MAX)
             .clamp(sn.hyper.min_burn, sn.hyper.max_burn.max(sn.hyper.min_burn));
     }
-    // Emission shares by EMA price among emitting subnets (R§7.3).
-    let emitting = |sn: &Subnet| {
-        sn.first_emission_block.is_some_and(|f| f <= now) && sn.hyper.registration_allowed
-    };
-    let ema_total: u128 = subnets
-        .iter()
-        .filter(|s| emitting(s))
-        .map(|s| u128::from(s.ema_price_rao))
-        .sum();
-    for sn in subnets.iter_mut().filter(|s| emitting(s)) {
-        let tao = (u128::from(tao_emission) * u128::from(sn.ema_price_rao))
-            .checked_div(ema_total)
-            .and_then(|t| u64::try_from(t).ok())
-            .unwrap_or(0);
-        // Injection cap = root proportion (0 without root stake): all of it is a chain buy.
-        if tao > 0 {
-            if let Ok(buy) = sn.pool.swap(Direction::Buy, tao, 0, None) {
-                sn.pool = buy.after;
-                sn.alpha_out = sn.alpha_out.saturating_add(buy.amount_out);
-                outcome.tao_to_pools = outcome.tao_to_pools.saturating_add(buy.amount_in);
+    let mut rootnet = root(o)?;
+    match params.emission_mode {
+        EmissionMode::Dtao => emit_dtao(
+            &mut subnets,
+            params,
+            &rootnet,
+            now,
+            tao_emission,
+            &mut outcome,
+        ),
+        EmissionMode::RootWeights => {
+            if params.root_tempo > 0 && now.is_multiple_of(params.root_tempo) {
+                rootnet.emission_ppb = root_epoch(o, &rootnet, &subnets)?;
+                rootnet.last_epoch_block = now;
+                put_root(o, &rootnet);
+            }
+            for sn in subnets.iter_mut().filter(|s| emitting(s, now)) {
+                let ppb = rootnet
+                    .emission_ppb
+                    .iter()
+                    .find(|(n, _)| *n == sn.netuid)
+                    .map_or(0, |(_, p)| *p);
+                let tao = mul_div(tao_emission, u128::from(ppb), 1_000_000_000);
+                sn.pending_tao = sn.pending_tao.saturating_add(tao);
+                outcome.tao_to_subnets = outcome.tao_to_subnets.saturating_add(tao);
             }
         }
-        // Alpha emission on the subnet's own halving curve, into the pending buckets (R§7.4).
-        let issued = sn.pool.alpha.saturating_add(sn.alpha_out);
-        let alpha = block_emission(issued);
-        sn.alpha_out = sn.alpha_out.saturating_add(alpha);
-        let owner_cut = alpha * OWNER_CUT / 65_535;
-        let rest = alpha - owner_cut;
-        sn.pending_owner = sn.pending_owner.saturating_add(owner_cut);
-        sn.pending_server = sn.pending_server.saturating_add(rest / 2);
-        sn.pending_validator = sn.pending_validator.saturating_add(rest - rest / 2);
-        update_ema(sn, now);
     }
     // Epochs (R§6.1), in netuid order, at most MAX_EPOCHS_PER_BLOCK.
     for sn in subnets.iter_mut() {
@@ -142,7 +197,7 @@ pub fn step(o: &mut Overlay<'_>, now: u64, tao_emission: u64) -> Result<StepOutc
         {
             continue;
         }
-        run_subnet_epoch(o, sn, now)?;
+        run_subnet_epoch(o, params, sn, now)?;
         outcome.epochs.push(sn.netuid);
     }
     for sn in &subnets {
@@ -151,28 +206,183 @@ pub fn step(o: &mut Overlay<'_>, now: u64, tao_emission: u64) -> Result<StepOutc
     Ok(outcome)
 }
 
-/// Drain the pending buckets through one Yuma epoch and pay them out (R§7.5-7.6).
-fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<(), StateError> {
-    let (server, validator, owner) = (sn.pending_server, sn.pending_validator, sn.pending_owner);
-    sn.pending_server = 0;
-    sn.pending_validator = 0;
-    sn.pending_owner = 0;
-    let n = usize::from(sn.n);
-    let mut neurons = Vec::with_capacity(n);
-    for uid in 0..sn.n {
-        neurons.push(neuron(o, sn.netuid, uid)?);
+/// dTAO emission (R§7.3-7.4): TAO by EMA-price share into pools, alpha into buckets.
+fn emit_dtao(
+    subnets: &mut [Subnet],
+    params: &SubnetParams,
+    rootnet: &RootNet,
+    now: u64,
+    tao_emission: u64,
+    outcome: &mut StepOutcome,
+) {
+    let ema_total: u128 = subnets
+        .iter()
+        .filter(|s| emitting(s, now))
+        .map(|s| u128::from(s.ema_price_rao))
+        .sum();
+    // Root dividends are only paid while the subnets' prices sum above 1 TAO (R§7.4).
+    let root_sell = ema_total > PRICE_SCALE;
+    let root_weight = u128::from(rootnet.total_stake) * u128::from(params.tao_weight_ppm);
+    for sn in subnets.iter_mut().filter(|s| emitting(s, now)) {
+        let tao = mul_div(tao_emission, u128::from(sn.ema_price_rao), ema_total);
+        let issued = sn.pool.alpha.saturating_add(sn.alpha_out);
+        let alpha_emit = block_emission(issued);
+        // Root proportion rp = tw*root / (tw*root + alpha issuance).
+        let rp_den = root_weight + u128::from(issued) * 1_000_000;
+        // Injection at the current price, capped at rp * alpha emission (R§7.4).
+        let (pool_tao, pool_alpha) = (u128::from(sn.pool.tao), u128::from(sn.pool.alpha));
+        let mut alpha_in = mul_div(tao, pool_alpha, pool_tao);
+        let mut tao_in = tao;
+        let cap = mul_div(alpha_emit, root_weight, rp_den);
+        if alpha_in > cap {
+            alpha_in = cap;
+            tao_in = mul_div(cap, pool_tao, pool_alpha).min(tao);
+        }
+        sn.pool.tao = sn.pool.tao.saturating_add(tao_in);
+        sn.pool.alpha = sn.pool.alpha.saturating_add(alpha_in);
+        outcome.tao_to_subnets = outcome.tao_to_subnets.saturating_add(tao_in);
+        // The rest buys alpha for the protocol, fee-free.
+        let excess = tao - tao_in;
+        if excess > 0 {
+            if let Ok(buy) = sn.pool.swap(Direction::Buy, excess, 0, None) {
+                sn.pool = buy.after;
+                sn.alpha_out = sn.alpha_out.saturating_add(buy.amount_out);
+                sn.protocol_alpha = sn.protocol_alpha.saturating_add(buy.amount_out);
+                outcome.tao_to_subnets = outcome.tao_to_subnets.saturating_add(buy.amount_in);
+            }
+        }
+        // Participant alpha into the pending buckets.
+        let owner_cut = alpha_emit * OWNER_CUT / 65_535;
+        let rest = alpha_emit - owner_cut;
+        let server = rest / 2;
+        let validator_half = rest - server;
+        let root_alpha = mul_div(validator_half, root_weight, rp_den);
+        sn.pending_owner = sn.pending_owner.saturating_add(owner_cut);
+        sn.pending_server = sn.pending_server.saturating_add(server);
+        sn.pending_validator = sn
+            .pending_validator
+            .saturating_add(validator_half - root_alpha);
+        let minted = if root_sell {
+            sn.pending_root = sn.pending_root.saturating_add(root_alpha);
+            alpha_emit
+        } else {
+            alpha_emit - root_alpha // recycled: never minted
+        };
+        sn.alpha_out = sn.alpha_out.saturating_add(minted);
+        update_ema(sn, params, now);
     }
+}
+
+/// Legacy root epoch (R§9): each subnet's share of the emission from root members'
+/// stake-weighted weights, damped by a sigmoid of how much stake voted for it.
+fn root_epoch(
+    o: &Overlay<'_>,
+    rootnet: &RootNet,
+    subnets: &[Subnet],
+) -> Result<Vec<(Netuid, u64)>, StateError> {
+    let mut stake = Vec::with_capacity(rootnet.members.len());
+    for m in &rootnet.members {
+        stake.push(I64F64::from_num(root_stake(o, &m.hotkey)?));
+    }
+    crate::epoch::math::normalize_64(&mut stake);
+    let netuids: Vec<Netuid> = subnets.iter().map(|s| s.netuid).collect();
+    let mut ranks = vec![I64F64::ZERO; netuids.len()];
+    let mut trust = vec![I64F64::ZERO; netuids.len()];
+    for (m, s) in rootnet.members.iter().zip(&stake) {
+        let row: Vec<(usize, u16)> = m
+            .weights
+            .iter()
+            .filter_map(|(n, w)| netuids.iter().position(|x| x == n).map(|j| (j, *w)))
+            .filter(|(_, w)| *w > 0)
+            .collect();
+        let total: u64 = row.iter().map(|(_, w)| u64::from(*w)).sum();
+        if total == 0 {
+            continue;
+        }
+        for (j, w) in row {
+            let wn = I64F64::from_num(w) / I64F64::from_num(total);
+            if let Some(r) = ranks.get_mut(j) {
+                *r = r.saturating_add(wn.saturating_mul(*s));
+            }
+            if let Some(t) = trust.get_mut(j) {
+                *t = t.saturating_add(*s);
+            }
+        }
+    }
+    let rho = I32F32::from_num(ROOT_RHO);
+    let half = I32F32::from_num(1) / I32F32::from_num(2);
+    let mut shares: Vec<I64F64> = ranks
+        .iter()
+        .zip(&trust)
+        .map(|(r, t)| {
+            let x = rho.saturating_mul(I32F32::saturating_from_num(*t) - half);
+            let c = I32F32::ONE / (I32F32::ONE + exp_safe(-x));
+            r.saturating_mul(I64F64::from_num(c))
+        })
+        .collect();
+    crate::epoch::math::normalize_64(&mut shares);
+    Ok(netuids
+        .into_iter()
+        .zip(shares)
+        .map(|(n, s)| {
+            let ppb = (s * I64F64::from_num(1_000_000_000u64)).saturating_to_num::<u64>();
+            (n, ppb.min(1_000_000_000))
+        })
+        .filter(|(_, p)| *p > 0)
+        .collect())
+}
+
+/// The epoch's inputs from stored state.
+fn epoch_input(
+    o: &Overlay<'_>,
+    params: &SubnetParams,
+    sn: &Subnet,
+    neurons: &[Option<Neuron>],
+    now: u64,
+    emission_rao: u64,
+) -> Result<EpochInput, StateError> {
+    let n = neurons.len();
     let mut stake = Vec::with_capacity(n);
-    for nr in neurons.iter() {
-        stake.push(match nr {
-            Some(nr) => hotkey_alpha(o, sn.netuid, &nr.hotkey)?.total_alpha,
-            None => 0,
+    for nr in neurons {
+        let Some(nr) = nr else {
+            stake.push(0);
+            continue;
+        };
+        let root_part = root_stake(o, &nr.hotkey)?;
+        stake.push(match params.emission_mode {
+            EmissionMode::Dtao => hotkey_alpha(o, sn.netuid, &nr.hotkey)?
+                .total_alpha
+                .saturating_add(weighted_root(root_part, params)),
+            EmissionMode::RootWeights => root_part,
         });
     }
-    let field = |f: &dyn Fn(&super::Neuron) -> u64| -> Vec<u64> {
+    let mut weights: Vec<Vec<(u16, u16)>> = neurons
+        .iter()
+        .map(|nr| nr.as_ref().map(|x| x.weights.clone()).unwrap_or_default())
+        .collect();
+    if sn.hyper.commit_reveal {
+        // R§5.4: a validator with a live commit cannot have scored neurons that
+        // registered after its earliest such commit.
+        let registered: Vec<u64> = neurons
+            .iter()
+            .map(|nr| nr.as_ref().map_or(0, |x| x.block_at_registration))
+            .collect();
+        for (row, nr) in weights.iter_mut().zip(neurons) {
+            let Some(nr) = nr else { continue };
+            let earliest = commits(o, sn.netuid, &nr.hotkey)?
+                .iter()
+                .filter(|c| commit_live(c, sn.hyper.reveal_period_epochs, sn.epoch_index))
+                .map(|c| c.block)
+                .min();
+            if let Some(cb) = earliest {
+                row.retain(|(j, _)| registered.get(usize::from(*j)).is_none_or(|bar| cb >= *bar));
+            }
+        }
+    }
+    let field = |f: &dyn Fn(&Neuron) -> u64| -> Vec<u64> {
         neurons.iter().map(|nr| nr.as_ref().map_or(0, f)).collect()
     };
-    let input = EpochInput {
+    Ok(EpochInput {
         n,
         stake,
         validator_permit: neurons
@@ -180,10 +390,7 @@ fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<()
             .map(|nr| nr.as_ref().is_some_and(|x| x.validator_permit))
             .collect(),
         max_allowed_validators: sn.hyper.max_allowed_validators,
-        weights: neurons
-            .iter()
-            .map(|nr| nr.as_ref().map(|x| x.weights.clone()).unwrap_or_default())
-            .collect(),
+        weights,
         bonds: neurons
             .iter()
             .map(|nr| nr.as_ref().map(|x| x.bonds.clone()).unwrap_or_default())
@@ -192,7 +399,7 @@ fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<()
         bonds_moving_avg: sn.hyper.bonds_moving_avg,
         bonds_penalty: sn.hyper.bonds_penalty,
         stake_threshold: 0,
-        emission_rao: server.saturating_add(validator),
+        emission_rao,
         current_block: now,
         activity_cutoff: sn.hyper.activity_cutoff(),
         last_update: field(&|x| x.last_update),
@@ -200,17 +407,23 @@ fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<()
         last_tempo: sn.last_epoch_block.saturating_add(1),
         yuma3: sn.hyper.yuma3,
         liquid_alpha: sn.hyper.liquid_alpha,
-        alpha_low: 45_875,
-        alpha_high: 58_982,
-        alpha_sigmoid_steepness: 1_000,
+        alpha_low: sn.hyper.alpha_low,
+        alpha_high: sn.hyper.alpha_high,
+        alpha_sigmoid_steepness: sn.hyper.alpha_sigmoid_steepness,
         owner_uid: neurons
             .iter()
             .position(|nr| nr.as_ref().is_some_and(|x| x.hotkey == sn.owner_hotkey))
             .and_then(|u| u16::try_from(u).ok()),
-    };
-    let out = run_epoch(&input);
+    })
+}
 
-    // Store each neuron's results.
+/// Store each neuron's epoch results.
+fn store_results(
+    o: &mut Overlay<'_>,
+    netuid: Netuid,
+    neurons: &mut [Option<Neuron>],
+    out: &EpochOutput,
+) {
     for (uid, nr) in neurons.iter_mut().enumerate() {
         let Some(nr) = nr else { continue };
         let at = |v: &[u16]| v.get(uid).copied().unwrap_or(0);
@@ -223,11 +436,121 @@ fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<()
         nr.validator_permit = out.validator_permit.get(uid).copied().unwrap_or(false);
         nr.active = out.active.get(uid).copied().unwrap_or(false);
         nr.bonds = out.bonds.get(uid).cloned().unwrap_or_default();
-        put_neuron(o, sn.netuid, uid as u16, nr);
+        if let Ok(uid) = u16::try_from(uid) {
+            put_neuron(o, netuid, uid, nr);
+        }
     }
+}
 
-    // Miner incentive: staked to the miner's coldkey; the owner's own incentive is burned.
+/// Pay `amount` to validator `hotkey` on `netuid`: its take to the owner's own position,
+/// the rest to its nominators pro rata (to the owner alone when it has none).
+fn pay_dividend(
+    o: &mut Overlay<'_>,
+    netuid: Netuid,
+    hotkey: &super::AccountId,
+    cold: &super::AccountId,
+    take: u16,
+    amount: u64,
+) -> Result<(), StateError> {
+    let take = amount * u64::from(take) / 65_535;
+    credit_alpha(o, netuid, hotkey, cold, take)?;
+    if hotkey_alpha(o, netuid, hotkey)?.total_shares == 0 {
+        credit_alpha(o, netuid, hotkey, cold, amount - take)
+    } else {
+        distribute_to_nominators(o, netuid, hotkey, amount - take)
+    }
+}
+
+/// Drain the pending buckets through one Yuma epoch and pay them out (R§7.5-7.6).
+fn run_subnet_epoch(
+    o: &mut Overlay<'_>,
+    params: &SubnetParams,
+    sn: &mut Subnet,
+    now: u64,
+) -> Result<(), StateError> {
+    let mut neurons = Vec::with_capacity(usize::from(sn.n));
+    for uid in 0..sn.n {
+        neurons.push(neuron(o, sn.netuid, uid)?);
+    }
+    let mut record = match params.emission_mode {
+        EmissionMode::Dtao => pay_dtao_epoch(o, params, sn, &mut neurons, now)?,
+        EmissionMode::RootWeights => pay_legacy_epoch(o, params, sn, &mut neurons, now)?,
+    };
+    record.hotkeys = neurons
+        .iter()
+        .map(|nr| nr.as_ref().map_or(super::AccountId([0; 32]), |x| x.hotkey))
+        .collect();
+    record.incentive = neurons
+        .iter()
+        .map(|nr| nr.as_ref().map_or(0, |x| x.incentive))
+        .collect();
+    record.dividends = neurons
+        .iter()
+        .map(|nr| nr.as_ref().map_or(0, |x| x.dividends))
+        .collect();
+    record.emission = neurons
+        .iter()
+        .map(|nr| nr.as_ref().map_or(0, |x| x.emission))
+        .collect();
+    o.put(
+        keys::epoch(sn.netuid, sn.epoch_index),
+        encode_value(&record),
+    );
+    if let Some(old) = sn.epoch_index.checked_sub(EPOCH_HISTORY) {
+        o.delete(keys::epoch(sn.netuid, old));
+    }
+    sn.last_epoch_block = now;
+    sn.epoch_index = sn.epoch_index.saturating_add(1);
+    Ok(())
+}
+
+fn empty_record(sn: &Subnet, now: u64) -> EpochRecord {
+    EpochRecord {
+        netuid: sn.netuid,
+        epoch_index: sn.epoch_index,
+        block: now,
+        server: 0,
+        validator: 0,
+        root: 0,
+        owner: 0,
+        root_tao: 0,
+        burned: 0,
+        hotkeys: Vec::new(),
+        incentive: Vec::new(),
+        dividends: Vec::new(),
+        emission: Vec::new(),
+    }
+}
+
+/// dTAO payout: incentive and dividends as alpha stake, root dividends sold to root stake.
+fn pay_dtao_epoch(
+    o: &mut Overlay<'_>,
+    params: &SubnetParams,
+    sn: &mut Subnet,
+    neurons: &mut [Option<Neuron>],
+    now: u64,
+) -> Result<EpochRecord, StateError> {
+    let (server, validator, root_alpha, owner) = (
+        sn.pending_server,
+        sn.pending_validator,
+        sn.pending_root,
+        sn.pending_owner,
+    );
+    sn.pending_server = 0;
+    sn.pending_validator = 0;
+    sn.pending_root = 0;
+    sn.pending_owner = 0;
+    let total = server.saturating_add(validator).saturating_add(root_alpha);
+    let input = epoch_input(o, params, sn, neurons, now, total)?;
+    let out = run_epoch(&input);
+    store_results(o, sn.netuid, neurons, &out);
+    let mut record = empty_record(sn, now);
+    (record.server, record.validator, record.root, record.owner) =
+        (server, validator, root_alpha, owner);
+
+    let mut paid: u64 = 0;
     let mut burned: u64 = 0;
+    // Miner incentive: staked to the miner's coldkey; the owner's own incentive is burned.
     for (nr, amount) in neurons.iter().zip(&out.server_emission) {
         let Some(nr) = nr else { continue };
         if *amount == 0 {
@@ -239,44 +562,148 @@ fn run_subnet_epoch(o: &mut Overlay<'_>, sn: &mut Subnet, now: u64) -> Result<()
         }
         if let Some(cold) = hotkey_owner(o, &nr.hotkey)? {
             credit_alpha(o, sn.netuid, &nr.hotkey, &cold, *amount)?;
+            paid = paid.saturating_add(*amount);
         }
     }
-    // Validator dividends: the validator half (plus the miners' half when nobody earned
-    // incentive), split by the epoch's dividends; 18% take to the hotkey's owner, the rest
-    // to its nominators.
-    let incentive_paid: u64 = out.server_emission.iter().sum();
-    let validator_alpha = if incentive_paid > 0 {
+    // Validator dividends (R§7.5): the validator half (plus the miners' half when nobody
+    // earned incentive), split into an alpha part and a root part by each hotkey's own
+    // stakes, each rescaled to its bucket.
+    let incentive_total: u64 = out.server_emission.iter().sum();
+    let validator_alpha = if incentive_total > 0 {
         validator
     } else {
         validator.saturating_add(server)
     };
-    let div_total: u128 = out.validator_emission.iter().map(|v| u128::from(*v)).sum();
+    let mut parts: Vec<(super::AccountId, u128, u128)> = Vec::new();
     for (nr, div) in neurons.iter().zip(&out.validator_emission) {
         let Some(nr) = nr else { continue };
-        let payout = (u128::from(validator_alpha) * u128::from(*div))
-            .checked_div(div_total)
-            .and_then(|p| u64::try_from(p).ok())
-            .unwrap_or(0);
-        if payout == 0 {
+        if *div == 0 {
             continue;
         }
-        let Some(cold) = hotkey_owner(o, &nr.hotkey)? else {
+        let alpha_stake = u128::from(hotkey_alpha(o, sn.netuid, &nr.hotkey)?.total_alpha);
+        let root_w = u128::from(weighted_root(root_stake(o, &nr.hotkey)?, params));
+        let d = u128::from(*div);
+        let root_div = (d * root_w).checked_div(alpha_stake + root_w).unwrap_or(0);
+        parts.push((nr.hotkey, d - root_div, root_div));
+    }
+    let alpha_div_total: u128 = parts.iter().map(|p| p.1).sum();
+    let root_div_total: u128 = parts.iter().map(|p| p.2).sum();
+    let mut to_sell: Vec<(super::AccountId, u64)> = Vec::new();
+    for (hotkey, alpha_div, root_div) in &parts {
+        let Some(cold) = hotkey_owner(o, hotkey)? else {
             continue;
         };
-        let take = payout * DEFAULT_TAKE / 65_535;
-        credit_alpha(o, sn.netuid, &nr.hotkey, &cold, take)?;
-        if hotkey_alpha(o, sn.netuid, &nr.hotkey)?.total_shares == 0 {
-            credit_alpha(o, sn.netuid, &nr.hotkey, &cold, payout - take)?;
+        let take = take_of(o, hotkey)?;
+        let a = mul_div(validator_alpha, *alpha_div, alpha_div_total);
+        if a > 0 {
+            pay_dividend(o, sn.netuid, hotkey, &cold, take, a)?;
+            paid = paid.saturating_add(a);
+        }
+        let r = mul_div(root_alpha, *root_div, root_div_total);
+        if r > 0 {
+            // Take as subnet alpha to the hotkey's owner; the rest to root stakers.
+            let t = r * u64::from(take) / 65_535;
+            credit_alpha(o, sn.netuid, hotkey, &cold, t)?;
+            paid = paid.saturating_add(t);
+            to_sell.push((*hotkey, r - t));
+        }
+    }
+    let sell_total: u64 = to_sell.iter().map(|x| x.1).sum();
+    if sell_total > 0 {
+        if let Ok(sale) = sn.pool.swap(Direction::Sell, sell_total, 0, None) {
+            sn.pool = sale.after;
+            sn.alpha_out = sn.alpha_out.saturating_sub(sale.amount_in);
+            let mut rootnet = root(o)?;
+            let mut given: u64 = 0;
+            for (hotkey, alpha) in &to_sell {
+                let tao = mul_div(sale.amount_out, u128::from(*alpha), u128::from(sell_total));
+                distribute_to_nominators(o, ROOT, hotkey, tao)?;
+                given = given.saturating_add(tao);
+            }
+            rootnet.total_stake = rootnet.total_stake.saturating_add(given);
+            put_root(o, &rootnet);
+            // Rounding dust stays in the pool.
+            sn.pool.tao = sn.pool.tao.saturating_add(sale.amount_out - given);
+            record.root_tao = given;
+            burned = burned.saturating_add(sell_total - sale.amount_in);
         } else {
-            distribute_to_nominators(o, sn.netuid, &nr.hotkey, payout - take)?;
+            burned = burned.saturating_add(sell_total);
         }
     }
     // Owner cut: staked to the owner's hotkey.
     credit_alpha(o, sn.netuid, &sn.owner_hotkey, &sn.owner_coldkey, owner)?;
+    // Whatever the epoch did not assign (rounding, no dividends) is recycled.
+    let unassigned = total
+        .saturating_sub(paid)
+        .saturating_sub(burned)
+        .saturating_sub(sell_total);
+    burned = burned.saturating_add(unassigned);
     sn.alpha_out = sn.alpha_out.saturating_sub(burned);
-    sn.last_epoch_block = now;
-    sn.epoch_index = sn.epoch_index.saturating_add(1);
-    Ok(())
+    record.burned = burned;
+    Ok(record)
+}
+
+/// `root_weights` payout (R§9): 18% of the pending TAO to the owner as free TAO, the rest
+/// through Yuma as root stake (incentive to miners' coldkeys, dividends with take).
+fn pay_legacy_epoch(
+    o: &mut Overlay<'_>,
+    params: &SubnetParams,
+    sn: &mut Subnet,
+    neurons: &mut [Option<Neuron>],
+    now: u64,
+) -> Result<EpochRecord, StateError> {
+    let pending = sn.pending_tao;
+    sn.pending_tao = 0;
+    let owner = pending * OWNER_CUT / 65_535;
+    let total = pending - owner;
+    let input = epoch_input(o, params, sn, neurons, now, total)?;
+    let out = run_epoch(&input);
+    store_results(o, sn.netuid, neurons, &out);
+    let mut record = empty_record(sn, now);
+    (record.server, record.validator, record.owner) = (
+        out.server_emission.iter().sum(),
+        out.validator_emission.iter().sum(),
+        owner,
+    );
+    let mut paid: u64 = 0;
+    let mut burned: u64 = 0;
+    for ((nr, inc), div) in neurons
+        .iter()
+        .zip(&out.server_emission)
+        .zip(&out.validator_emission)
+    {
+        let Some(nr) = nr else { continue };
+        let Some(cold) = hotkey_owner(o, &nr.hotkey)? else {
+            continue;
+        };
+        if *inc > 0 {
+            if nr.hotkey == sn.owner_hotkey {
+                burned = burned.saturating_add(*inc);
+            } else {
+                credit_alpha(o, ROOT, &nr.hotkey, &cold, *inc)?;
+                paid = paid.saturating_add(*inc);
+            }
+        }
+        if *div > 0 {
+            pay_dividend(o, ROOT, &nr.hotkey, &cold, take_of(o, &nr.hotkey)?, *div)?;
+            paid = paid.saturating_add(*div);
+        }
+    }
+    let mut rootnet = root(o)?;
+    rootnet.total_stake = rootnet.total_stake.saturating_add(paid);
+    put_root(o, &rootnet);
+    let mut owner_acc = state::account(o, &sn.owner_coldkey)?;
+    owner_acc.free = owner_acc.free.saturating_add(owner);
+    state::put_account(o, &sn.owner_coldkey, &owner_acc);
+    burned = burned.saturating_add(total.saturating_sub(paid).saturating_sub(burned));
+    // Pending TAO was staked; the owner's part becomes free, the unpaid part is burned.
+    let mut supply = state::supply(o)?;
+    supply.staked = supply.staked.saturating_sub(owner.saturating_add(burned));
+    supply.free = supply.free.saturating_add(owner);
+    supply.burned = supply.burned.saturating_add(burned);
+    state::put_supply(o, &supply);
+    record.burned = burned;
+    Ok(record)
 }
 
 #[cfg(test)]

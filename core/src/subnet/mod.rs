@@ -5,15 +5,19 @@
 //! payment is swapped into the pool and the bought alpha destroyed, so the TAO stays in the
 //! pool and raises its price; each registration multiplies the price by 1.26.
 
+pub mod admin;
 pub mod coinbase;
+pub mod dissolve;
 mod params;
+pub mod root;
+pub mod serve;
 pub mod stake;
 pub mod weights;
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
-pub use params::{Hyperparams, SubnetParams};
+pub use params::{EmissionMode, Hyperparams, SubnetParams};
 
 use crate::codec::encode_value;
 use crate::crypto::AccountId;
@@ -56,6 +60,13 @@ pub struct Subnet {
     pub pending_server: u64,
     pub pending_validator: u64,
     pub pending_owner: u64,
+    /// Alpha owed to root stakers at the next epoch (R§7.4).
+    pub pending_root: u64,
+    /// `root_weights` mode: TAO emission waiting for the next epoch.
+    pub pending_tao: u64,
+    /// Alpha bought by the chain with emission it could not inject (R§7.4); counted in
+    /// `alpha_out`, owned by nobody.
+    pub protocol_alpha: u64,
     /// EMA of the pool price, rao per alpha (for emission shares).
     pub ema_price_rao: u64,
 }
@@ -107,6 +118,33 @@ impl SubnetError {
             SubnetError::UnknownUid(_) => "unknown_uid",
             SubnetError::TooFewWeights { .. } => "too_few_weights",
             SubnetError::SlippageTooHigh => "slippage_too_high",
+            SubnetError::RootRegistrationsPerBlock => "root_registration_rate_limited",
+            SubnetError::RootFull { .. } => "root_full",
+            SubnetError::RootWeightsDisabled => "root_weights_disabled",
+            SubnetError::NotAdmin => "not_admin",
+            SubnetError::NotHotkeyOwner(_) => "not_hotkey_owner",
+            SubnetError::SamePosition => "same_position",
+            SubnetError::TransferDisallowed(_) => "transfer_disallowed",
+            SubnetError::NoStakeOnHotkey(_) => "no_stake",
+            SubnetError::TakeNotIncreasing { .. } => "take_not_increasing",
+            SubnetError::TakeNotDecreasing { .. } => "take_not_decreasing",
+            SubnetError::TakeOutOfRange { .. } => "take_out_of_range",
+            SubnetError::TakeRateLimited { .. } => "take_rate_limited",
+            SubnetError::CommitRevealEnabled => "commit_reveal_enabled",
+            SubnetError::CommitRevealDisabled => "commit_reveal_disabled",
+            SubnetError::TooManyCommits => "too_many_commits",
+            SubnetError::NoMatchingCommit => "no_matching_commit",
+            SubnetError::RevealTooEarly { .. } => "reveal_too_early",
+            SubnetError::RevealExpired { .. } => "reveal_expired",
+            SubnetError::IncorrectVersionKey { .. } => "incorrect_version_key",
+            SubnetError::ServeRateLimited { .. } => "serve_rate_limited",
+            SubnetError::BadServeAddress(_) => "bad_serve_address",
+            SubnetError::UnknownHyperparameter(_) => "unknown_hyperparameter",
+            SubnetError::HyperparameterOutOfRange { .. } => "hyperparameter_out_of_range",
+            SubnetError::AdminOnlyHyperparameter(_) => "admin_only_hyperparameter",
+            SubnetError::AdminFreezeWindow { .. } => "admin_freeze_window",
+            SubnetError::HyperparameterRateLimited { .. } => "hyperparameter_rate_limited",
+            SubnetError::NoSubnetToPrune => "no_subnet_to_prune",
             SubnetError::Swap(crate::pool::SwapError::InputTooLarge { .. }) => {
                 "swap_input_too_large"
             }
@@ -176,6 +214,66 @@ pub enum SubnetError {
     TooFewWeights { given: usize, min: usize },
     #[error("slippage too high: the whole amount would move the price past your limit (allow partial fills or raise the limit)")]
     SlippageTooHigh,
+    #[error("one root registration per block: try again next block")]
+    RootRegistrationsPerBlock,
+    #[error("the root network is full: a newcomer needs more than {needed} rao of root stake")]
+    RootFull { needed: u64 },
+    #[error("root weights only count in emission_mode = \"root_weights\"")]
+    RootWeightsDisabled,
+    #[error("only the chain admin may do this")]
+    NotAdmin,
+    #[error("hotkey {0} is not owned by the signing coldkey")]
+    NotHotkeyOwner(AccountId),
+    #[error("origin and destination are the same stake position")]
+    SamePosition,
+    #[error("subnet {0} does not allow stake transfers")]
+    TransferDisallowed(Netuid),
+    #[error("the signing coldkey has no stake on hotkey {0}")]
+    NoStakeOnHotkey(AccountId),
+    #[error("increase_take must raise the take above the current {current}")]
+    TakeNotIncreasing { current: u16 },
+    #[error("decrease_take must lower the take below the current {current}")]
+    TakeNotDecreasing { current: u16 },
+    #[error("take must be between {min} and {max} (of 65535)")]
+    TakeOutOfRange { min: u16, max: u16 },
+    #[error("take increases are rate limited: next allowed at block {next}")]
+    TakeRateLimited { next: u64 },
+    #[error("commit-reveal is on for this subnet: use commit_weights, then reveal_weights")]
+    CommitRevealEnabled,
+    #[error("commit-reveal is off for this subnet: use set_weights")]
+    CommitRevealDisabled,
+    #[error("at most 10 unrevealed commits per hotkey")]
+    TooManyCommits,
+    #[error("no pending commit matches these weights, salt and version key")]
+    NoMatchingCommit,
+    #[error(
+        "too early to reveal: this commit reveals in epoch {epoch}, the subnet is in epoch {now}"
+    )]
+    RevealTooEarly { epoch: u64, now: u64 },
+    #[error("the commit expired: it had to be revealed in epoch {epoch}")]
+    RevealExpired { epoch: u64 },
+    #[error("version_key {got} is below the subnet's weights_version_key {min}")]
+    IncorrectVersionKey { got: u64, min: u64 },
+    #[error("serving info is rate limited: next update allowed at block {next}")]
+    ServeRateLimited { next: u64 },
+    #[error("bad serving address: {0}")]
+    BadServeAddress(String),
+    #[error("unknown hyperparameter {0:?} (see `agora subnet hyperparams`)")]
+    UnknownHyperparameter(String),
+    #[error("{name} = {value} is out of range: {rule}")]
+    HyperparameterOutOfRange {
+        name: &'static str,
+        value: u64,
+        rule: &'static str,
+    },
+    #[error("{0} can only be set by the chain admin")]
+    AdminOnlyHyperparameter(&'static str),
+    #[error("hyperparameters are frozen in the last blocks before an epoch: the next epoch is at block {epoch}")]
+    AdminFreezeWindow { epoch: u64 },
+    #[error("{name} was changed recently: next change allowed at block {next}")]
+    HyperparameterRateLimited { name: &'static str, next: u64 },
+    #[error("the subnet limit is reached and every subnet is still immune: nothing can be pruned")]
+    NoSubnetToPrune,
     #[error("pool: {0}")]
     Swap(#[from] SwapError),
 }
@@ -189,6 +287,10 @@ pub mod keys {
     pub const NEURON: u8 = b'u';
     pub const UID: u8 = b'h';
     pub const HOTKEY_OWNER: u8 = b'o';
+    pub const COMMITS: u8 = b'c';
+    pub const SERVE: u8 = b'v';
+    pub const EPOCH: u8 = b'e';
+    pub const HYPER_SET: u8 = b'y';
 
     fn prefixed(kind: u8, netuid: Netuid, rest: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(3 + rest.len());
@@ -208,6 +310,26 @@ pub mod keys {
 
     pub fn uid(netuid: Netuid, hotkey: &AccountId) -> Vec<u8> {
         prefixed(UID, netuid, &hotkey.0)
+    }
+
+    pub fn commits(netuid: Netuid, hotkey: &AccountId) -> Vec<u8> {
+        prefixed(COMMITS, netuid, &hotkey.0)
+    }
+
+    pub fn serve(netuid: Netuid, hotkey: &AccountId) -> Vec<u8> {
+        prefixed(SERVE, netuid, &hotkey.0)
+    }
+
+    pub fn epoch(netuid: Netuid, index: u64) -> Vec<u8> {
+        prefixed(EPOCH, netuid, &index.to_be_bytes())
+    }
+
+    pub fn epochs(netuid: Netuid) -> Vec<u8> {
+        prefixed(EPOCH, netuid, &[])
+    }
+
+    pub fn hyper_set(netuid: Netuid, name: &str) -> Vec<u8> {
+        prefixed(HYPER_SET, netuid, name.as_bytes())
     }
 
     pub fn hotkey_owner(hotkey: &AccountId) -> Vec<u8> {
@@ -375,7 +497,11 @@ pub fn register_network(
         }
     }
     if nets.netuids.len() >= usize::from(params.subnet_limit) {
-        return Err(SubnetError::SubnetLimitReached(params.subnet_limit).into());
+        // Full: the lowest-priced subnet past its immunity makes room (R§3.1).
+        let victim =
+            dissolve::subnet_to_prune(o, params, now)?.ok_or(SubnetError::NoSubnetToPrune)?;
+        dissolve::dissolve(o, victim)?;
+        nets = networks(o)?;
     }
     bind_hotkey(o, hotkey, coldkey)?;
     let lock = lock_cost(&nets, params, now, block_emission);
@@ -408,6 +534,9 @@ pub fn register_network(
         pending_server: 0,
         pending_validator: 0,
         pending_owner: 0,
+        pending_root: 0,
+        pending_tao: 0,
+        protocol_alpha: 0,
         ema_price_rao: price,
         hyper,
     };
@@ -539,6 +668,8 @@ pub fn burned_register(
         sn.n = sn.n.saturating_add(1);
     } else if let Some(old) = neuron(o, netuid, uid)? {
         o.delete(keys::uid(netuid, &old.hotkey));
+        o.delete(keys::serve(netuid, &old.hotkey));
+        o.delete(keys::commits(netuid, &old.hotkey));
         // Other validators' weights and bonds toward the replaced uid go with it.
         for other in 0..sn.n {
             if let Some(mut nr) = neuron(o, netuid, other)? {
@@ -561,6 +692,8 @@ pub fn burned_register(
     Ok((uid, swap.fee))
 }
 
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod stake_tests;
 #[cfg(test)]

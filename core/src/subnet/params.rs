@@ -20,6 +20,40 @@ pub struct SubnetParams {
     pub lock_reduction_interval: u64,
     /// Hyperparameters a new subnet starts with.
     pub defaults: Hyperparams,
+    /// Weight of root (netuid 0) TAO stake in every subnet's stake weight, parts per
+    /// million (R§7.7; mainnet 0.18).
+    pub tao_weight_ppm: u64,
+    /// Most root network members (R§4.4).
+    pub root_max_uids: u16,
+    /// Blocks after registration during which a subnet cannot be pruned for a new one.
+    pub network_immunity_period: u64,
+    /// Owner hyperparameter changes are refused this many blocks before an epoch (R§10).
+    pub admin_freeze_window: u64,
+    /// Tempos between two owner changes of the same hyperparameter (R§10).
+    pub owner_hyperparam_rate_limit_tempos: u64,
+    /// Blocks between delegate take increases (R§2).
+    pub take_rate_limit: u64,
+    /// Take bounds, u16 fractions of 65535 (R§2: 0 and 11796 = 18%).
+    pub min_take: u16,
+    pub max_take: u16,
+    /// Price EMA coefficient, parts per billion (R§7.3: 3e-6 = 3000).
+    pub ema_alpha_ppb: u64,
+    /// Blocks for the EMA coefficient to ramp to half its value (R§7.3).
+    pub ema_halving_blocks: u64,
+    /// `dtao` (default): emission shares by pool prices. `root_weights`: the pre-dTAO
+    /// regime where root members' weights over subnets decide emission (R§9).
+    pub emission_mode: EmissionMode,
+    /// Root epoch period in `root_weights` mode (R§9: 100).
+    pub root_tempo: u64,
+}
+
+/// How the block emission is split across subnets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode)]
+#[serde(rename_all = "snake_case")]
+pub enum EmissionMode {
+    #[default]
+    Dtao,
+    RootWeights,
 }
 
 impl Default for SubnetParams {
@@ -30,6 +64,18 @@ impl Default for SubnetParams {
             network_min_lock_rao: 1_000 * RAO_PER_TAO,
             lock_reduction_interval: 14 * 7_200,
             defaults: Hyperparams::default(),
+            tao_weight_ppm: 180_000,
+            root_max_uids: 64,
+            network_immunity_period: 1_296_000,
+            admin_freeze_window: 10,
+            owner_hyperparam_rate_limit_tempos: 2,
+            take_rate_limit: 216_000,
+            min_take: 0,
+            max_take: 11_796,
+            ema_alpha_ppb: 3_000,
+            ema_halving_blocks: 201_600,
+            emission_mode: EmissionMode::Dtao,
+            root_tempo: 100,
         }
     }
 }
@@ -61,6 +107,20 @@ pub struct Hyperparams {
     pub burn_half_life: u64,
     /// Registration price multiplier per registration, in parts per million (1.26 = 1_260_000).
     pub burn_increase_ppm: u64,
+    /// Weights must be committed (hash) and revealed an epoch later (R§5.2).
+    pub commit_reveal: bool,
+    /// Reveal epoch = commit epoch + this (R§5.2).
+    pub reveal_period_epochs: u64,
+    /// Blocks between two `serve` updates of a hotkey (R§12).
+    pub serving_rate_limit: u64,
+    /// `transfer_stake` to another coldkey allowed (R§3.3 TransferToggle).
+    pub transfer_allowed: bool,
+    /// Lowest `version_key` accepted with weights (0: any).
+    pub weights_version_key: u64,
+    /// Liquid alpha bounds and steepness (R§6.6).
+    pub alpha_low: u16,
+    pub alpha_high: u16,
+    pub alpha_sigmoid_steepness: i16,
 }
 
 impl Default for Hyperparams {
@@ -85,6 +145,14 @@ impl Default for Hyperparams {
             max_burn: 100 * RAO_PER_TAO,
             burn_half_life: 360,
             burn_increase_ppm: 1_260_000,
+            commit_reveal: true,
+            reveal_period_epochs: 1,
+            serving_rate_limit: 50,
+            transfer_allowed: true,
+            weights_version_key: 0,
+            alpha_low: 45_875,
+            alpha_high: 58_982,
+            alpha_sigmoid_steepness: 1_000,
         }
     }
 }

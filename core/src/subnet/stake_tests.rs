@@ -97,17 +97,17 @@ fn set_weights_follows_the_validation_order() {
     let mut o = Overlay::new(&st);
     // Rate limited right after registration (last_update = registration block 2, limit 5).
     assert!(matches!(
-        set_weights(&mut o, 3, &key("val"), 1, &[2], &[1]),
+        set_weights(&mut o, 3, &key("val"), 1, &[2], &[1], 0),
         Err(TxFailure::Rule(SubnetError::WeightsRateLimited { next: 7 }))
     ));
     // No permit yet (permits come from the epoch), but a pure self-weight is allowed.
     assert_eq!(
-        set_weights(&mut o, 10, &key("val"), 1, &[2], &[1]),
+        set_weights(&mut o, 10, &key("val"), 1, &[2], &[1], 0),
         Err(TxFailure::Rule(SubnetError::NoValidatorPermit))
     );
-    set_weights(&mut o, 10, &key("val"), 1, &[1], &[7]).unwrap();
+    set_weights(&mut o, 10, &key("val"), 1, &[1], &[7], 0).unwrap();
     // The owner may always set weights.
-    set_weights(&mut o, 10, &key("owner"), 1, &[1, 2], &[1, 3]).unwrap();
+    set_weights(&mut o, 10, &key("owner"), 1, &[1, 2], &[1, 3], 0).unwrap();
     assert_eq!(
         neuron(&o, 1, 0).unwrap().unwrap().weights,
         vec![(1, 21_845), (2, 65_535)]
@@ -117,25 +117,25 @@ fn set_weights_follows_the_validation_order() {
     v.last_update = 0;
     put_neuron(&mut o, 1, 1, &v);
     assert_eq!(
-        set_weights(&mut o, 20, &key("val"), 1, &[2, 2], &[1, 1]),
+        set_weights(&mut o, 20, &key("val"), 1, &[2, 2], &[1, 1], 0),
         Err(TxFailure::Rule(SubnetError::DuplicateUids))
     );
     assert_eq!(
-        set_weights(&mut o, 20, &key("val"), 1, &[9], &[1]),
+        set_weights(&mut o, 20, &key("val"), 1, &[9], &[1], 0),
         Err(TxFailure::Rule(SubnetError::UnknownUid(9)))
     );
     assert_eq!(
-        set_weights(&mut o, 20, &key("val"), 1, &[2], &[1, 2]),
+        set_weights(&mut o, 20, &key("val"), 1, &[2], &[1, 2], 0),
         Err(TxFailure::Rule(SubnetError::WeightsLengthMismatch {
             uids: 1,
             values: 2
         }))
     );
     assert_eq!(
-        set_weights(&mut o, 20, &key("nobody"), 1, &[2], &[1]),
+        set_weights(&mut o, 20, &key("nobody"), 1, &[2], &[1], 0),
         Err(TxFailure::Rule(SubnetError::NotRegistered(key("nobody"))))
     );
-    set_weights(&mut o, 20, &key("val"), 1, &[2], &[5]).unwrap();
+    set_weights(&mut o, 20, &key("val"), 1, &[2], &[5], 0).unwrap();
     assert_eq!(
         neuron(&o, 1, 1).unwrap().unwrap().weights,
         vec![(2, 65_535)]

@@ -9,6 +9,8 @@ use crate::genesis::Genesis;
 use crate::state::{account, supply, Account};
 use crate::tx::Transaction;
 
+mod scenarios;
+
 struct Chain {
     params: ChainParams,
     state: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -470,30 +472,62 @@ enum MarketOp {
     Start(usize, u16),
     Register(usize, u16, usize),
     Stake(usize, usize, u16, u64),
-    Unstake(usize, usize, u16, u64),
+    /// coldkey, which of its positions, fraction in ppm
+    Unstake(usize, usize, u32),
     Weights(usize, u16, Vec<(u16, u16)>),
+    RootRegister(usize, usize),
+    /// coldkey, which of its positions, to (hotkey, netuid), fraction in ppm
+    Move(usize, usize, (usize, u16), u32),
+    /// coldkey, to coldkey, which of its positions, to netuid, fraction in ppm
+    Transfer(usize, usize, usize, u16, u32),
+    /// coldkey, which of its positions (its hotkey)
+    UnstakeAll(usize, usize),
+    Dissolve(u16),
     Idle(u8),
 }
 
 fn market_op() -> impl Strategy<Value = MarketOp> {
     let netuid = 1u16..4;
+    let any_netuid = 0u16..4; // root included
+    let pos = (0usize..8, any_netuid.clone());
     prop_oneof![
-        1 => (0usize..4, 0usize..8).prop_map(|(c, h)| MarketOp::Network(c, h)),
+        2 => (0usize..4, 0usize..8).prop_map(|(c, h)| MarketOp::Network(c, h)),
         2 => (0usize..4, netuid.clone()).prop_map(|(c, n)| MarketOp::Start(c, n)),
         4 => (0usize..4, netuid.clone(), 0usize..8).prop_map(|(c, n, h)| MarketOp::Register(c, n, h)),
-        4 => (0usize..4, 0usize..8, netuid.clone(), 1u64..5_000_000_000_000).prop_map(|(c, h, n, a)| MarketOp::Stake(c, h, n, a)),
-        2 => (0usize..4, 0usize..8, netuid.clone(), 1u64..3_000_000_000_000).prop_map(|(c, h, n, a)| MarketOp::Unstake(c, h, n, a)),
-        3 => (0usize..8, netuid, proptest::collection::vec((0u16..6, 1u16..u16::MAX), 1..4)).prop_map(|(h, n, w)| MarketOp::Weights(h, n, w)),
+        4 => (0usize..4, 0usize..8, any_netuid.clone(), 1u64..5_000_000_000_000).prop_map(|(c, h, n, a)| MarketOp::Stake(c, h, n, a)),
+        2 => (0usize..4, 0usize..16, 1u32..=1_000_000).prop_map(|(c, i, f)| MarketOp::Unstake(c, i, f)),
+        3 => (0usize..8, netuid.clone(), proptest::collection::vec((0u16..6, 1u16..u16::MAX), 1..4)).prop_map(|(h, n, w)| MarketOp::Weights(h, n, w)),
+        1 => (0usize..4, 0usize..8).prop_map(|(c, h)| MarketOp::RootRegister(c, h)),
+        3 => (0usize..4, 0usize..16, pos, 1u32..=1_000_000).prop_map(|(c, i, t, f)| MarketOp::Move(c, i, t, f)),
+        2 => (0usize..4, 0usize..4, 0usize..16, any_netuid, 1u32..=1_000_000).prop_map(|(c, d, i, n, f)| MarketOp::Transfer(c, d, i, n, f)),
+        1 => (0usize..4, 0usize..16).prop_map(|(c, i)| MarketOp::UnstakeAll(c, i)),
+        1 => netuid.prop_map(MarketOp::Dissolve),
         3 => (1u8..6).prop_map(MarketOp::Idle),
     ]
+}
+
+/// The `i`-th (mod count) stake position of `cold` and `frac` ppm of its value (at least 1).
+fn position(c: &Chain, cold: &Keypair, i: usize, frac: u32) -> Option<(u16, AccountId, u64)> {
+    use crate::subnet::stake;
+    let all = stake::positions(&c.state, &cold.account()).unwrap();
+    let (n, h) = *all.get(i % all.len().max(1))?;
+    let value = stake::stake_of(&c.state, n, &h, &cold.account()).unwrap();
+    Some((
+        n,
+        h,
+        (u128::from(value) * u128::from(frac) / 1_000_000).max(1) as u64,
+    ))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Randomised market runs: after every block supply is conserved, free balances add up
-    /// to the free supply, TAO in pools equals staked TAO, no subnet's staked alpha exceeds
-    /// its minted alpha, and every block replays to the same state root (checked in `produce`).
+    /// Randomised market runs (registrations, stake, unstake, moves across subnets and root,
+    /// transfers, unstake_all, root registration, weights, epochs, dissolutions and pruning):
+    /// after every block supply is conserved, free balances add up to the free supply,
+    /// staked TAO is exactly pool TAO + root stake + pending TAO, every subnet's alpha
+    /// outside its pool is exactly held + pending + protocol-owned, and every block replays
+    /// to the same state root (checked in `produce`).
     #[test]
     fn market_invariants_hold_after_every_block(ops in proptest::collection::vec(market_op(), 5..50)) {
         use crate::subnet::{self, stake};
@@ -501,6 +535,9 @@ proptest! {
         c.params.subnets.defaults.tempo = 4;
         c.params.subnets.defaults.weights_rate_limit = 1;
         c.params.subnets.network_min_lock_rao = 10 * 1_000_000_000;
+        // Three subnets at most, immune for 20 blocks: later registrations prune one.
+        c.params.subnets.subnet_limit = 3;
+        c.params.subnets.network_immunity_period = 20;
         let colds: Vec<Keypair> = ["alice", "bob", "charlie", "dave"].iter().map(|n| Keypair::dev(n)).collect();
         let hots: Vec<Keypair> = (0..8).map(|i| Keypair::dev(&format!("hot{i}"))).collect();
         let chain_id = c.params.chain_id;
@@ -510,8 +547,11 @@ proptest! {
             MarketOp::Start(0, 1), MarketOp::Start(1, 2), MarketOp::Idle(1),
             MarketOp::Register(2, 1, 2), MarketOp::Register(3, 1, 3), MarketOp::Register(2, 2, 4),
             MarketOp::Stake(2, 2, 1, 500_000_000_000), MarketOp::Stake(3, 3, 1, 200_000_000_000), MarketOp::Stake(2, 4, 2, 300_000_000_000),
+            MarketOp::Move(2, 0, (3, 2), 300_000), MarketOp::Transfer(3, 1, 0, 1, 500_000),
             MarketOp::Idle(5),
             MarketOp::Weights(2, 1, vec![(1, 10), (2, 20)]), MarketOp::Weights(4, 2, vec![(0, 5), (1, 9)]), MarketOp::Idle(4),
+            // Root stake on a validator makes root dividends flow.
+            MarketOp::RootRegister(2, 2), MarketOp::Stake(3, 2, 0, 400_000_000_000), MarketOp::Idle(6),
         ];
         prelude.extend(ops);
         for chunk in prelude.chunks(3) {
@@ -530,11 +570,28 @@ proptest! {
                     MarketOp::Start(ci, n) => sign(&c, &colds[ci], Call::StartCall { netuid: n }),
                     MarketOp::Register(ci, n, h) => sign(&c, &colds[ci], Call::BurnedRegister { netuid: n, hotkey: hots[h].account() }),
                     MarketOp::Stake(ci, h, n, a) => sign(&c, &colds[ci], Call::AddStake { hotkey: hots[h].account(), netuid: n, amount: a }),
-                    MarketOp::Unstake(ci, h, n, a) => sign(&c, &colds[ci], Call::RemoveStake { hotkey: hots[h].account(), netuid: n, amount: a }),
+                    MarketOp::Unstake(ci, i, f) => {
+                        let Some((n, h, a)) = position(&c, &colds[ci], i, f) else { continue };
+                        sign(&c, &colds[ci], Call::RemoveStake { hotkey: h, netuid: n, amount: a })
+                    }
                     MarketOp::Weights(h, n, w) => {
                         let (uids, values): (Vec<u16>, Vec<u16>) = w.into_iter().unzip();
                         sign(&c, &hots[h], Call::SetWeights { netuid: n, uids, values, version_key: 0 })
                     }
+                    MarketOp::RootRegister(ci, h) => sign(&c, &colds[ci], Call::RootRegister { hotkey: hots[h].account() }),
+                    MarketOp::Move(ci, i, (h2, n2), f) => {
+                        let Some((n, h, a)) = position(&c, &colds[ci], i, f) else { continue };
+                        sign(&c, &colds[ci], Call::MoveStake { origin_hotkey: h, dest_hotkey: hots[h2].account(), origin_netuid: n, dest_netuid: n2, amount: a })
+                    }
+                    MarketOp::Transfer(ci, di, i, n2, f) => {
+                        let Some((n, h, a)) = position(&c, &colds[ci], i, f) else { continue };
+                        sign(&c, &colds[ci], Call::TransferStake { dest_coldkey: colds[di].account(), hotkey: h, origin_netuid: n, dest_netuid: n2, amount: a })
+                    }
+                    MarketOp::UnstakeAll(ci, i) => {
+                        let Some((_, h, _)) = position(&c, &colds[ci], i, 1) else { continue };
+                        sign(&c, &colds[ci], Call::UnstakeAll { hotkey: h })
+                    }
+                    MarketOp::Dissolve(n) => sign(&c, &colds[0], Call::DissolveNetwork { netuid: n }),
                     MarketOp::Idle(k) => { idle += k; continue; }
                 };
                 txs.push(tx);
@@ -547,15 +604,22 @@ proptest! {
                 prop_assert!(s.is_conserved(), "{:?}", s);
                 let free: u64 = colds.iter().chain(&hots).chain([&Keypair::dev("eve"), &Keypair::dev("ferdie")]).map(|k| c.acc(k).free).sum();
                 prop_assert_eq!(free, s.free);
-                let mut pooled = 0u64;
+                // Staked TAO is exactly pool TAO + root stake + pending TAO.
+                let rootnet = subnet::root::root(&c.state).unwrap();
+                let root_sum: u64 = hots.iter().map(|h| stake::hotkey_alpha(&c.state, 0, &h.account()).unwrap().total_alpha).sum();
+                prop_assert_eq!(root_sum, rootnet.total_stake);
+                let mut staked = rootnet.total_stake;
                 for n in subnet::networks(&c.state).unwrap().netuids {
                     let sn = subnet::subnet(&c.state, n).unwrap().unwrap();
-                    pooled += sn.pool.tao;
-                    let staked_alpha: u64 = hots.iter().map(|h| stake::hotkey_alpha(&c.state, n, &h.account()).unwrap().total_alpha).sum();
-                    prop_assert!(staked_alpha <= sn.alpha_out, "subnet {}: {} staked > {} minted", n, staked_alpha, sn.alpha_out);
+                    staked += sn.pool.tao + sn.pending_tao;
+                    // Every minted alpha outside the pool is held by a hotkey, pending, or
+                    // protocol-owned: exactly.
+                    let held: u64 = hots.iter().map(|h| stake::hotkey_alpha(&c.state, n, &h.account()).unwrap().total_alpha).sum();
+                    let pending = sn.pending_server + sn.pending_validator + sn.pending_owner + sn.pending_root;
+                    prop_assert_eq!(sn.alpha_out, held + pending + sn.protocol_alpha, "subnet {}", n);
                     prop_assert!(sn.pool.alpha.saturating_add(sn.alpha_out) <= crate::MAX_SUPPLY_RAO);
                 }
-                prop_assert_eq!(pooled, s.staked);
+                prop_assert_eq!(staked, s.staked);
             }
         }
     }
