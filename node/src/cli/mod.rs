@@ -2,10 +2,13 @@
 
 mod chain;
 mod output;
+mod root;
 mod sim;
+mod stake;
 mod subnet;
 mod tx;
 mod wallet;
+mod weights;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,15 +46,18 @@ pub enum Command {
     /// Query the chain over RPC.
     #[command(subcommand)]
     Chain(chain::ChainCmd),
-    /// Subnets: create, list, show (metagraph), start, register, prices.
+    /// Subnets: create, list, show (metagraph), start, register, set, serve, epochs, prices.
     #[command(subcommand)]
     Subnet(subnet::SubnetCmd),
-    /// Stake TAO on hotkeys in subnets (alpha), and list stakes.
+    /// Stake TAO on hotkeys in subnets (alpha) or root, move it, list it, set takes.
     #[command(subcommand)]
-    Stake(subnet::StakeCmd),
-    /// Set weights from a validator hotkey.
+    Stake(stake::StakeCmd),
+    /// Set, commit or reveal weights from a validator hotkey.
     #[command(subcommand)]
-    Weights(subnet::WeightsCmd),
+    Weights(weights::WeightsCmd),
+    /// The root network (netuid 0): register, list, legacy root weights.
+    #[command(subcommand)]
+    Root(root::RootCmd),
     /// The economics offline: one Yuma epoch, multi-epoch scenarios, benchmarks.
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -128,8 +134,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chain(cmd) => chain::run(cmd, out).await,
         Command::Sim(cmd) => sim::run(cmd, out),
         Command::Subnet(cmd) => subnet::run_subnet(cmd, out).await,
-        Command::Stake(cmd) => subnet::run_stake(cmd, out).await,
-        Command::Weights(cmd) => subnet::run_weights(cmd, out).await,
+        Command::Stake(cmd) => stake::run(cmd, out).await,
+        Command::Weights(cmd) => weights::run(cmd, out).await,
+        Command::Root(cmd) => root::run(cmd, out).await,
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {

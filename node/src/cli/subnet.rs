@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use agora_core::{format_tao, parse_tao, AccountId, Call};
+use agora_core::{format_tao, AccountId, Call};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{tao, text};
-use super::tx::send;
+use super::tx::{send, Sent};
 use super::wallet::WalletOpts;
 use super::{Out, RpcOpts};
 use crate::client::RpcClient;
@@ -34,18 +34,35 @@ pub struct SignOpts {
 
 impl SignOpts {
     /// Unlock one of the wallet's keys.
-    fn key(&self, role: &KeyRole) -> anyhow::Result<agora_core::Keypair> {
+    pub fn key(&self, role: &KeyRole) -> anyhow::Result<agora_core::Keypair> {
         self.wallet
             .dir()?
             .load(&self.name, role, &self.wallet.password(false)?)
     }
-    fn wait(&self) -> Option<Duration> {
+    pub fn wait(&self) -> Option<Duration> {
         (!self.no_wait).then(|| Duration::from_secs(self.timeout))
     }
-    fn client(&self) -> RpcClient {
+    pub fn client(&self) -> RpcClient {
         RpcClient::new(&self.rpc.rpc_url)
     }
-    fn hotkey_address(&self, hotkey: &str) -> anyhow::Result<AccountId> {
+    /// Sign `call` with one of the wallet's keys, send it (waiting unless `--no-wait`) and
+    /// print the outcome: `extra` merged into the JSON, `done` as the text line.
+    pub async fn submit(
+        &self,
+        role: &KeyRole,
+        call: Call,
+        what: &str,
+        extra: Value,
+        done: impl FnOnce(&Sent) -> String,
+        out: Out,
+    ) -> anyhow::Result<Sent> {
+        let key = self.key(role)?;
+        let sent = send(&self.client(), &key, call, 0, self.wait(), what, out).await?;
+        out.print(&sent.to_json(extra), || done(&sent));
+        Ok(sent)
+    }
+
+    pub fn hotkey_address(&self, hotkey: &str) -> anyhow::Result<AccountId> {
         if let Ok(a) = hotkey.parse::<AccountId>() {
             return Ok(a);
         }
@@ -103,102 +120,56 @@ pub enum SubnetCmd {
     },
     /// The current price to create a subnet.
     LockCost(RpcOpts),
-}
-
-/// Price protection for stake commands.
-#[derive(Args, Debug, Clone)]
-pub struct LimitOpts {
-    /// Never trade past this price (TAO per alpha): a ceiling when staking, a floor when unstaking.
-    #[arg(long, conflicts_with = "tolerance")]
-    pub limit_price: Option<String>,
-    /// Slippage tolerance as a fraction of the current price (0.05 = 5%).
-    #[arg(long)]
-    pub tolerance: Option<f64>,
-    /// With a limit: trade what fits under it instead of failing.
-    #[arg(long)]
-    pub partial: bool,
-}
-
-impl LimitOpts {
-    /// The limit in rao per alpha, from `--limit-price` or `--tolerance` around `price_rao`.
-    fn limit_rao(&self, price_rao: u64, buying: bool) -> anyhow::Result<Option<u64>> {
-        if let Some(p) = &self.limit_price {
-            return Ok(Some(parse_tao(p)?));
-        }
-        match self.tolerance {
-            None => Ok(None),
-            Some(t) if !(0.0..10.0).contains(&t) => {
-                bail!("--tolerance must be a fraction like 0.05")
-            }
-            Some(t) => {
-                let factor = if buying { 1.0 + t } else { 1.0 - t };
-                Ok(Some((price_rao as f64 * factor) as u64))
-            }
-        }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum StakeCmd {
-    /// Stake TAO on a hotkey in a subnet (shows a quote first).
-    Add {
-        #[arg(long)]
+    /// Set a hyperparameter (the owner: owner-settable ones, outside the freeze window;
+    /// the chain admin: any). Booleans take true/false.
+    Set {
         netuid: u16,
-        /// Hotkey name in the wallet, or any hotkey address.
-        #[arg(long)]
-        hotkey: String,
-        /// TAO to stake.
-        #[arg(long)]
-        amount: String,
-        #[command(flatten)]
-        limit: LimitOpts,
+        /// Name, as `agora subnet hyperparams` prints it (e.g. tempo, commit_reveal).
+        param: String,
+        /// Integer (rao for burns, per-million for bonds_moving_avg) or true/false.
+        value: String,
         #[command(flatten)]
         sign: SignOpts,
     },
-    /// Unstake alpha from a hotkey in a subnet (shows a quote first).
-    Remove {
-        #[arg(long)]
+    /// Dissolve a subnet (chain admin): stakers are paid out of its pool.
+    Dissolve {
         netuid: u16,
-        #[arg(long)]
-        hotkey: String,
-        /// Alpha to unstake (9 decimals).
-        #[arg(long)]
-        amount: String,
-        #[command(flatten)]
-        limit: LimitOpts,
         #[command(flatten)]
         sign: SignOpts,
     },
-    /// A coldkey's stakes across subnets.
-    List {
-        #[arg(long, required_unless_present = "address")]
-        name: Option<String>,
-        #[arg(long)]
-        address: Option<String>,
-        #[command(flatten)]
-        wallet: WalletOpts,
+    /// The last epochs of a subnet: buckets drained and per-uid results.
+    Epochs {
+        netuid: u16,
+        /// How many (newest first, at most 64).
+        #[arg(long, default_value_t = 4)]
+        limit: u16,
         #[command(flatten)]
         rpc: RpcOpts,
     },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum WeightsCmd {
-    /// Set weights from a hotkey of the wallet (signed by the hotkey, fee-free).
-    Set {
+    /// Publish where a registered hotkey serves (libp2p multiaddrs; signed by the hotkey).
+    Serve {
         #[arg(long)]
         netuid: u16,
         #[arg(long, default_value = "default")]
         hotkey: String,
-        /// Target uids, comma separated.
-        #[arg(long, value_delimiter = ',')]
-        uids: Vec<u16>,
-        /// Relative weights, comma separated (scaled so the largest is 65535).
-        #[arg(long, value_delimiter = ',')]
-        weights: Vec<f64>,
+        /// A multiaddr, e.g. /ip4/203.0.113.7/tcp/30333 (repeat for up to 4).
+        #[arg(long = "addr", required = true)]
+        addrs: Vec<String>,
         #[command(flatten)]
         sign: SignOpts,
     },
+}
+
+/// A hyperparameter value from the command line: an integer, or a boolean as 1/0.
+fn hyper_value(text: &str) -> anyhow::Result<u64> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" => Ok(1),
+        "false" | "off" | "no" => Ok(0),
+        t => t
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("value {text:?} is not an integer or true/false")),
+    }
 }
 
 fn row(n: &Value) -> String {
@@ -400,6 +371,113 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
                 format!("registration on subnet {netuid} costs {}", tao(&s["burn"]))
             });
         }
+        SubnetCmd::Set {
+            netuid,
+            param,
+            value,
+            sign,
+        } => {
+            let v = hyper_value(&value)?;
+            if !agora_core::subnet::admin::SETTABLE
+                .iter()
+                .any(|(n, _)| *n == param)
+            {
+                let names: Vec<&str> = agora_core::subnet::admin::SETTABLE
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                bail!(
+                    "unknown hyperparameter {param:?}; settable: {}",
+                    names.join(", ")
+                );
+            }
+            let call = Call::SetHyperparameter {
+                netuid,
+                name: param.clone(),
+                value: v,
+            };
+            let extra = json!({"netuid": netuid, "param": param, "value": v});
+            sign.submit(
+                &KeyRole::Coldkey,
+                call,
+                "set_hyperparameter",
+                extra,
+                |s| format!("{}: {param} = {v} on subnet {netuid}", s.human()),
+                out,
+            )
+            .await?;
+        }
+        SubnetCmd::Dissolve { netuid, sign } => {
+            let extra = json!({"netuid": netuid});
+            sign.submit(
+                &KeyRole::Coldkey,
+                Call::DissolveNetwork { netuid },
+                "dissolve_network",
+                extra,
+                |s| format!("{}: subnet {netuid} dissolved", s.human()),
+                out,
+            )
+            .await?;
+        }
+        SubnetCmd::Epochs { netuid, limit, rpc } => {
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("subnet_epochs", json!({"netuid": netuid, "limit": limit}))
+                .await?;
+            out.print(&v, || {
+                let mut t = String::new();
+                for e in v.as_array().into_iter().flatten() {
+                    t.push_str(&format!(
+                        "epoch {} at block {}: miners {} α, validators {} α, root {} α (sold for {} TAO), owner {} α, burned {} α\n",
+                        e["epoch_index"], e["block"],
+                        format_tao(e["server"].as_u64().unwrap_or(0)),
+                        format_tao(e["validator"].as_u64().unwrap_or(0)),
+                        format_tao(e["root"].as_u64().unwrap_or(0)),
+                        format_tao(e["root_tao"].as_u64().unwrap_or(0)),
+                        format_tao(e["owner"].as_u64().unwrap_or(0)),
+                        format_tao(e["burned"].as_u64().unwrap_or(0)),
+                    ));
+                    let zipped = e["incentive"].as_array().into_iter().flatten().zip(e["dividends"].as_array().into_iter().flatten()).zip(e["emission"].as_array().into_iter().flatten());
+                    for (uid, ((i, d), em)) in zipped.enumerate() {
+                        if em.as_u64().unwrap_or(0) > 0 {
+                            t.push_str(&format!(
+                                "  uid {uid:>3}: incentive {:.4}  dividends {:.4}  emission {} α\n",
+                                i.as_u64().unwrap_or(0) as f64 / 65_535.0,
+                                d.as_u64().unwrap_or(0) as f64 / 65_535.0,
+                                format_tao(em.as_u64().unwrap_or(0))
+                            ));
+                        }
+                    }
+                }
+                if t.is_empty() {
+                    t = format!("subnet {netuid} has not run an epoch yet");
+                }
+                t.trim_end().to_string()
+            });
+        }
+        SubnetCmd::Serve {
+            netuid,
+            hotkey,
+            addrs,
+            sign,
+        } => {
+            for a in &addrs {
+                agora_core::subnet::serve::check_addr(a).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            let call = Call::Serve {
+                netuid,
+                addrs: addrs.clone(),
+            };
+            let extra = json!({"netuid": netuid, "addrs": addrs});
+            sign.submit(
+                &KeyRole::Hotkey(hotkey),
+                call,
+                "serve",
+                extra,
+                |s| format!("{}: serving info published", s.human()),
+                out,
+            )
+            .await?;
+        }
         SubnetCmd::LockCost(rpc) => {
             let v = RpcClient::new(&rpc.rpc_url)
                 .call("subnet_lockCost", Value::Null)
@@ -409,195 +487,5 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
             });
         }
     }
-    Ok(())
-}
-
-pub async fn run_stake(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
-    match cmd {
-        StakeCmd::Add {
-            netuid,
-            hotkey,
-            amount,
-            limit,
-            sign,
-        } => {
-            stake_trade(true, netuid, &hotkey, &amount, &limit, &sign, out).await?;
-        }
-        StakeCmd::Remove {
-            netuid,
-            hotkey,
-            amount,
-            limit,
-            sign,
-        } => {
-            stake_trade(false, netuid, &hotkey, &amount, &limit, &sign, out).await?;
-        }
-        StakeCmd::List {
-            name,
-            address,
-            wallet,
-            rpc,
-        } => {
-            let coldkey: AccountId = match (address, name) {
-                (Some(a), _) => a.parse()?,
-                (None, Some(n)) => wallet.dir()?.address(&n, &KeyRole::Coldkey)?,
-                _ => bail!("give --name or --address"),
-            };
-            let v = RpcClient::new(&rpc.rpc_url)
-                .call("stake_list", json!({"coldkey": coldkey}))
-                .await?;
-            out.print(&v, || {
-                let mut t = format!(
-                    "stakes of {coldkey}\n{:>6}  {:>4}  {:<48}  {:>16}  {:>16}",
-                    "netuid", "uid", "hotkey", "alpha", "TAO value"
-                );
-                for s in v.as_array().into_iter().flatten() {
-                    t.push_str(&format!(
-                        "\n{:>6}  {:>4}  {:<48}  {:>16}  {:>16}",
-                        s["netuid"],
-                        s["uid"],
-                        text(&s["hotkey"]),
-                        format_tao(s["alpha"].as_u64().unwrap_or(0)),
-                        format_tao(s["tao_value"].as_u64().unwrap_or(0))
-                    ));
-                }
-                t
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Stake (`buying`) or unstake: quote first, then the plain or limit call.
-async fn stake_trade(
-    buying: bool,
-    netuid: u16,
-    hotkey: &str,
-    amount: &str,
-    limit: &LimitOpts,
-    sign: &SignOpts,
-    out: Out,
-) -> anyhow::Result<()> {
-    let amount = parse_tao(amount)?;
-    let hotkey = sign.hotkey_address(hotkey)?;
-    let key = sign.key(&KeyRole::Coldkey)?;
-    let client = sign.client();
-    let direction = if buying { "buy" } else { "sell" };
-    let q = client
-        .call(
-            "sim_swap",
-            json!({"netuid": netuid, "direction": direction, "amount": amount}),
-        )
-        .await?;
-    if let Some(e) = q.get("error") {
-        bail!(
-            "cannot {} on subnet {netuid}: {}",
-            if buying { "stake" } else { "unstake" },
-            text(e)
-        );
-    }
-    let rao = |k: &str| format_tao(q[k].as_u64().unwrap_or(0));
-    out.progress(&if buying {
-        format!(
-            "quote: {} TAO buys {} α (fee {} TAO), price {} -> {} TAO/α",
-            format_tao(amount),
-            rao("amount_out"),
-            rao("fee"),
-            rao("price_before_rao"),
-            rao("price_after_rao")
-        )
-    } else {
-        format!(
-            "quote: {} α sells for about {} TAO, price {} -> {} TAO/α",
-            format_tao(amount),
-            rao("amount_out"),
-            rao("price_before_rao"),
-            rao("price_after_rao")
-        )
-    });
-    let price = q["price_before_rao"].as_u64().unwrap_or(0);
-    let call = match (limit.limit_rao(price, buying)?, buying) {
-        (None, true) => Call::AddStake {
-            hotkey,
-            netuid,
-            amount,
-        },
-        (None, false) => Call::RemoveStake {
-            hotkey,
-            netuid,
-            amount,
-        },
-        (Some(limit_price), true) => Call::AddStakeLimit {
-            hotkey,
-            netuid,
-            amount,
-            limit_price,
-            allow_partial: limit.partial,
-        },
-        (Some(limit_price), false) => Call::RemoveStakeLimit {
-            hotkey,
-            netuid,
-            amount,
-            limit_price,
-            allow_partial: limit.partial,
-        },
-    };
-    let what = if buying { "add_stake" } else { "remove_stake" };
-    let sent = send(&client, &key, call, 0, sign.wait(), what, out).await?;
-    out.print(
-        &sent.to_json(json!({"netuid": netuid, "hotkey": hotkey, "amount": amount, "quote": q})),
-        || sent.human(),
-    );
-    Ok(())
-}
-
-pub async fn run_weights(cmd: WeightsCmd, out: Out) -> anyhow::Result<()> {
-    let WeightsCmd::Set {
-        netuid,
-        hotkey,
-        uids,
-        weights,
-        sign,
-    } = cmd;
-    if uids.len() != weights.len() {
-        bail!("{} uids but {} weights", uids.len(), weights.len());
-    }
-    if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-        bail!("weights must be non-negative numbers");
-    }
-    let max = weights.iter().copied().fold(0.0, f64::max);
-    let values: Vec<u16> = weights
-        .iter()
-        .map(|w| {
-            if max == 0.0 {
-                0
-            } else {
-                (w / max * 65_535.0).round() as u16
-            }
-        })
-        .collect();
-    let key = sign.key(&KeyRole::Hotkey(hotkey.clone()))?;
-    let call = Call::SetWeights {
-        netuid,
-        uids: uids.clone(),
-        values: values.clone(),
-        version_key: 0,
-    };
-    let sent = send(
-        &sign.client(),
-        &key,
-        call,
-        0,
-        sign.wait(),
-        "set_weights",
-        out,
-    )
-    .await?;
-    out.print(
-        &sent.to_json(
-            json!({"netuid": netuid, "hotkey": key.account(), "uids": uids, "values": values}),
-        ),
-        || sent.human(),
-    );
     Ok(())
 }

@@ -163,18 +163,20 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
         }
         "subnet_list" => {
             let head = state.chain.head().await?.height;
+            let params = state.params.clone();
             Ok(state
                 .chain
-                .read(move |s| super::subnets::list(s, head))
+                .read(move |s| super::subnets::list(s, &params, head))
                 .await?)
         }
         "subnet_metagraph" => {
             let netuid = u16_param(params, "netuid", 0)?;
             let head = state.chain.head().await?.height;
+            let params = state.params.clone();
             let v = state
                 .chain
                 .read(move |s| {
-                    Ok(super::subnets::metagraph(s, netuid, head)?.unwrap_or(Value::Null))
+                    Ok(super::subnets::metagraph(s, &params, netuid, head)?.unwrap_or(Value::Null))
                 })
                 .await?;
             if v.is_null() {
@@ -197,6 +199,36 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             Ok(state
                 .chain
                 .read(move |s| super::subnets::stakes(s, &coldkey))
+                .await?)
+        }
+        "subnet_epochs" => {
+            let netuid = u16_param(params, "netuid", 0)?;
+            let limit = match param(params, "limit", 1) {
+                None | Some(Value::Null) => 8,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| RpcError::params("`limit` must be an integer in 1..=64"))?,
+            } as usize;
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::epochs(s, netuid, limit))
+                .await?)
+        }
+        "root_info" => {
+            let params = state.params.clone();
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::root_info(s, &params))
+                .await?)
+        }
+        "hotkey_info" => {
+            let hotkey: AccountId = str_param(params, "hotkey", 0)?
+                .parse()
+                .map_err(|e| RpcError::params(format!("`hotkey`: {e}")))?;
+            Ok(state
+                .chain
+                .read(move |s| super::subnets::hotkey_info(s, &hotkey))
                 .await?)
         }
         "sim_swap" => {

@@ -121,6 +121,12 @@ impl WalletDir {
         })
     }
 
+    /// The wallet's own directory (keys, and files such as pending weight commits).
+    pub fn wallet_path(&self, wallet: &str) -> anyhow::Result<PathBuf> {
+        check_name("wallet", wallet)?;
+        Ok(self.root.join(wallet))
+    }
+
     pub fn exists(&self, wallet: &str, role: &KeyRole) -> anyhow::Result<bool> {
         Ok(self.key_paths(wallet, role)?.0.exists())
     }

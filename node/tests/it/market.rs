@@ -125,3 +125,321 @@ fn the_market_runs_through_the_cli() {
     assert_eq!(free + staked + burned, issued);
     assert!(staked > 0);
 }
+
+/// The rest of the market's verbs through the CLI: root stake and registration, stake
+/// move/swap/transfer/unstake-all, takes, hyperparameters, commit-reveal, serving, epoch
+/// history and dissolution, with refusals that name the broken rule.
+#[test]
+fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("wallets");
+    let mut g = agora_core::Genesis::dev();
+    g.block_time_ms = 250;
+    g.subnets.defaults.tempo = 10;
+    g.subnets.defaults.weights_rate_limit = 2;
+    let genesis = dir.path().join("genesis.toml");
+    std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
+    let node = Node::start(dir.path(), &genesis, true, "1");
+    let url = node.url();
+    let run = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--rpc-url", url.as_str()]);
+        cli_json(&w, &all)
+    };
+    let refused = |args: &[&str]| -> String {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--rpc-url", url.as_str()]);
+        let (code, _, err) = cli(&w, &all);
+        assert_ne!(code, 0, "{args:?} should fail");
+        err
+    };
+    for (wallet, hotkeys) in [
+        ("alice", &["default"][..]),
+        ("bob", &["val"][..]),
+        ("charlie", &["m1"][..]),
+        ("dave", &["default"][..]),
+    ] {
+        cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
+        for h in hotkeys {
+            cli_json(&w, &["wallet", "create", "--name", wallet, "--hotkey", h]);
+        }
+    }
+    run(&["subnet", "create", "--name", "alice"]);
+    run(&["subnet", "start", "--netuid", "1", "--name", "alice"]);
+    run(&["subnet", "create", "--name", "dave"]);
+    run(&["subnet", "start", "--netuid", "2", "--name", "dave"]);
+    run(&[
+        "subnet", "register", "--netuid", "1", "--name", "bob", "--hotkey", "val",
+    ]);
+    run(&[
+        "subnet", "register", "--netuid", "1", "--name", "charlie", "--hotkey", "m1",
+    ]);
+
+    // Root: stake 1:1, register, list.
+    let add = |netuid: &str, amount: &str| {
+        run(&[
+            "stake", "add", "--netuid", netuid, "--hotkey", "val", "--amount", amount, "--name",
+            "bob",
+        ])
+    };
+    assert_eq!(add("0", "50")["quote"]["amount_out"], 50_000_000_000u64);
+    run(&["root", "register", "--name", "bob", "--hotkey", "val"]);
+    let root = run(&["root", "list"]);
+    assert_eq!(
+        root["members"][0]["root_stake"], 50_000_000_000u64,
+        "{root}"
+    );
+    assert_eq!(root["total_stake"], 50_000_000_000u64);
+
+    // Moves: swap part of subnet 1 into subnet 2, move some to m1, transfer some to dave.
+    add("1", "100");
+    let alpha = |list: &Value, netuid: u64, hotkey: &Value| -> u64 {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["netuid"] == netuid && s["hotkey"] == *hotkey)
+            .map_or(0, |s| s["alpha"].as_u64().unwrap())
+    };
+    let val = cli_json(&w, &["wallet", "show", "--name", "bob"])["hotkeys"][0]["address"].clone();
+    let m1 =
+        cli_json(&w, &["wallet", "show", "--name", "charlie"])["hotkeys"][0]["address"].clone();
+    let before = alpha(&run(&["stake", "list", "--name", "bob"]), 1, &val);
+    let sw = run(&[
+        "stake",
+        "swap",
+        "--hotkey",
+        "val",
+        "--origin-netuid",
+        "1",
+        "--dest-netuid",
+        "2",
+        "--amount",
+        "10",
+        "--name",
+        "bob",
+    ]);
+    assert_eq!(sw["status"], "finalized", "{sw}");
+    run(&[
+        "stake",
+        "move",
+        "--origin-netuid",
+        "1",
+        "--origin-hotkey",
+        "val",
+        "--dest-netuid",
+        "1",
+        "--dest-hotkey",
+        m1.as_str().unwrap(),
+        "--amount",
+        "5",
+        "--name",
+        "bob",
+    ]);
+    let dave = cli_json(&w, &["wallet", "show", "--name", "dave"])["coldkey"].clone();
+    run(&[
+        "stake",
+        "transfer",
+        "--dest",
+        dave.as_str().unwrap(),
+        "--hotkey",
+        "val",
+        "--origin-netuid",
+        "1",
+        "--amount",
+        "5",
+        "--name",
+        "bob",
+    ]);
+    let list = run(&["stake", "list", "--name", "bob"]);
+    // 20 alpha left subnet 1 (dividends keep adding to it meanwhile).
+    assert!(alpha(&list, 1, &val) < before, "{list}");
+    assert!(
+        alpha(&list, 2, &val) > 0 && alpha(&list, 1, &m1).abs_diff(5_000_000_000) <= 1,
+        "{list}"
+    );
+    assert!(
+        alpha(&list, 0, &val) >= 50_000_000_000,
+        "root stake only grows (root dividends)"
+    );
+    let dave_list = run(&["stake", "list", "--address", dave.as_str().unwrap()]);
+    // Shares are minted at the pool's share price, floored: within a rao of 5 alpha.
+    assert!(
+        alpha(&dave_list, 1, &val).abs_diff(5_000_000_000) <= 1,
+        "{dave_list}"
+    );
+
+    // Take: lower it freely, raising it right after is rate limited.
+    run(&[
+        "stake",
+        "take",
+        "--hotkey",
+        "val",
+        "--percent",
+        "9",
+        "--name",
+        "bob",
+    ]);
+    let info = node.ok("hotkey_info", json!({"hotkey": val}));
+    assert_eq!(info["take"], 5_898, "{info}");
+    let err = refused(&[
+        "stake",
+        "take",
+        "--hotkey",
+        "val",
+        "--percent",
+        "10",
+        "--name",
+        "bob",
+    ]);
+    assert!(err.contains("take_rate_limited"), "{err}");
+
+    // Hyperparameters: bob is not the owner; alice (owner and dev admin) turns on commit-reveal.
+    let err = refused(&[
+        "subnet",
+        "set",
+        "1",
+        "commit_reveal",
+        "true",
+        "--name",
+        "bob",
+    ]);
+    assert!(err.contains("not_subnet_owner"), "{err}");
+    let err = refused(&["subnet", "set", "1", "colour", "3", "--name", "alice"]);
+    assert!(err.contains("unknown hyperparameter"), "{err}");
+    run(&[
+        "subnet",
+        "set",
+        "1",
+        "commit_reveal",
+        "true",
+        "--name",
+        "alice",
+    ]);
+    assert_eq!(run(&["subnet", "hyperparams", "1"])["commit_reveal"], true);
+
+    // Commit-reveal: commit now, reveal in the next epoch.
+    let wait_epoch = |after: u64| {
+        let start = Instant::now();
+        loop {
+            let m = run(&["subnet", "show", "1"]);
+            if m["epoch_index"].as_u64().unwrap() > after {
+                return m;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no epoch after {after}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let m = wait_epoch(0);
+    assert_eq!(m["neurons"][1]["validator_permit"], true, "{m}");
+    let err = refused(&[
+        "weights",
+        "set",
+        "--netuid",
+        "1",
+        "--name",
+        "bob",
+        "--hotkey",
+        "val",
+        "--uids",
+        "2",
+        "--weights",
+        "1",
+    ]);
+    assert!(err.contains("commit_reveal_enabled"), "{err}");
+    let c = run(&[
+        "weights",
+        "commit",
+        "--netuid",
+        "1",
+        "--name",
+        "bob",
+        "--hotkey",
+        "val",
+        "--uids",
+        "2",
+        "--weights",
+        "1",
+    ]);
+    assert_eq!(c["status"], "finalized", "{c}");
+    let err = refused(&[
+        "weights", "reveal", "--netuid", "1", "--name", "bob", "--hotkey", "val",
+    ]);
+    assert!(err.contains("reveal_too_early"), "{err}");
+    let m = wait_epoch(m["epoch_index"].as_u64().unwrap());
+    assert_eq!(
+        m["neurons"][1]["weights"],
+        json!([]),
+        "hidden until revealed"
+    );
+    run(&[
+        "weights", "reveal", "--netuid", "1", "--name", "bob", "--hotkey", "val",
+    ]);
+    let m = run(&["subnet", "show", "1"]);
+    assert_eq!(m["neurons"][1]["weights"], json!([[2, 65535]]), "{m}");
+
+    // Serving info and epoch history.
+    let err = refused(&[
+        "subnet",
+        "serve",
+        "--netuid",
+        "1",
+        "--name",
+        "bob",
+        "--hotkey",
+        "val",
+        "--addr",
+        "not-a-multiaddr",
+    ]);
+    assert!(err.contains("multiaddr"), "{err}");
+    run(&[
+        "subnet",
+        "serve",
+        "--netuid",
+        "1",
+        "--name",
+        "bob",
+        "--hotkey",
+        "val",
+        "--addr",
+        "/ip4/127.0.0.1/tcp/4001",
+    ]);
+    let m = run(&["subnet", "show", "1"]);
+    assert_eq!(
+        m["neurons"][1]["axon"]["addrs"][0],
+        "/ip4/127.0.0.1/tcp/4001"
+    );
+    let epochs = run(&["subnet", "epochs", "1", "--limit", "2"]);
+    assert_eq!(epochs.as_array().unwrap().len(), 2, "{epochs}");
+    assert!(epochs[0]["epoch_index"].as_u64() > epochs[1]["epoch_index"].as_u64());
+
+    // Unstake everything on val (root included), then dissolve subnet 2 as the admin.
+    let bob_before = run(&["wallet", "balance", "--name", "bob"])["free"]
+        .as_u64()
+        .unwrap();
+    run(&["stake", "unstake-all", "--hotkey", "val", "--name", "bob"]);
+    let list = run(&["stake", "list", "--name", "bob"]);
+    assert!(
+        list.as_array().unwrap().iter().all(|s| s["hotkey"] != val),
+        "{list}"
+    );
+    let bob_after = run(&["wallet", "balance", "--name", "bob"])["free"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        bob_after > bob_before + 50_000_000_000,
+        "root stake came back 1:1 plus the rest"
+    );
+    let err = refused(&["subnet", "dissolve", "2", "--name", "dave"]);
+    assert!(err.contains("not_admin"), "{err}");
+    run(&["subnet", "dissolve", "2", "--name", "alice"]);
+    let subnets = run(&["subnet", "list"]);
+    assert_eq!(subnets.as_array().unwrap().len(), 1, "{subnets}");
+    let s = node.ok("chain_supply", json!(null));
+    assert_eq!(
+        s["free"].as_u64().unwrap() + s["staked"].as_u64().unwrap() + s["burned"].as_u64().unwrap(),
+        s["issued"].as_u64().unwrap()
+    );
+}
