@@ -549,15 +549,10 @@ fn pay_dtao_epoch(
         (server, validator, root_alpha, owner);
 
     let mut paid: u64 = 0;
-    let mut burned: u64 = 0;
     // Miner incentive: staked to the miner's coldkey; the owner's own incentive is burned.
     for (nr, amount) in neurons.iter().zip(&out.server_emission) {
         let Some(nr) = nr else { continue };
-        if *amount == 0 {
-            continue;
-        }
-        if nr.hotkey == sn.owner_hotkey {
-            burned = burned.saturating_add(*amount);
+        if *amount == 0 || nr.hotkey == sn.owner_hotkey {
             continue;
         }
         if let Some(cold) = hotkey_owner(o, &nr.hotkey)? {
@@ -609,6 +604,7 @@ fn pay_dtao_epoch(
         }
     }
     let sell_total: u64 = to_sell.iter().map(|x| x.1).sum();
+    let mut sold: u64 = 0;
     if sell_total > 0 {
         if let Ok(sale) = sn.pool.swap(Direction::Sell, sell_total, 0, None) {
             sn.pool = sale.after;
@@ -625,19 +621,14 @@ fn pay_dtao_epoch(
             // Rounding dust stays in the pool.
             sn.pool.tao = sn.pool.tao.saturating_add(sale.amount_out - given);
             record.root_tao = given;
-            burned = burned.saturating_add(sell_total - sale.amount_in);
-        } else {
-            burned = burned.saturating_add(sell_total);
+            sold = sale.amount_in;
         }
     }
     // Owner cut: staked to the owner's hotkey.
     credit_alpha(o, sn.netuid, &sn.owner_hotkey, &sn.owner_coldkey, owner)?;
-    // Whatever the epoch did not assign (rounding, no dividends) is recycled.
-    let unassigned = total
-        .saturating_sub(paid)
-        .saturating_sub(burned)
-        .saturating_sub(sell_total);
-    burned = burned.saturating_add(unassigned);
+    // Whatever was drained and neither credited nor sold into the pool is burned: the owner
+    // hotkey's own incentive, dividends nobody earned, a sale the pool refused, rounding.
+    let burned = total.saturating_sub(paid).saturating_sub(sold);
     sn.alpha_out = sn.alpha_out.saturating_sub(burned);
     record.burned = burned;
     Ok(record)
