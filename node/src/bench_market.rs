@@ -45,6 +45,9 @@ struct World {
 
 /// Build the synthetic chain state directly (registration through calls would need
 /// millions of TAO of burns): subnets, neurons, stakes, weights, funded stakers.
+/// Root stake of each synthetic validator.
+const ROOT_STAKE: u64 = 500 * RAO_PER_TAO;
+
 fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
     let mut genesis = Genesis::dev();
     genesis.subnets.defaults.tempo = 360;
@@ -56,6 +59,7 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
     let mut validators = Vec::new();
     let stakers: Vec<Keypair> = (0..args.txs as u64).map(|i| key("staker", i)).collect();
     let mut supply = state::supply(&o)?;
+    let mut root_total: u64 = 0;
     for s in &stakers {
         state::put_account(
             &mut o,
@@ -145,6 +149,9 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
                 let alpha = (1_000 + u64::from(uid) * 10) * RAO_PER_TAO;
                 stake::credit_alpha(&mut o, netuid, &hot, &owner_cold, alpha)?;
                 sn.alpha_out += alpha;
+                // Root stake too, so epochs pay root dividends (sold through the pool).
+                stake::credit_alpha(&mut o, 0, &hot, &owner_cold, ROOT_STAKE)?;
+                root_total += ROOT_STAKE;
                 if netuid <= 4 {
                     validators.push((netuid, key(&format!("hot{netuid}"), u64::from(uid))));
                 }
@@ -152,6 +159,13 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
         }
         subnet::put_subnet(&mut o, &sn);
     }
+    let rootnet = subnet::root::RootNet {
+        total_stake: root_total,
+        ..Default::default()
+    };
+    subnet::root::put_root(&mut o, &rootnet);
+    supply.issued += root_total;
+    supply.staked += root_total;
     state::put_supply(&mut o, &supply);
     o.put(
         subnet::keys::NETWORKS.to_vec(),
@@ -173,6 +187,38 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
         stakers,
         validators,
     })
+}
+
+/// Median time to write `changes` as one synced RocksDB batch (what committing the block's
+/// state costs on disk), into a scratch database; also the batch's key count and bytes.
+fn time_commit(
+    changes: &agora_core::state::Changes,
+    runs: usize,
+) -> anyhow::Result<(f64, usize, usize)> {
+    use agora_storage::tables::Table;
+    use agora_storage::{KvStore, RocksStore, WriteBatch};
+    let dir = tempfile::tempdir()?;
+    let db = RocksStore::open(dir.path())?;
+    let bytes: usize = changes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let mut batch = WriteBatch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.put(Table::State, k.clone(), v.clone()),
+                None => batch.delete(Table::State, k.clone()),
+            }
+        }
+        let t = Instant::now();
+        db.write(batch)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    db.close();
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], changes.len(), bytes))
 }
 
 fn time_block(
@@ -231,6 +277,19 @@ pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
     let chain_id = w.genesis.chain_id;
     out.progress("timing blocks...");
     let (epoch_block, _, epochs) = time_block(&w, Vec::new(), 5)?;
+    let epoch_changes = {
+        let proposal = Proposal {
+            proposer: Keypair::dev("alice").account(),
+            timestamp_ms: 2,
+            view: 0,
+            parent_cert: None,
+        };
+        let params = w.genesis.params();
+        build_block(&w.state, &w.lthash, &params, &w.head, proposal, Vec::new())?
+            .executed
+            .changes
+    };
+    let (commit, commit_keys, commit_bytes) = time_commit(&epoch_changes, 5)?;
     let mut quiet = world(&args, height)?;
     for n in 1..=2u16 {
         let mut o = Overlay::new(&quiet.state);
@@ -298,6 +357,7 @@ pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
         "subnets": args.subnets, "uids": args.uids, "validators_per_subnet": args.validators,
         "block_with_epochs_ms": epoch_block * 1e3, "epochs_in_block": epochs,
         "block_coinbase_only_ms": coinbase_block * 1e3,
+        "epoch_block_commit_ms": commit * 1e3, "epoch_block_changed_keys": commit_keys, "epoch_block_changed_bytes": commit_bytes,
         "epoch_cost_ms_each": (epoch_block - coinbase_block) * 1e3 / epochs.len().max(1) as f64,
         "add_stake_txs": n_stake, "add_stake_block_ms": stake_block * 1e3, "add_stake_per_s": stake_per_s,
         "set_weights_txs": n_weights, "set_weights_block_ms": weights_block * 1e3, "set_weights_per_s": weights_per_s,
@@ -307,6 +367,7 @@ pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
             "{} subnets x {} uids ({} validators each weighting every miner), in-memory state\n\
              block with {} epochs + coinbase  {:>9.2} ms\n\
              block with coinbase only         {:>9.2} ms   (so one epoch ~ {:.2} ms)\n\
+             commit of the epoch block        {:>9.2} ms   ({} keys, {} KiB, one synced RocksDB batch)\n\
              add_stake:   {} txs in a block {:>9.2} ms   ~ {:.0} tx/s beyond the coinbase\n\
              set_weights: {} txs ({} weights each) {:>9.2} ms   ~ {:.0} tx/s beyond the coinbase",
             args.subnets,
@@ -316,6 +377,9 @@ pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
             epoch_block * 1e3,
             coinbase_block * 1e3,
             (epoch_block - coinbase_block) * 1e3 / epochs.len().max(1) as f64,
+            commit * 1e3,
+            commit_keys,
+            commit_bytes / 1024,
             n_stake,
             stake_block * 1e3,
             stake_per_s,
