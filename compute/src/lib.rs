@@ -1,6 +1,98 @@
 //! `agora-compute`: machine-learning work on any GPU vendor through wgpu, with a CPU
 //! implementation of every kernel as fallback and test oracle.
 //!
-//! Planned (issue 5): device layer, WGSL kernels (matmul, softmax, layernorm, reductions,
-//! cosine similarity, cross-entropy, Freivalds check), safetensors models, benchmarks.
-//! Nothing is implemented yet: this crate is a table of contents until that issue.
+//! Built so far (issue 5, in progress): the matrix type, the CPU twin of every kernel
+//! (blocked multithreaded matmul, batched matmul, bias + ReLU/GELU, softmax, layernorm,
+//! row reductions, cosine similarity, cross-entropy, matrix-vector) and Freivalds'
+//! check of a claimed product. GPU floats never feed consensus: scores leave this crate
+//! as f32 and are quantised to u16 by the caller (see [`score_to_u16`]).
+
+pub mod cpu;
+pub mod freivalds;
+
+/// A row-major f32 matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mat {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Mat {
+    /// A matrix from its rows × cols values, row-major; the length must match.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self, ComputeError> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(ComputeError::Shape(format!(
+                "{rows}x{cols} needs {} values, got {}",
+                rows.saturating_mul(cols),
+                data.len()
+            )));
+        }
+        Ok(Mat { rows, cols, data })
+    }
+
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Mat {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    /// Deterministic pseudo-random values in [-1, 1) (xorshift64*, seeded).
+    pub fn random(rows: usize, cols: usize, seed: u64) -> Self {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let data = (0..rows * cols)
+            .map(|_| {
+                s ^= s >> 12;
+                s ^= s << 25;
+                s ^= s >> 27;
+                let x = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40; // 24 bits
+                x as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        Mat { rows, cols, data }
+    }
+
+    pub fn row_iter(&self) -> impl Iterator<Item = &[f32]> {
+        // `chunks` panics on 0; a 0-column matrix has rows of nothing.
+        let width = self.cols.max(1);
+        self.data
+            .chunks(width)
+            .take(if self.cols == 0 { 0 } else { self.rows })
+    }
+}
+
+/// Activation after a bias add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu,
+    /// The tanh approximation.
+    Gelu,
+}
+
+/// A compute call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ComputeError {
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    #[error("GPU: {0}")]
+    Gpu(String),
+}
+
+/// A score in [0, 1] as the u16 a validator puts on chain: clamped, NaN as 0, rounded to
+/// the nearest of 65536 steps. Two backends whose floats differ by less than 1/131070
+/// give the same u16 except at rounding boundaries; weights are relative, so a one-step
+/// difference never changes consensus materially.
+pub fn score_to_u16(score: f32) -> u16 {
+    if score.is_nan() {
+        return 0;
+    }
+    (score.clamp(0.0, 1.0) * 65_535.0).round() as u16
+}
+
+#[cfg(test)]
+mod tests;
