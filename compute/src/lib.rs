@@ -3,12 +3,14 @@
 //!
 //! Built so far (issue 5, in progress): the matrix type, the CPU twin of every kernel
 //! (blocked multithreaded matmul, batched matmul, bias + ReLU/GELU, softmax, layernorm,
-//! row reductions, cosine similarity, cross-entropy, matrix-vector) and Freivalds'
-//! check of a claimed product. GPU floats never feed consensus: scores leave this crate
+//! row reductions, cosine similarity, cross-entropy, matrix-vector), Freivalds' check of
+//! a claimed product, and the GPU backend (adapters on every wgpu backend, device choice
+//! with CPU fallback, the tiled f32 matmul kernel, pooled buffers). GPU floats never feed consensus: scores leave this crate
 //! as f32 and are quantised to u16 by the caller (see [`score_to_u16`]).
 
 pub mod cpu;
 pub mod freivalds;
+pub mod gpu;
 
 /// A row-major f32 matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,45 @@ impl Mat {
         self.data
             .chunks(width)
             .take(if self.cols == 0 { 0 } else { self.rows })
+    }
+}
+
+/// Where kernels run: a GPU through wgpu, or the CPU twin.
+pub enum Backend {
+    Gpu(Box<gpu::Gpu>),
+    Cpu,
+}
+
+impl Backend {
+    /// `pref` (or `AGORA_DEVICE`): `cpu` forces the CPU; anything else picks a GPU adapter
+    /// as [`gpu::Gpu::open`] does. No adapter: the CPU, with a log line saying why.
+    pub fn auto(pref: Option<&str>) -> Backend {
+        let env = std::env::var("AGORA_DEVICE").ok();
+        let pref = pref.or(env.as_deref());
+        if pref.is_some_and(|p| p.eq_ignore_ascii_case("cpu")) {
+            return Backend::Cpu;
+        }
+        match gpu::Gpu::open(pref) {
+            Ok(g) => Backend::Gpu(Box::new(g)),
+            Err(e) => {
+                tracing::warn!("no GPU backend ({e}); running kernels on the CPU");
+                Backend::Cpu
+            }
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Backend::Gpu(g) => format!("{} ({})", g.info.name, g.info.backend),
+            Backend::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+        }
+    }
+
+    pub fn matmul(&self, a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
+        match self {
+            Backend::Gpu(g) => g.matmul(a, b),
+            Backend::Cpu => cpu::matmul(a, b),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `agora` command line: btcli-like verbs, every command with `--json`.
 
 mod chain;
+mod compute;
 mod output;
 mod root;
 mod sim;
@@ -58,6 +59,9 @@ pub enum Command {
     /// The root network (netuid 0): register, list, legacy root weights.
     #[command(subcommand)]
     Root(root::RootCmd),
+    /// GPU compute: adapters wgpu finds, and kernel benchmarks (GPU vs CPU).
+    #[command(subcommand)]
+    Compute(compute::ComputeCmd),
     /// The economics offline: one Yuma epoch, multi-epoch scenarios, benchmarks.
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -133,6 +137,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(cmd) => wallet::run(cmd, out).await,
         Command::Chain(cmd) => chain::run(cmd, out).await,
         Command::Sim(cmd) => sim::run(cmd, out),
+        Command::Compute(cmd) => {
+            init_logs(&cli.log);
+            compute::run(cmd, out)
+        }
         Command::Subnet(cmd) => subnet::run_subnet(cmd, out).await,
         Command::Stake(cmd) => stake::run(cmd, out).await,
         Command::Weights(cmd) => weights::run(cmd, out).await,
