@@ -437,9 +437,6 @@ fn apply_tx_inner(
             if params.admin.as_ref() != Some(signer) {
                 return Err(SubnetError::NotAdmin.into());
             }
-            if *netuid == 0 {
-                return Err(SubnetError::RootNetuid.into());
-            }
             subnet::dissolve::dissolve(overlay, *netuid)?;
         }
     }

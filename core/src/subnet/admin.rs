@@ -3,7 +3,7 @@
 //! `owner_hyperparam_rate_limit_tempos` tempos per parameter; the chain admin sets any of
 //! them at any time. One function validates and assigns, so the rules live in one place.
 
-use super::{keys, put_subnet, subnet, Hyperparams, Netuid, SubnetError, TxFailure};
+use super::{keys, named_subnet, put_subnet, Hyperparams, Netuid, SubnetError, TxFailure};
 use crate::amount::RAO_PER_TAO;
 use crate::codec::encode_value;
 use crate::crypto::AccountId;
@@ -165,10 +165,7 @@ pub fn set_hyperparameter(
     name: &str,
     value: u64,
 ) -> Result<(), TxFailure> {
-    if netuid == 0 {
-        return Err(SubnetError::RootNetuid.into());
-    }
-    let mut sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
+    let mut sn = named_subnet(o, netuid)?;
     let params = &chain.subnets;
     let admin = chain.admin.as_ref() == Some(signer);
     if !admin && sn.owner_coldkey != *signer {

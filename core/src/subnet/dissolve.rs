@@ -7,7 +7,7 @@
 //! is free for reuse.
 
 use super::stake::{hotkey_alpha, keys as stake_keys};
-use super::{keys, networks, subnet, Netuid, SubnetError, SubnetParams, TxFailure};
+use super::{keys, named_subnet, networks, subnet, Netuid, SubnetParams, TxFailure};
 use crate::codec::{decode_value, encode_value};
 use crate::crypto::AccountId;
 use crate::state::{self, Overlay, StateError, StateRead};
@@ -80,10 +80,10 @@ pub fn split_pro_rata(pot: u64, weights: &[u128]) -> Vec<u64> {
     out
 }
 
-/// Dissolve `netuid`: pay stakers their share of the pool's TAO, recycle the rest, delete
+/// Dissolve `netuid` (never root): pay stakers their share of the pool's TAO, recycle the rest, delete
 /// the subnet. Returns the TAO paid to stakers and the TAO recycled.
 pub fn dissolve(o: &mut Overlay<'_>, netuid: Netuid) -> Result<(u64, u64), TxFailure> {
-    let sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
+    let sn = named_subnet(o, netuid)?;
     // Stakers: (coldkey, hotkey, value), from the share rows.
     let share_prefix = prefix(stake_keys::SHARES, netuid);
     let mut stakers: Vec<(AccountId, AccountId, u128)> = Vec::new();

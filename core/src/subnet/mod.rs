@@ -572,11 +572,16 @@ pub fn new_neuron(hotkey: AccountId, now: u64) -> Neuron {
     }
 }
 
-fn owned_subnet(o: &Overlay<'_>, netuid: Netuid, coldkey: &AccountId) -> Result<Subnet, TxFailure> {
+/// A subnet a call names: not root (netuid 0), and existing.
+pub(crate) fn named_subnet(o: &Overlay<'_>, netuid: Netuid) -> Result<Subnet, TxFailure> {
     if netuid == 0 {
         return Err(SubnetError::RootNetuid.into());
     }
-    let sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
+    Ok(subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?)
+}
+
+fn owned_subnet(o: &Overlay<'_>, netuid: Netuid, coldkey: &AccountId) -> Result<Subnet, TxFailure> {
+    let sn = named_subnet(o, netuid)?;
     if sn.owner_coldkey != *coldkey {
         return Err(SubnetError::NotSubnetOwner.into());
     }
@@ -637,10 +642,7 @@ pub fn burned_register(
     hotkey: &AccountId,
     limit_rao: Option<u64>,
 ) -> Result<(Uid, u64), TxFailure> {
-    if netuid == 0 {
-        return Err(SubnetError::RootNetuid.into());
-    }
-    let mut sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
+    let mut sn = named_subnet(o, netuid)?;
     if !sn.hyper.registration_allowed {
         return Err(SubnetError::RegistrationDisabled(netuid).into());
     }

@@ -359,35 +359,26 @@ pub fn add_stake(
     tao: u64,
     limit: Option<Limit>,
 ) -> Result<(u64, u64), TxFailure> {
-    o.atomic(|o| add_stake_inner(o, coldkey, hotkey, netuid, tao, limit))
-}
-
-fn add_stake_inner(
-    o: &mut Overlay<'_>,
-    coldkey: &AccountId,
-    hotkey: &AccountId,
-    netuid: Netuid,
-    tao: u64,
-    limit: Option<Limit>,
-) -> Result<(u64, u64), TxFailure> {
-    check_tradable(o, netuid)?;
-    existing_hotkey_owner(o, hotkey)?;
-    let fill = trade(
-        o,
-        netuid,
-        Direction::Buy,
-        tao,
-        DEFAULT_FEE_RATE,
-        limit.map(|l| l.price_rao),
-    )?;
-    check_partial(&fill, limit)?;
-    if fill.used - fill.fee < MIN_STAKE_RAO {
-        return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
-    }
-    debit(o, coldkey, fill.used, "staking")?;
-    credit_alpha(o, netuid, hotkey, coldkey, fill.out)?;
-    move_free_to_staked(o, fill.used - fill.fee)?;
-    Ok((fill.out, fill.fee))
+    o.atomic(|o| {
+        check_tradable(o, netuid)?;
+        existing_hotkey_owner(o, hotkey)?;
+        let fill = trade(
+            o,
+            netuid,
+            Direction::Buy,
+            tao,
+            DEFAULT_FEE_RATE,
+            limit.map(|l| l.price_rao),
+        )?;
+        check_partial(&fill, limit)?;
+        if fill.used - fill.fee < MIN_STAKE_RAO {
+            return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
+        }
+        debit(o, coldkey, fill.used, "staking")?;
+        credit_alpha(o, netuid, hotkey, coldkey, fill.out)?;
+        move_free_to_staked(o, fill.used - fill.fee)?;
+        Ok((fill.out, fill.fee))
+    })
 }
 
 /// `remove_stake(hotkey, netuid, alpha)` by `coldkey`: sell alpha for TAO. The fee is taken
@@ -401,39 +392,30 @@ pub fn remove_stake(
     alpha: u64,
     limit: Option<Limit>,
 ) -> Result<(u64, u64), TxFailure> {
-    o.atomic(|o| remove_stake_inner(o, coldkey, hotkey, netuid, alpha, limit))
-}
-
-fn remove_stake_inner(
-    o: &mut Overlay<'_>,
-    coldkey: &AccountId,
-    hotkey: &AccountId,
-    netuid: Netuid,
-    alpha: u64,
-    limit: Option<Limit>,
-) -> Result<(u64, u64), TxFailure> {
-    check_tradable(o, netuid)?;
-    let value = check_position(o, netuid, hotkey, coldkey, alpha)?;
-    let fill = trade(
-        o,
-        netuid,
-        Direction::Sell,
-        alpha,
-        0,
-        limit.map(|l| l.price_rao),
-    )?;
-    check_partial(&fill, limit)?;
-    if fill.used != value && fill.out < MIN_STAKE_RAO {
-        return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
-    }
-    debit_alpha(o, netuid, hotkey, coldkey, fill.used)?;
-    let fee = proceeds_fee(netuid, fill.out);
-    let mut acc = state::account(o, coldkey)?;
-    acc.free = acc.free.saturating_add(fill.out - fee);
-    state::put_account(o, coldkey, &acc);
-    // All proceeds become free balance: the caller's part here, the fee at the proposer.
-    move_staked_to_free(o, fill.out)?;
-    Ok((fill.out - fee, fee))
+    o.atomic(|o| {
+        check_tradable(o, netuid)?;
+        let value = check_position(o, netuid, hotkey, coldkey, alpha)?;
+        let fill = trade(
+            o,
+            netuid,
+            Direction::Sell,
+            alpha,
+            0,
+            limit.map(|l| l.price_rao),
+        )?;
+        check_partial(&fill, limit)?;
+        if fill.used != value && fill.out < MIN_STAKE_RAO {
+            return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
+        }
+        debit_alpha(o, netuid, hotkey, coldkey, fill.used)?;
+        let fee = proceeds_fee(netuid, fill.out);
+        let mut acc = state::account(o, coldkey)?;
+        acc.free = acc.free.saturating_add(fill.out - fee);
+        state::put_account(o, coldkey, &acc);
+        // All proceeds become free balance: the caller's part here, the fee at the proposer.
+        move_staked_to_free(o, fill.out)?;
+        Ok((fill.out - fee, fee))
+    })
 }
 
 /// A stake position: alpha of `netuid` on `hotkey` owned by `coldkey`.
@@ -454,48 +436,41 @@ pub fn move_position(
     to: Position,
     alpha: u64,
 ) -> Result<(u64, u64), TxFailure> {
-    o.atomic(|o| move_position_inner(o, from, to, alpha))
-}
-
-fn move_position_inner(
-    o: &mut Overlay<'_>,
-    from: Position,
-    to: Position,
-    alpha: u64,
-) -> Result<(u64, u64), TxFailure> {
-    if from == to {
-        return Err(SubnetError::SamePosition.into());
-    }
-    check_tradable(o, from.netuid)?;
-    check_tradable(o, to.netuid)?;
-    existing_hotkey_owner(o, &to.hotkey)?;
-    check_position(o, from.netuid, &from.hotkey, &from.coldkey, alpha)?;
-    if alpha == 0 {
-        return Err(SubnetError::StakeTooSmall { min: 1 }.into());
-    }
-    if from.netuid == to.netuid {
-        let moved = debit_alpha(o, from.netuid, &from.hotkey, &from.coldkey, alpha)?;
-        credit_alpha(o, to.netuid, &to.hotkey, &to.coldkey, moved)?;
-        return Ok((moved, 0));
-    }
-    let sold = trade(o, from.netuid, Direction::Sell, alpha, 0, None)?;
-    let sell_fee = proceeds_fee(from.netuid, sold.out);
-    let tao = sold.out - sell_fee;
-    if tao < MIN_STAKE_RAO {
-        return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
-    }
-    let buy_fee_rate = if from.netuid == ROOT {
-        DEFAULT_FEE_RATE
-    } else {
-        0
-    };
-    let bought = trade(o, to.netuid, Direction::Buy, tao, buy_fee_rate, None)?;
-    debit_alpha(o, from.netuid, &from.hotkey, &from.coldkey, sold.used)?;
-    credit_alpha(o, to.netuid, &to.hotkey, &to.coldkey, bought.out)?;
-    // The TAO stays staked, except the fee, which becomes the proposer's free balance.
-    let fee = sell_fee.saturating_add(bought.fee);
-    move_staked_to_free(o, fee)?;
-    Ok((bought.out, fee))
+    o.atomic(|o| {
+        if from == to {
+            return Err(SubnetError::SamePosition.into());
+        }
+        check_tradable(o, from.netuid)?;
+        check_tradable(o, to.netuid)?;
+        existing_hotkey_owner(o, &to.hotkey)?;
+        check_position(o, from.netuid, &from.hotkey, &from.coldkey, alpha)?;
+        if alpha == 0 {
+            return Err(SubnetError::StakeTooSmall { min: 1 }.into());
+        }
+        if from.netuid == to.netuid {
+            let moved = debit_alpha(o, from.netuid, &from.hotkey, &from.coldkey, alpha)?;
+            credit_alpha(o, to.netuid, &to.hotkey, &to.coldkey, moved)?;
+            return Ok((moved, 0));
+        }
+        let sold = trade(o, from.netuid, Direction::Sell, alpha, 0, None)?;
+        let sell_fee = proceeds_fee(from.netuid, sold.out);
+        let tao = sold.out - sell_fee;
+        if tao < MIN_STAKE_RAO {
+            return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
+        }
+        let buy_fee_rate = if from.netuid == ROOT {
+            DEFAULT_FEE_RATE
+        } else {
+            0
+        };
+        let bought = trade(o, to.netuid, Direction::Buy, tao, buy_fee_rate, None)?;
+        debit_alpha(o, from.netuid, &from.hotkey, &from.coldkey, sold.used)?;
+        credit_alpha(o, to.netuid, &to.hotkey, &to.coldkey, bought.out)?;
+        // The TAO stays staked, except the fee, which becomes the proposer's free balance.
+        let fee = sell_fee.saturating_add(bought.fee);
+        move_staked_to_free(o, fee)?;
+        Ok((bought.out, fee))
+    })
 }
 
 /// `transfer_stake`: give stake to another coldkey, on the same hotkey; both subnets must
@@ -532,32 +507,26 @@ pub fn unstake_all(
     coldkey: &AccountId,
     hotkey: &AccountId,
 ) -> Result<(u64, u64), TxFailure> {
-    o.atomic(|o| unstake_all_inner(o, coldkey, hotkey))
-}
-
-fn unstake_all_inner(
-    o: &mut Overlay<'_>,
-    coldkey: &AccountId,
-    hotkey: &AccountId,
-) -> Result<(u64, u64), TxFailure> {
-    let mut got = (0u64, 0u64);
-    let mut any = false;
-    for (netuid, hk) in positions(o, coldkey)? {
-        if hk != *hotkey {
-            continue;
+    o.atomic(|o| {
+        let mut got = (0u64, 0u64);
+        let mut any = false;
+        for (netuid, hk) in positions(o, coldkey)? {
+            if hk != *hotkey {
+                continue;
+            }
+            let value = stake_of(o, netuid, hotkey, coldkey)?;
+            if value == 0 {
+                continue;
+            }
+            any = true;
+            let (tao, fee) = remove_stake(o, coldkey, hotkey, netuid, value, None)?;
+            got = (got.0.saturating_add(tao), got.1.saturating_add(fee));
         }
-        let value = stake_of(o, netuid, hotkey, coldkey)?;
-        if value == 0 {
-            continue;
+        if !any {
+            return Err(SubnetError::NoStakeOnHotkey(*hotkey).into());
         }
-        any = true;
-        let (tao, fee) = remove_stake(o, coldkey, hotkey, netuid, value, None)?;
-        got = (got.0.saturating_add(tao), got.1.saturating_add(fee));
-    }
-    if !any {
-        return Err(SubnetError::NoStakeOnHotkey(*hotkey).into());
-    }
-    Ok(got)
+        Ok(got)
+    })
 }
 
 /// A hotkey's delegate take, stored once its owner changes it (R§2).

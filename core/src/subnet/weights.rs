@@ -198,10 +198,7 @@ fn check_rate_limit(me: &super::Neuron, sn: &super::Subnet, now: u64) -> Result<
 
 /// The subnet of a commit or reveal: not root, existing, commit-reveal on.
 fn commit_reveal_subnet(o: &Overlay<'_>, netuid: Netuid) -> Result<super::Subnet, TxFailure> {
-    if netuid == 0 {
-        return Err(SubnetError::RootNetuid.into());
-    }
-    let sn = subnet(o, netuid)?.ok_or(SubnetError::NoSuchSubnet(netuid))?;
+    let sn = super::named_subnet(o, netuid)?;
     if !sn.hyper.commit_reveal {
         return Err(SubnetError::CommitRevealDisabled.into());
     }
