@@ -2,45 +2,37 @@
 
 use agora_core::Call;
 use anyhow::{bail, Context};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::subnet::SignOpts;
-use super::tx::send;
 use super::Out;
 use crate::wallet::KeyRole;
+
+/// The weights a `set` or a `commit` carries, and who signs them.
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    #[arg(long)]
+    netuid: u16,
+    #[arg(long, default_value = "default")]
+    hotkey: String,
+    /// Target uids, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    uids: Vec<u16>,
+    /// Relative weights, comma separated (scaled so the largest is 65535).
+    #[arg(long, value_delimiter = ',')]
+    weights: Vec<f64>,
+    #[command(flatten)]
+    sign: SignOpts,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum WeightsCmd {
     /// Set weights from a hotkey of the wallet (signed by the hotkey, fee-free).
-    Set {
-        #[arg(long)]
-        netuid: u16,
-        #[arg(long, default_value = "default")]
-        hotkey: String,
-        /// Target uids, comma separated.
-        #[arg(long, value_delimiter = ',')]
-        uids: Vec<u16>,
-        /// Relative weights, comma separated (scaled so the largest is 65535).
-        #[arg(long, value_delimiter = ',')]
-        weights: Vec<f64>,
-        #[command(flatten)]
-        sign: SignOpts,
-    },
+    Set(WeightsArgs),
     /// Commit to weights by hash (subnets with commit-reveal on); the weights and a random
     /// salt are kept in the wallet until `weights reveal`.
-    Commit {
-        #[arg(long)]
-        netuid: u16,
-        #[arg(long, default_value = "default")]
-        hotkey: String,
-        #[arg(long, value_delimiter = ',')]
-        uids: Vec<u16>,
-        #[arg(long, value_delimiter = ',')]
-        weights: Vec<f64>,
-        #[command(flatten)]
-        sign: SignOpts,
-    },
+    Commit(WeightsArgs),
     /// Reveal the oldest weights committed from this wallet for the hotkey and subnet
     /// (in the epoch after the commit).
     Reveal {
@@ -108,63 +100,43 @@ fn save_commits(path: &std::path::Path, c: &[PendingCommit]) -> anyhow::Result<(
 }
 
 pub async fn run(cmd: WeightsCmd, out: Out) -> anyhow::Result<()> {
-    let (netuid, hotkey, uids, weights, sign) = match cmd {
-        WeightsCmd::Set {
-            netuid,
-            hotkey,
-            uids,
-            weights,
-            sign,
-        } => (netuid, hotkey, uids, weights, sign),
-        WeightsCmd::Commit {
-            netuid,
-            hotkey,
-            uids,
-            weights,
-            sign,
-        } => return commit(netuid, &hotkey, &uids, &weights, &sign, out).await,
+    match cmd {
+        WeightsCmd::Set(a) => set(&a, out).await,
+        WeightsCmd::Commit(a) => commit(&a, out).await,
         WeightsCmd::Reveal {
             netuid,
             hotkey,
             sign,
-        } => return reveal(netuid, &hotkey, &sign, out).await,
-    };
-    let values = scale(&uids, &weights)?;
-    let key = sign.key(&KeyRole::Hotkey(hotkey.clone()))?;
+        } => reveal(netuid, &hotkey, &sign, out).await,
+    }
+}
+
+async fn set(a: &WeightsArgs, out: Out) -> anyhow::Result<()> {
+    let values = scale(&a.uids, &a.weights)?;
+    let hot = a.sign.hotkey_address(&a.hotkey)?;
     let call = Call::SetWeights {
-        netuid,
-        uids: uids.clone(),
+        netuid: a.netuid,
+        uids: a.uids.clone(),
         values: values.clone(),
         version_key: 0,
     };
-    let sent = send(
-        &sign.client(),
-        &key,
-        call,
-        0,
-        sign.wait(),
-        "set_weights",
-        out,
-    )
-    .await?;
-    out.print(
-        &sent.to_json(
-            json!({"netuid": netuid, "hotkey": key.account(), "uids": uids, "values": values}),
-        ),
-        || sent.human(),
-    );
+    let extra = json!({"netuid": a.netuid, "hotkey": hot, "uids": a.uids, "values": values});
+    a.sign
+        .submit(
+            &KeyRole::Hotkey(a.hotkey.clone()),
+            call,
+            "set_weights",
+            extra,
+            |s| s.human(),
+            out,
+        )
+        .await?;
     Ok(())
 }
 
-async fn commit(
-    netuid: u16,
-    hotkey: &str,
-    uids: &[u16],
-    weights: &[f64],
-    sign: &SignOpts,
-    out: Out,
-) -> anyhow::Result<()> {
-    let values = scale(uids, weights)?;
+async fn commit(a: &WeightsArgs, out: Out) -> anyhow::Result<()> {
+    let (netuid, hotkey, uids, sign) = (a.netuid, a.hotkey.as_str(), a.uids.as_slice(), &a.sign);
+    let values = scale(uids, &a.weights)?;
     let hot = sign.hotkey_address(hotkey)?;
     let salt: Vec<u16> = (0..8).map(|_| rand::random::<u16>()).collect();
     let hash = agora_core::subnet::weights::commit_hash(&hot, netuid, uids, &values, &salt, 0);
