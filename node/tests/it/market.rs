@@ -1,40 +1,91 @@
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::harness::*;
 
+/// A dev node with 250 ms blocks and 10-block epochs, the dev wallets regenerated with
+/// the hotkeys named, and the CLI pointed at it.
+struct Market {
+    node: Node,
+    url: String,
+    w: PathBuf,
+    // Dropped last: the node's data directory.
+    _dir: tempfile::TempDir,
+}
+
+impl Market {
+    fn start(wallets: &[(&str, &[&str])]) -> Market {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("wallets");
+        let mut g = agora_core::Genesis::dev();
+        g.block_time_ms = 250;
+        g.subnets.defaults.tempo = 10;
+        g.subnets.defaults.weights_rate_limit = 2;
+        let genesis = dir.path().join("genesis.toml");
+        std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
+        let node = Node::start(dir.path(), &genesis, true, "1");
+        for (wallet, hotkeys) in wallets {
+            cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
+            for h in *hotkeys {
+                cli_json(&w, &["wallet", "create", "--name", wallet, "--hotkey", h]);
+            }
+        }
+        Market {
+            url: node.url(),
+            node,
+            w,
+            _dir: dir,
+        }
+    }
+
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--rpc-url", self.url.as_str()]);
+        all
+    }
+
+    /// A command that must succeed; its `--json` output.
+    fn run(&self, args: &[&str]) -> Value {
+        cli_json(&self.w, &self.args(args))
+    }
+
+    /// A command that must fail; its stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let (code, _, err) = cli(&self.w, &self.args(args));
+        assert_ne!(code, 0, "{args:?} should fail");
+        err
+    }
+
+    /// Subnet 1's metagraph once its epoch index passes `after`.
+    fn wait_epoch(&self, after: u64) -> Value {
+        let start = Instant::now();
+        loop {
+            let m = self.run(&["subnet", "show", "1"]);
+            if m["epoch_index"].as_u64().unwrap() > after {
+                return m;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no epoch after {after}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Issue 4's "done when", through the CLI alone: create and start a subnet, register a
 /// validator and two miners, stake to the validator, set weights, and after an epoch see
 /// incentive, dividends and growing stake in `agora subnet show`; supply holds throughout.
 #[test]
 fn the_market_runs_through_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("wallets");
-    let mut g = agora_core::Genesis::dev();
-    g.block_time_ms = 250;
-    g.subnets.defaults.tempo = 10;
-    g.subnets.defaults.weights_rate_limit = 2;
-    let genesis = dir.path().join("genesis.toml");
-    std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
-    let node = Node::start(dir.path(), &genesis, true, "1");
-    let url = node.url();
-    let rpc = ["--rpc-url", url.as_str()];
-    let run = |args: &[&str]| -> Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&rpc);
-        cli_json(&w, &all)
-    };
-    for (wallet, hotkeys) in [
+    let market = Market::start(&[
         ("alice", &["default"][..]),
         ("bob", &["val"][..]),
         ("charlie", &["m1", "m2"][..]),
-    ] {
-        cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
-        for h in hotkeys {
-            cli_json(&w, &["wallet", "create", "--name", wallet, "--hotkey", h]);
-        }
-    }
+    ]);
+    let run = |args: &[&str]| market.run(args);
     let created = run(&["subnet", "create", "--name", "alice"]);
     assert_eq!(created["netuid"], 1, "{created}");
     run(&["subnet", "start", "--netuid", "1", "--name", "alice"]);
@@ -58,21 +109,7 @@ fn the_market_runs_through_the_cli() {
         .as_u64()
         .unwrap();
 
-    let show = || run(&["subnet", "show", "1"]);
-    let wait_epoch = |after: u64| {
-        let start = Instant::now();
-        loop {
-            let m = show();
-            if m["epoch_index"].as_u64().unwrap() > after {
-                return m;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no epoch after {after}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let wait_epoch = |after| market.wait_epoch(after);
     let m = wait_epoch(0);
     assert_eq!(m["neurons"][1]["validator_permit"], true, "{m}");
     let epoch = m["epoch_index"].as_u64().unwrap();
@@ -107,7 +144,7 @@ fn the_market_runs_through_the_cli() {
         "{stake_after} <= {stake_before}"
     );
     let text = {
-        let (code, out, err) = cli(&w, &["subnet", "show", "1", "--rpc-url", &url]);
+        let (code, out, err) = cli(&market.w, &market.args(&["subnet", "show", "1"]));
         assert_eq!(code, 0, "{err}");
         out
     };
@@ -115,7 +152,7 @@ fn the_market_runs_through_the_cli() {
         text.contains("incent.") && text.lines().count() >= 6,
         "{text}"
     );
-    let s = node.ok("chain_supply", json!(null));
+    let s = market.node.ok("chain_supply", json!(null));
     let (issued, free, staked, burned) = (
         s["issued"].as_u64().unwrap(),
         s["free"].as_u64().unwrap(),
@@ -131,39 +168,18 @@ fn the_market_runs_through_the_cli() {
 /// history and dissolution, with refusals that name the broken rule.
 #[test]
 fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("wallets");
-    let mut g = agora_core::Genesis::dev();
-    g.block_time_ms = 250;
-    g.subnets.defaults.tempo = 10;
-    g.subnets.defaults.weights_rate_limit = 2;
-    let genesis = dir.path().join("genesis.toml");
-    std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
-    let node = Node::start(dir.path(), &genesis, true, "1");
-    let url = node.url();
-    let run = |args: &[&str]| -> Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--rpc-url", url.as_str()]);
-        cli_json(&w, &all)
-    };
-    let refused = |args: &[&str]| -> String {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--rpc-url", url.as_str()]);
-        let (code, _, err) = cli(&w, &all);
-        assert_ne!(code, 0, "{args:?} should fail");
-        err
-    };
-    for (wallet, hotkeys) in [
+    let market = Market::start(&[
         ("alice", &["default"][..]),
         ("bob", &["val"][..]),
         ("charlie", &["m1"][..]),
         ("dave", &["default"][..]),
-    ] {
-        cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
-        for h in hotkeys {
-            cli_json(&w, &["wallet", "create", "--name", wallet, "--hotkey", h]);
-        }
-    }
+    ]);
+    let (run, refused) = (
+        |args: &[&str]| market.run(args),
+        |args: &[&str]| market.refused(args),
+    );
+    let w = &market.w;
+    let node = &market.node;
     run(&["subnet", "create", "--name", "alice"]);
     run(&["subnet", "start", "--netuid", "1", "--name", "alice"]);
     run(&["subnet", "create", "--name", "dave"]);
@@ -200,9 +216,8 @@ fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
             .find(|s| s["netuid"] == netuid && s["hotkey"] == *hotkey)
             .map_or(0, |s| s["alpha"].as_u64().unwrap())
     };
-    let val = cli_json(&w, &["wallet", "show", "--name", "bob"])["hotkeys"][0]["address"].clone();
-    let m1 =
-        cli_json(&w, &["wallet", "show", "--name", "charlie"])["hotkeys"][0]["address"].clone();
+    let val = cli_json(w, &["wallet", "show", "--name", "bob"])["hotkeys"][0]["address"].clone();
+    let m1 = cli_json(w, &["wallet", "show", "--name", "charlie"])["hotkeys"][0]["address"].clone();
     let before = alpha(&run(&["stake", "list", "--name", "bob"]), 1, &val);
     let sw = run(&[
         "stake",
@@ -235,7 +250,7 @@ fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
         "--name",
         "bob",
     ]);
-    let dave = cli_json(&w, &["wallet", "show", "--name", "dave"])["coldkey"].clone();
+    let dave = cli_json(w, &["wallet", "show", "--name", "dave"])["coldkey"].clone();
     run(&[
         "stake",
         "transfer",
@@ -318,20 +333,7 @@ fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
     assert_eq!(run(&["subnet", "hyperparams", "1"])["commit_reveal"], true);
 
     // Commit-reveal: commit now, reveal in the next epoch.
-    let wait_epoch = |after: u64| {
-        let start = Instant::now();
-        loop {
-            let m = run(&["subnet", "show", "1"]);
-            if m["epoch_index"].as_u64().unwrap() > after {
-                return m;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no epoch after {after}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let wait_epoch = |after| market.wait_epoch(after);
     let m = wait_epoch(0);
     assert_eq!(m["neurons"][1]["validator_permit"], true, "{m}");
     let err = refused(&[
