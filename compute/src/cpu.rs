@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::{Activation, ComputeError, Mat};
+use crate::{Activation, ComputeError, Gemm, Mat};
 
 /// Rows of A per parallel task, and the K block kept hot in cache.
 const ROW_BLOCK: usize = 16;
@@ -45,6 +45,63 @@ pub fn matmul(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
     Mat::new(m, n, c)
 }
 
+/// The strided, batched product [`Gemm`] describes, into `c` (elements outside the C view
+/// are left alone). Dense products take the blocked [`matmul`]; strided ones compute each
+/// output row in parallel from contiguous slices.
+pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<(), ComputeError> {
+    g.check(a.len(), b.len(), c.len())?;
+    if g.is_empty() {
+        return Ok(());
+    }
+    let (m, k, n) = (g.m, g.k, g.n);
+    for z in 0..g.batch {
+        let a0 = g.a.offset + z * g.a.batch_stride;
+        let b0 = g.b.offset + z * g.b.batch_stride;
+        let mut out = vec![0.0f32; m * n];
+        out.par_chunks_mut(n).enumerate().for_each(|(i, orow)| {
+            let arow = &a[a0 + i * g.a.ld..][..k];
+            if g.trans_b {
+                for (j, o) in orow.iter_mut().enumerate() {
+                    let brow = &b[b0 + j * g.b.ld..][..k];
+                    *o = arow.iter().zip(brow).map(|(x, y)| x * y).sum();
+                }
+            } else {
+                for (kk, av) in arow.iter().enumerate() {
+                    let brow = &b[b0 + kk * g.b.ld..][..n];
+                    for (o, bv) in orow.iter_mut().zip(brow) {
+                        *o += av * bv;
+                    }
+                }
+            }
+        });
+        let c0 = g.c.offset + z * g.c.batch_stride;
+        for (i, orow) in out.chunks(n).enumerate() {
+            for (dst, v) in c[c0 + i * g.c.ld..][..n].iter_mut().zip(orow) {
+                *dst = g.alpha * v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each value rounded to the nearest f16 (and back to f32): what an f16 kernel sees.
+pub fn round_f16(x: &Mat) -> Mat {
+    Mat {
+        rows: x.rows,
+        cols: x.cols,
+        data: x
+            .data
+            .iter()
+            .map(|v| half::f16::from_f32(*v).to_f32())
+            .collect(),
+    }
+}
+
+/// The twin of the f16 GPU matmul: inputs rounded to f16, products accumulated in f32.
+pub fn matmul_f16(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
+    matmul(&round_f16(a), &round_f16(b))
+}
+
 /// `C[i] = A[i] · B[i]` for each of a batch of equally shaped pairs.
 pub fn batched_matmul(a: &[Mat], b: &[Mat]) -> Result<Vec<Mat>, ComputeError> {
     if a.len() != b.len() {
@@ -58,9 +115,12 @@ pub fn batched_matmul(a: &[Mat], b: &[Mat]) -> Result<Vec<Mat>, ComputeError> {
 }
 
 fn gelu(x: f32) -> f32 {
-    // tanh approximation, the same formula as the WGSL kernel.
+    // tanh approximation, the same formula as the WGSL kernel. The tanh argument is
+    // clamped to ±15 (tanh(15) rounds to 1 in f32) because some GPU tanh implementations
+    // overflow to NaN far out.
     const C: f32 = 0.797_884_6; // sqrt(2/pi)
-    0.5 * x * (1.0 + (C * (x + 0.044_715 * x * x * x)).tanh())
+    let t = (C * (x + 0.044_715 * x * x * x)).clamp(-15.0, 15.0);
+    0.5 * x * (1.0 + t.tanh())
 }
 
 /// `act(x + bias)` with `bias` broadcast over rows (one value per column).
@@ -88,23 +148,46 @@ pub fn bias_act(x: &Mat, bias: &[f32], act: Activation) -> Result<Mat, ComputeEr
     Mat::new(x.rows, x.cols, out)
 }
 
-/// Softmax of each row (max-subtracted).
-pub fn softmax(x: &Mat) -> Result<Mat, ComputeError> {
+/// Softmax of each row of `scale · x` (max-subtracted). With `causal = Some(p)`, row `i`
+/// keeps columns `0..=i % p` and the rest are 0: the mask of causal attention over `p`
+/// tokens, one `p × p` block per head.
+pub fn softmax(x: &Mat, scale: f32, causal: Option<usize>) -> Result<Mat, ComputeError> {
+    if causal == Some(0) {
+        return Err(ComputeError::Shape("causal softmax period 0".into()));
+    }
     let mut out = x.data.clone();
     if x.cols > 0 {
-        out.par_chunks_mut(x.cols).for_each(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        out.par_chunks_mut(x.cols).enumerate().for_each(|(i, row)| {
+            let valid = causal.map_or(row.len(), |p| (i % p + 1).min(row.len()));
+            let (keep, masked) = row.split_at_mut(valid);
+            let max = keep
+                .iter()
+                .map(|v| v * scale)
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
+            for v in keep.iter_mut() {
+                *v = (*v * scale - max).exp();
                 sum += *v;
             }
-            for v in row.iter_mut() {
+            for v in keep.iter_mut() {
                 *v /= sum;
             }
+            masked.fill(0.0);
         });
     }
     Mat::new(x.rows, x.cols, out)
+}
+
+/// `x + y`, elementwise.
+pub fn add(x: &Mat, y: &Mat) -> Result<Mat, ComputeError> {
+    if (x.rows, x.cols) != (y.rows, y.cols) {
+        return Err(ComputeError::Shape(format!(
+            "add: {}x{} + {}x{}",
+            x.rows, x.cols, y.rows, y.cols
+        )));
+    }
+    let data = x.data.iter().zip(&y.data).map(|(a, b)| a + b).collect();
+    Mat::new(x.rows, x.cols, data)
 }
 
 /// Layer normalisation of each row: `(x - mean) / sqrt(var + eps) * gamma + beta`.

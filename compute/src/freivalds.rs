@@ -10,7 +10,8 @@
 
 use rayon::prelude::*;
 
-use crate::{ComputeError, Mat};
+use crate::gpu::{Gpu, GpuMat};
+use crate::{ComputeError, Mat, Ops};
 
 /// Relative tolerance per unit of `|A|·(|B|·|r|)`. The check itself runs in f64, so what
 /// it measures is the claimed product's own error; an honest f32 product (any summation
@@ -59,6 +60,45 @@ fn sign_vector(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+fn shapes(a: (usize, usize), b: (usize, usize), c: (usize, usize)) -> Result<(), ComputeError> {
+    if a.1 != b.0 || c.0 != a.0 || c.1 != b.1 {
+        return Err(ComputeError::Shape(format!(
+            "freivalds: A {}x{}, B {}x{}, C {}x{}",
+            a.0, a.1, b.0, b.1, c.0, c.1
+        )));
+    }
+    Ok(())
+}
+
+/// The verdict from `scale = |A|·(|B|·1)` and, per round, `y = A·(B·r)` and `z = C·r`:
+/// rejected at the first round with a row outside `tolerance · scale`.
+fn judge(scale: &[f64], rounds: &[(Vec<f64>, Vec<f64>)], tolerance: f64) -> Verdict {
+    let mut worst = 0.0f64;
+    for (round, (y, z)) in rounds.iter().enumerate() {
+        for ((yi, zi), si) in y.iter().zip(z).zip(scale) {
+            let bound = tolerance * si + 1e-12;
+            let ratio = (yi - zi).abs() / bound;
+            worst = if ratio.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(ratio)
+            };
+        }
+        if worst > 1.0 {
+            return Verdict {
+                accepted: false,
+                rounds: round as u32 + 1,
+                worst_ratio: worst,
+            };
+        }
+    }
+    Verdict {
+        accepted: true,
+        rounds: rounds.len() as u32,
+        worst_ratio: worst,
+    }
+}
+
 /// Check the claim `c = a · b` with `rounds` random ±1 vectors derived from `seed`.
 pub fn check(
     a: &Mat,
@@ -68,12 +108,7 @@ pub fn check(
     seed: u64,
     tolerance: f64,
 ) -> Result<Verdict, ComputeError> {
-    if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
-        return Err(ComputeError::Shape(format!(
-            "freivalds: A {}x{}, B {}x{}, C {}x{}",
-            a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
-        )));
-    }
+    shapes((a.rows, a.cols), (b.rows, b.cols), (c.rows, c.cols))?;
     // |r| is all ones, so the scale is the same every round.
     let scale = matvec64(a, &matvec64(b, &vec![1.0; b.cols], true), true);
     let mut worst = 0.0f64;
@@ -81,16 +116,9 @@ pub fn check(
         let r = sign_vector(b.cols, seed.wrapping_add(u64::from(round)));
         let y = matvec64(a, &matvec64(b, &r, false), false);
         let z = matvec64(c, &r, false);
-        for ((yi, zi), si) in y.iter().zip(&z).zip(&scale) {
-            let bound = tolerance * si + 1e-12;
-            let ratio = (yi - zi).abs() / bound;
-            if ratio.is_nan() {
-                worst = f64::INFINITY;
-            } else {
-                worst = worst.max(ratio);
-            }
-        }
-        if worst > 1.0 {
+        let v = judge(&scale, &[(y, z)], tolerance);
+        worst = worst.max(v.worst_ratio);
+        if !v.accepted {
             return Ok(Verdict {
                 accepted: false,
                 rounds: round + 1,
@@ -103,4 +131,46 @@ pub fn check(
         rounds,
         worst_ratio: worst,
     })
+}
+
+/// The same check with the matrices already on the GPU: every matrix-vector product runs
+/// there (Kahan-compensated f32, see `matvec.wgsl`), all rounds are recorded into one
+/// stream and read back at once, and the comparison runs on the host in f64. The f32
+/// rounding of `B·r` adds at most ~2^-24 of `scale` per row, far inside `tolerance`.
+pub fn check_gpu(
+    g: &Gpu,
+    a: &GpuMat,
+    b: &GpuMat,
+    c: &GpuMat,
+    rounds: u32,
+    seed: u64,
+    tolerance: f64,
+) -> Result<Verdict, ComputeError> {
+    shapes((a.rows, a.cols), (b.rows, b.cols), (c.rows, c.cols))?;
+    let vector = |v: Vec<f64>| Mat::new(v.len(), 1, v.into_iter().map(|x| x as f32).collect());
+    let ones = g.upload(&vector(vec![1.0; b.cols])?)?;
+    let scale = g.matvec(a, &g.matvec(b, &ones, true)?, true)?;
+    let mut outputs = vec![scale];
+    for round in 0..rounds {
+        let r = g.upload(&vector(sign_vector(
+            b.cols,
+            seed.wrapping_add(u64::from(round)),
+        ))?)?;
+        outputs.push(g.matvec(a, &g.matvec(b, &r, false)?, false)?);
+        outputs.push(g.matvec(c, &r, false)?);
+    }
+    let refs: Vec<&GpuMat> = outputs.iter().collect();
+    let host: Vec<Vec<f64>> = g
+        .download(&refs)?
+        .into_iter()
+        .map(|m| m.data.into_iter().map(f64::from).collect())
+        .collect();
+    let (scale, rest) = host
+        .split_first()
+        .ok_or_else(|| ComputeError::Gpu("no readback".into()))?;
+    let pairs: Vec<(Vec<f64>, Vec<f64>)> = rest
+        .chunks(2)
+        .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
+        .collect();
+    Ok(judge(scale, &pairs, tolerance))
 }

@@ -1,16 +1,22 @@
 //! `agora-compute`: machine-learning work on any GPU vendor through wgpu, with a CPU
 //! implementation of every kernel as fallback and test oracle.
 //!
-//! Built so far (issue 5, in progress): the matrix type, the CPU twin of every kernel
-//! (blocked multithreaded matmul, batched matmul, bias + ReLU/GELU, softmax, layernorm,
-//! row reductions, cosine similarity, cross-entropy, matrix-vector), Freivalds' check of
-//! a claimed product, and the GPU backend (adapters on every wgpu backend, device choice
-//! with CPU fallback, the tiled f32 matmul kernel, pooled buffers). GPU floats never feed consensus: scores leave this crate
-//! as f32 and are quantised to u16 by the caller (see [`score_to_u16`]).
+//! - [`Mat`]: row-major f32 matrices on the host.
+//! - [`Ops`]: the kernels models are written against, implemented by [`Cpu`] (the twin:
+//!   blocked multithreaded matmul and rayon row kernels, see [`cpu`]) and by
+//!   [`gpu::Gpu`] (WGSL kernels, one recorded command stream, pooled buffers).
+//! - [`freivalds`]: checking a claimed matrix product in O(n²), on either backend.
+//! - [`Backend`]: the device a node picks (`--device` / `AGORA_DEVICE`), GPU or CPU.
+//!
+//! GPU floats never feed consensus: scores leave this crate as f32 and are quantised to
+//! u16 by the caller (see [`score_to_u16`]).
 
 pub mod cpu;
 pub mod freivalds;
 pub mod gpu;
+pub mod ops;
+
+pub use ops::{Cpu, Gemm, Ops, View};
 
 /// A row-major f32 matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +104,13 @@ impl Backend {
 
     pub fn matmul(&self, a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
         match self {
-            Backend::Gpu(g) => g.matmul(a, b),
+            Backend::Gpu(g) => {
+                let (a, b) = (g.upload(a)?, g.upload(b)?);
+                let c = g.matmul(&a, &b)?;
+                g.download(&[&c])?
+                    .pop()
+                    .ok_or_else(|| ComputeError::Gpu("no readback".into()))
+            }
             Backend::Cpu => cpu::matmul(a, b),
         }
     }
@@ -122,6 +134,8 @@ pub enum ComputeError {
     NoAdapter(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    #[error("not supported here: {0}")]
+    Unsupported(String),
 }
 
 /// A score in [0, 1] as the u16 a validator puts on chain: clamped, NaN as 0, rounded to

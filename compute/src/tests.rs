@@ -67,7 +67,7 @@ fn row_kernels_match_their_definitions() {
         let exact = 0.5 * y * (1.0 + libm_erf(y / std::f64::consts::SQRT_2));
         assert!((f64::from(*v) - exact).abs() < 1e-3, "{v} vs {exact}");
     }
-    let sm = cpu::softmax(&x).unwrap();
+    let sm = cpu::softmax(&x, 1.0, None).unwrap();
     for row in sm.row_iter() {
         let s: f32 = row.iter().sum();
         assert!((s - 1.0).abs() < 1e-5 && row.iter().all(|p| *p > 0.0));
@@ -157,4 +157,86 @@ fn scores_quantise_to_u16_predictably() {
     assert_eq!(score_to_u16(-1.0), 0);
     assert_eq!(score_to_u16(f32::NAN), 0);
     assert_eq!(score_to_u16(0.5), 32_768);
+}
+
+/// The strided gemm against the definition written out index by index in f64, for the
+/// batched, transposed, offset and scaled cases together.
+#[test]
+fn strided_gemm_matches_its_index_formula() {
+    let (m, k, n, batch) = (5, 7, 3, 4);
+    let g = Gemm {
+        m,
+        k,
+        n,
+        batch,
+        trans_b: true,
+        alpha: 0.5,
+        a: View {
+            offset: 3,
+            ld: 9,
+            batch_stride: 50,
+        },
+        b: View {
+            offset: 1,
+            ld: 8,
+            batch_stride: 30,
+        },
+        c: View {
+            offset: 2,
+            ld: 4,
+            batch_stride: 21,
+        },
+    };
+    let a = Mat::random(1, 3 + 3 * 50 + 4 * 9 + 7, 81).data;
+    let b = Mat::random(1, 1 + 3 * 30 + 2 * 8 + 7, 82).data;
+    let mut c = vec![-7.0f32; 2 + 3 * 21 + 4 * 4 + 3];
+    cpu::gemm(&g, &a, &b, &mut c).unwrap();
+    let mut written = vec![false; c.len()];
+    for z in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k)
+                    .map(|kk| {
+                        f64::from(a[3 + z * 50 + i * 9 + kk])
+                            * f64::from(b[1 + z * 30 + j * 8 + kk])
+                    })
+                    .sum::<f64>()
+                    * 0.5;
+                let at = 2 + z * 21 + i * 4 + j;
+                assert!((f64::from(c[at]) - want).abs() < 1e-5, "({z},{i},{j})");
+                written[at] = true;
+            }
+        }
+    }
+    for (v, w) in c.iter().zip(&written) {
+        assert!(*w || *v == -7.0, "wrote outside the view");
+    }
+    // One element short: refused, not a panic.
+    assert!(cpu::gemm(&g, &a[..a.len() - 1], &b, &mut c).is_err());
+    let mut overlapping = Gemm::dense(2, 3, 4);
+    overlapping.c.ld = 3;
+    assert!(cpu::gemm(&overlapping, &[0.0; 6], &[0.0; 12], &mut [0.0; 8]).is_err());
+}
+
+#[test]
+fn causal_softmax_masks_the_future_per_block() {
+    let x = Mat::random(8, 4, 91);
+    let p = cpu::softmax(&x, 2.0, Some(4)).unwrap();
+    for (i, row) in p.row_iter().enumerate() {
+        let valid = i % 4 + 1;
+        assert!(row[valid..].iter().all(|v| *v == 0.0), "row {i}: {row:?}");
+        let s: f32 = row[..valid].iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        // Within the window it is the plain softmax of 2x over the visible columns.
+        let xs = &x.data[i * 4..i * 4 + valid];
+        let max = xs.iter().fold(f32::MIN, |m, v| m.max(2.0 * v));
+        let z: f32 = xs.iter().map(|v| (2.0 * v - max).exp()).sum();
+        for (pv, xv) in row[..valid].iter().zip(xs) {
+            assert!((pv - (2.0 * xv - max).exp() / z).abs() < 1e-6);
+        }
+    }
+    assert!(cpu::softmax(&x, 1.0, Some(0)).is_err());
+    let sum = cpu::add(&x, &x).unwrap();
+    assert!(sum.data.iter().zip(&x.data).all(|(s, v)| *s == 2.0 * v));
+    assert!(cpu::add(&x, &Mat::zeros(4, 8)).is_err());
 }

@@ -6,14 +6,27 @@
 //! backend (`vulkan`, `llvmpipe`, `nvidia`...). Without a preference the first hardware
 //! adapter wins, then any adapter; with none at all [`crate::Backend::auto`] falls back to
 //! the CPU and logs why.
+//!
+//! Execution: every kernel (and every upload, as a copy from a staging buffer) is recorded
+//! into one command encoder; nothing is submitted until a result is read back, and
+//! [`Ops::download`] reads several tensors through one mapping. So a model's whole
+//! forward pass is one submit and one readback. Tensors ([`GpuMat`]) hold buffers from a
+//! pool keyed by power-of-two size and return them when dropped; recording order keeps
+//! reuse safe, since a later command in the stream runs after every earlier one.
+//!
+//! Kernels, one WGSL module each (bindings and dispatch in each file's header): `gemm`
+//! (f32, and f16 storage where the adapter has `SHADER_F16`), `fill` (NaN poisoning),
+//! `elementwise` (bias + activation, add), `softmax`, `layernorm`, `reduce` (row sum,
+//! max), `argmax`, `cosine`, `cross_entropy`, `matvec` (Freivalds). Size limits: every
+//! buffer within the adapter's `max_storage_buffer_binding_size`, indices within u32.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use wgpu::util::DeviceExt;
 
-use crate::{ComputeError, Mat};
+use crate::{Activation, ComputeError, Gemm, Mat, Ops};
 
 /// What `agora compute info` reports for an adapter.
 #[derive(Debug, Clone, Serialize)]
@@ -124,23 +137,42 @@ fn choose(adapters: Vec<wgpu::Adapter>, pref: Option<&str>) -> Result<wgpu::Adap
         .ok_or_else(|| ComputeError::NoAdapter("adapter vanished".into()))
 }
 
-/// A GPU device with its compiled kernels and a pool of reusable buffers.
+/// A GPU device, its compiled kernels, the command stream being recorded, and a pool of
+/// reusable buffers.
 pub struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pub info: AdapterReport,
-    matmul: Kernel,
-    pool: Mutex<HashMap<(u32, u64), Vec<wgpu::Buffer>>>,
+    kernels: Kernels,
+    pool: Arc<Pool>,
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+}
+
+struct Kernels {
+    gemm: Kernel,
+    gemm_f16: Option<Kernel>,
+    fill: Kernel,
+    bias_act: Kernel,
+    add: Kernel,
+    softmax: Kernel,
+    layernorm: Kernel,
+    row_sum: Kernel,
+    row_max: Kernel,
+    argmax: Kernel,
+    cosine: Kernel,
+    cross_entropy: Kernel,
+    matvec: Kernel,
 }
 
 /// A compute pipeline and the layout of its bindings.
 struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    name: &'static str,
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, name: &str, source: &str) -> Kernel {
+    fn new(device: &wgpu::Device, name: &'static str, source: &str, entry: &str) -> Kernel {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -149,18 +181,152 @@ impl Kernel {
             label: Some(name),
             layout: None,
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
-        Kernel { pipeline, layout }
+        Kernel {
+            pipeline,
+            layout,
+            name,
+        }
     }
 }
 
-/// Bytes of an f32 buffer holding `n` values (at least 4: wgpu refuses empty bindings).
-fn f32_bytes(n: usize) -> u64 {
-    (n.max(1) * 4) as u64
+impl Kernels {
+    fn new(device: &wgpu::Device, f16: bool) -> Kernels {
+        let rows = |body: &str| format!("{}\n{body}", include_str!("rows.wgsl"));
+        let gemm = include_str!("gemm.wgsl");
+        let elementwise = include_str!("elementwise.wgsl");
+        let reduce = rows(include_str!("reduce.wgsl"));
+        Kernels {
+            gemm: Kernel::new(device, "gemm", &gemm.replace("ELEM", "f32"), "main"),
+            gemm_f16: f16.then(|| {
+                let src = format!("enable f16;\n{}", gemm.replace("ELEM", "f16"));
+                Kernel::new(device, "gemm_f16", &src, "main")
+            }),
+            fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
+            bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
+            add: Kernel::new(device, "add", elementwise, "add"),
+            softmax: Kernel::new(
+                device,
+                "softmax",
+                &rows(include_str!("softmax.wgsl")),
+                "main",
+            ),
+            layernorm: Kernel::new(
+                device,
+                "layernorm",
+                &rows(include_str!("layernorm.wgsl")),
+                "main",
+            ),
+            row_sum: Kernel::new(device, "row_sum", &reduce, "row_sum"),
+            row_max: Kernel::new(device, "row_max", &reduce, "row_max"),
+            argmax: Kernel::new(device, "argmax", &rows(include_str!("argmax.wgsl")), "main"),
+            cosine: Kernel::new(device, "cosine", &rows(include_str!("cosine.wgsl")), "main"),
+            cross_entropy: Kernel::new(
+                device,
+                "cross_entropy",
+                &rows(include_str!("cross_entropy.wgsl")),
+                "main",
+            ),
+            matvec: Kernel::new(device, "matvec", &rows(include_str!("matvec.wgsl")), "main"),
+        }
+    }
+}
+
+/// Free buffers by size class. At most [`POOL_DEPTH`] are kept per class.
+#[derive(Default)]
+struct Pool {
+    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+}
+
+const POOL_DEPTH: usize = 16;
+
+/// Every tensor buffer has the same usage, so any free buffer of a class fits any tensor.
+const TENSOR: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A pooled buffer holding `bytes` meaningful bytes; back to the pool when dropped.
+struct Pooled {
+    buf: Option<wgpu::Buffer>,
+    bytes: u64,
+    pool: Arc<Pool>,
+}
+
+impl Pooled {
+    fn buffer(&self) -> Result<&wgpu::Buffer, ComputeError> {
+        self.buf
+            .as_ref()
+            .ok_or_else(|| ComputeError::Gpu("buffer already released".into()))
+    }
+
+    /// The binding: the meaningful bytes rounded up to 4, at least 4 (wgpu refuses empty
+    /// or unaligned storage bindings).
+    fn binding(&self) -> Result<wgpu::BindingResource<'_>, ComputeError> {
+        Ok(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer()?,
+            offset: 0,
+            size: wgpu::BufferSize::new(self.bytes.next_multiple_of(4).max(4)),
+        }))
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut free)) = (self.buf.take(), self.pool.free.lock()) {
+            let class = free.entry(b.size()).or_default();
+            if class.len() < POOL_DEPTH {
+                class.push(b);
+            }
+        }
+    }
+}
+
+/// A row-major f32 matrix in GPU memory.
+pub struct GpuMat {
+    pub rows: usize,
+    pub cols: usize,
+    buf: Pooled,
+}
+
+/// Workgroups for `groups` one-dimensional groups, folded into (x, y) within the limit.
+fn grid(groups: usize, max: u32) -> Result<[u32; 3], ComputeError> {
+    let max = max.max(1) as usize;
+    let x = groups.clamp(1, max);
+    let y = groups.div_ceil(x).max(1);
+    if y > max {
+        return Err(ComputeError::Shape(format!(
+            "{groups} workgroups exceed the adapter's {max} x {max} grid"
+        )));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+fn u32_of(what: &str, v: usize) -> Result<u32, ComputeError> {
+    u32::try_from(v).map_err(|_| ComputeError::Shape(format!("{what} = {v} exceeds u32")))
+}
+
+fn same_shape(x: &GpuMat, y: &GpuMat, what: &str) -> Result<(), ComputeError> {
+    if (x.rows, x.cols) != (y.rows, y.cols) {
+        return Err(ComputeError::Shape(format!(
+            "{what}: {}x{} vs {}x{}",
+            x.rows, x.cols, y.rows, y.cols
+        )));
+    }
+    Ok(())
+}
+
+fn row_vector(v: &GpuMat, cols: usize, what: &str) -> Result<(), ComputeError> {
+    if v.rows != 1 || v.cols != cols {
+        return Err(ComputeError::Shape(format!(
+            "{what} must be 1x{cols}, got {}x{}",
+            v.rows, v.cols
+        )));
+    }
+    Ok(())
 }
 
 impl Gpu {
@@ -170,53 +336,30 @@ impl Gpu {
         let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
         let adapter = choose(adapters, pref)?;
         let info = report(0, &adapter);
-        let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("agora-compute"),
-            required_features: wgpu::Features::empty(),
-            required_limits: limits,
+            required_features: features,
+            required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
-        let matmul = Kernel::new(&device, "matmul", include_str!("matmul.wgsl"));
+        let kernels = Kernels::new(&device, features.contains(wgpu::Features::SHADER_F16));
         Ok(Gpu {
             device,
             queue,
             info,
-            matmul,
-            pool: Mutex::new(HashMap::new()),
+            kernels,
+            pool: Arc::default(),
+            encoder: Mutex::new(None),
         })
     }
 
-    /// A storage buffer of at least `bytes` (rounded up to a power of two), reused when a
-    /// previous call returned one of that class.
-    fn take(&self, usage: wgpu::BufferUsages, bytes: u64) -> wgpu::Buffer {
-        let size = bytes.next_power_of_two().max(16);
-        let key = (usage.bits(), size);
-        if let Some(b) = self
-            .pool
-            .lock()
-            .ok()
-            .and_then(|mut p| p.get_mut(&key)?.pop())
-        {
-            return b;
-        }
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size,
-            usage,
-            mapped_at_creation: false,
-        })
-    }
-
-    fn give_back(&self, buffers: impl IntoIterator<Item = wgpu::Buffer>) {
-        if let Ok(mut p) = self.pool.lock() {
-            for b in buffers {
-                p.entry((b.usage().bits(), b.size())).or_default().push(b);
-            }
-        }
+    /// Whether [`Gpu::matmul_f16`] is available (the adapter has `SHADER_F16`).
+    pub fn has_f16(&self) -> bool {
+        self.kernels.gemm_f16.is_some()
     }
 
     fn check_size(&self, what: &str, bytes: u64) -> Result<(), ComputeError> {
@@ -232,88 +375,163 @@ impl Gpu {
         Ok(())
     }
 
-    /// `C = A · B` on the GPU.
-    pub fn matmul(&self, a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
-        if a.cols != b.rows {
-            return Err(ComputeError::Shape(format!(
-                "matmul: A is {}x{}, B is {}x{}",
-                a.rows, a.cols, b.rows, b.cols
-            )));
-        }
-        let (m, k, n) = (a.rows, a.cols, b.cols);
-        for (what, len) in [("A", m * k), ("B", k * n), ("C", m * n)] {
-            self.check_size(what, f32_bytes(len))?;
-        }
-        let tiles = |x: usize| x.div_ceil(16) as u32;
-        let max_groups = self.info.max_compute_workgroups_per_dimension;
-        if tiles(m) > max_groups || tiles(n) > max_groups {
-            return Err(ComputeError::Shape(format!(
-                "matmul: {m}x{n} needs more than {max_groups} workgroups per dimension"
-            )));
-        }
-        if m == 0 || n == 0 {
-            return Mat::new(m, n, Vec::new());
-        }
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let out_usage = storage | wgpu::BufferUsages::COPY_SRC;
-        let buf_a = self.take(storage, f32_bytes(m * k));
-        let buf_b = self.take(storage, f32_bytes(k * n));
-        let buf_c = self.take(out_usage, f32_bytes(m * n));
-        let read = self.take(
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            f32_bytes(m * n),
-        );
-        self.queue
-            .write_buffer(&buf_a, 0, bytemuck::cast_slice(&a.data));
-        self.queue
-            .write_buffer(&buf_b, 0, bytemuck::cast_slice(&b.data));
-        // Poison the output so an element the kernel fails to write reads back as NaN.
-        let poison = vec![f32::NAN; m * n];
-        self.queue
-            .write_buffer(&buf_c, 0, bytemuck::cast_slice(&poison));
-        let dims = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("dims"),
-                contents: bytemuck::cast_slice(&[m as u32, k as u32, n as u32, 0u32]),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("matmul"),
-            layout: &self.matmul.layout,
-            entries: &[
-                entry(0, &buf_a, f32_bytes(m * k)),
-                entry(1, &buf_b, f32_bytes(k * n)),
-                entry(2, &buf_c, f32_bytes(m * n)),
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: dims.as_entire_binding(),
-                },
-            ],
+    /// A tensor buffer of at least `bytes`, from the pool when one of its class is free.
+    fn buffer(&self, what: &str, bytes: u64) -> Result<Pooled, ComputeError> {
+        self.check_size(what, bytes)?;
+        let size = bytes.max(16).next_power_of_two();
+        let reused = self
+            .pool
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut free| free.get_mut(&size)?.pop());
+        let buf = reused.unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size,
+                usage: TENSOR,
+                mapped_at_creation: false,
+            })
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("matmul"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.matmul.pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(tiles(n), tiles(m), 1);
-        }
-        let bytes = (m * n * 4) as u64;
-        enc.copy_buffer_to_buffer(&buf_c, 0, &read, 0, bytes);
-        self.queue.submit([enc.finish()]);
-        let data = self.read_back(&read, bytes)?;
-        self.give_back([buf_a, buf_b, buf_c, read]);
-        Mat::new(m, n, data)
+        Ok(Pooled {
+            buf: Some(buf),
+            bytes,
+            pool: self.pool.clone(),
+        })
     }
 
-    /// Map `buf` and copy out its first `bytes` as f32s.
-    fn read_back(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>, ComputeError> {
-        let slice = buf.slice(..bytes);
+    /// Run `f` on the encoder being recorded (starting one if none is).
+    fn record<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> Result<R, ComputeError> {
+        let mut slot = self
+            .encoder
+            .lock()
+            .map_err(|_| ComputeError::Gpu("encoder lock poisoned".into()))?;
+        let enc = slot.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        Ok(f(enc))
+    }
+
+    /// Submit everything recorded so far.
+    pub fn flush(&self) -> Result<(), ComputeError> {
+        let enc = self
+            .encoder
+            .lock()
+            .map_err(|_| ComputeError::Gpu("encoder lock poisoned".into()))?
+            .take();
+        if let Some(enc) = enc {
+            self.queue.submit([enc.finish()]);
+        }
+        Ok(())
+    }
+
+    /// Upload raw bytes (zero-padded to 4) through a staging copy in the command stream.
+    fn upload_bytes(&self, what: &str, bytes: &[u8]) -> Result<Pooled, ComputeError> {
+        let buf = self.buffer(what, bytes.len() as u64)?;
+        if !bytes.is_empty() {
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().next_multiple_of(4), 0);
+            let staging = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("upload"),
+                    contents: &padded,
+                    usage: wgpu::BufferUsages::COPY_SRC,
+                });
+            let dst = buf.buffer()?;
+            self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, dst, 0, padded.len() as u64))?;
+        }
+        Ok(buf)
+    }
+
+    /// Record one dispatch of `k`: binding 0 is `params` (a uniform), then `bufs` in order.
+    fn dispatch(
+        &self,
+        k: &Kernel,
+        params: &[u32],
+        bufs: &[&Pooled],
+        groups: [u32; 3],
+    ) -> Result<(), ComputeError> {
+        let mut words = params.to_vec();
+        words.resize(params.len().next_multiple_of(4).max(4), 0);
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(k.name),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.binding()?,
+            });
+        }
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.name),
+            layout: &k.layout,
+            entries: &entries,
+        });
+        self.record(|enc| {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(k.name),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        })
+    }
+
+    fn groups(&self, n: usize) -> Result<[u32; 3], ComputeError> {
+        grid(n, self.info.max_compute_workgroups_per_dimension)
+    }
+
+    /// A buffer of `n` f32s, every one NaN (recorded in the stream, so it lands before any
+    /// later kernel writes).
+    fn poisoned(&self, what: &str, n: usize) -> Result<Pooled, ComputeError> {
+        let buf = self.buffer(what, (n as u64) * 4)?;
+        if n > 0 {
+            let groups = self.groups(n.div_ceil(256))?;
+            self.dispatch(
+                &self.kernels.fill,
+                &[u32_of("elements", n)?, f32::NAN.to_bits()],
+                &[&buf],
+                groups,
+            )?;
+        }
+        Ok(buf)
+    }
+
+    /// Submit, then read the meaningful bytes of each buffer through one mapping.
+    fn read(&self, bufs: &[&Pooled]) -> Result<Vec<Vec<u8>>, ComputeError> {
+        let total: u64 = bufs.iter().map(|b| b.bytes.next_multiple_of(4)).sum();
+        if total == 0 {
+            self.flush()?;
+            return Ok(bufs.iter().map(|_| Vec::new()).collect());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total.next_multiple_of(8),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut at = 0;
+        for b in bufs {
+            let len = b.bytes.next_multiple_of(4);
+            if len > 0 {
+                let src = b.buffer()?;
+                self.record(|enc| enc.copy_buffer_to_buffer(src, 0, &staging, at, len))?;
+            }
+            at += len;
+        }
+        self.flush()?;
+        let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -327,21 +545,303 @@ impl Gpu {
         let view = slice
             .get_mapped_range()
             .map_err(|e| ComputeError::Gpu(format!("mapped range: {e}")))?;
-        let data = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        let mut out = Vec::with_capacity(bufs.len());
+        let mut at = 0usize;
+        for b in bufs {
+            let len = b.bytes as usize;
+            out.push(view.get(at..at + len).unwrap_or_default().to_vec());
+            at += len.next_multiple_of(4);
+        }
         drop(view);
-        buf.unmap();
-        Ok(data)
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn read_f32(&self, buf: &Pooled) -> Result<Vec<f32>, ComputeError> {
+        let bytes = self.read(&[buf])?.pop().unwrap_or_default();
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn matrix(&self, rows: usize, cols: usize, buf: Pooled) -> GpuMat {
+        GpuMat { rows, cols, buf }
+    }
+
+    /// `C = A · B` with A and B stored as f16 (rounded to nearest on upload) and f32
+    /// accumulation: half the memory traffic of f32. Needs `SHADER_F16`.
+    pub fn matmul_f16(&self, a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
+        let k = self.kernels.gemm_f16.as_ref().ok_or_else(|| {
+            ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
+        })?;
+        if a.cols != b.rows {
+            return Err(ComputeError::Shape(format!(
+                "matmul: A is {}x{}, B is {}x{}",
+                a.rows, a.cols, b.rows, b.cols
+            )));
+        }
+        let halves = |m: &Mat| -> Vec<u8> {
+            m.data
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes())
+                .collect()
+        };
+        let ga = self.upload_bytes("A", &halves(a))?;
+        let gb = self.upload_bytes("B", &halves(b))?;
+        let mut c = self.matrix(a.rows, b.cols, self.poisoned("C", a.rows * b.cols)?);
+        self.gemm_with(k, &ga, &gb, &mut c, &Gemm::dense(a.rows, a.cols, b.cols))?;
+        Mat::new(c.rows, c.cols, self.read_f32(&c.buf)?)
+    }
+
+    fn gemm_with(
+        &self,
+        k: &Kernel,
+        a: &Pooled,
+        b: &Pooled,
+        c: &mut GpuMat,
+        g: &Gemm,
+    ) -> Result<(), ComputeError> {
+        // Lengths in elements: f16 operands hold 2 bytes each.
+        let elem = if std::ptr::eq(k, &self.kernels.gemm) {
+            4
+        } else {
+            2
+        };
+        g.check(
+            (a.bytes / elem) as usize,
+            (b.bytes / elem) as usize,
+            c.rows * c.cols,
+        )?;
+        if g.is_empty() {
+            return Ok(());
+        }
+        let tiles = |x: usize| x.div_ceil(64);
+        let max = self.info.max_compute_workgroups_per_dimension as usize;
+        if tiles(g.m) > max || tiles(g.n) > max || g.batch > max {
+            return Err(ComputeError::Shape(format!(
+                "gemm {}x{}x{} (batch {}) needs more than {max} workgroups per dimension",
+                g.m, g.k, g.n, g.batch
+            )));
+        }
+        let u = |what, v| u32_of(what, v);
+        let params = [
+            u("m", g.m)?,
+            u("k", g.k)?,
+            u("n", g.n)?,
+            u32::from(g.trans_b),
+            u("A offset", g.a.offset)?,
+            u("lda", g.a.ld)?,
+            u("A batch stride", g.a.batch_stride)?,
+            g.alpha.to_bits(),
+            u("B offset", g.b.offset)?,
+            u("ldb", g.b.ld)?,
+            u("B batch stride", g.b.batch_stride)?,
+            0,
+            u("C offset", g.c.offset)?,
+            u("ldc", g.c.ld)?,
+            u("C batch stride", g.c.batch_stride)?,
+            0,
+        ];
+        let groups = [tiles(g.n) as u32, tiles(g.m) as u32, g.batch as u32];
+        self.dispatch(k, &params, &[a, b, &c.buf], groups)
+    }
+
+    /// One f32 per row of `x`, from a row kernel (`rows` groups of 64).
+    fn per_row(&self, k: &Kernel, x: &GpuMat, extra: &[&Pooled]) -> Result<Pooled, ComputeError> {
+        let out = self.poisoned("row results", x.rows)?;
+        if x.rows > 0 {
+            let mut bufs = vec![&x.buf];
+            bufs.extend_from_slice(extra);
+            bufs.push(&out);
+            let params = [u32_of("rows", x.rows)?, u32_of("cols", x.cols)?];
+            self.dispatch(k, &params, &bufs, self.groups(x.rows)?)?;
+        }
+        Ok(out)
+    }
+
+    /// `y = M · v` (or `|M| · v`) with Kahan-compensated f32 sums; `v` is `cols × 1`.
+    pub fn matvec(&self, m: &GpuMat, v: &GpuMat, absolute: bool) -> Result<GpuMat, ComputeError> {
+        if v.rows != m.cols || v.cols != 1 {
+            return Err(ComputeError::Shape(format!(
+                "matvec: {}x{} times {}x{}",
+                m.rows, m.cols, v.rows, v.cols
+            )));
+        }
+        let out = self.poisoned("matvec", m.rows)?;
+        if m.rows > 0 {
+            let params = [
+                u32_of("rows", m.rows)?,
+                u32_of("cols", m.cols)?,
+                u32::from(absolute),
+                1.0f32.to_bits(),
+            ];
+            let groups = self.groups(m.rows)?;
+            self.dispatch(
+                &self.kernels.matvec,
+                &params,
+                &[&m.buf, &v.buf, &out],
+                groups,
+            )?;
+        }
+        Ok(self.matrix(m.rows, 1, out))
     }
 }
 
-fn entry(binding: u32, buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: buf,
-            offset: 0,
-            size: wgpu::BufferSize::new(bytes),
-        }),
+impl Ops for Gpu {
+    type Tensor = GpuMat;
+
+    fn name(&self) -> String {
+        format!("{} ({})", self.info.name, self.info.backend)
+    }
+
+    fn upload(&self, m: &Mat) -> Result<GpuMat, ComputeError> {
+        let buf = self.upload_bytes("upload", bytemuck::cast_slice(&m.data))?;
+        Ok(self.matrix(m.rows, m.cols, buf))
+    }
+
+    fn download(&self, ts: &[&GpuMat]) -> Result<Vec<Mat>, ComputeError> {
+        let bufs: Vec<&Pooled> = ts.iter().map(|t| &t.buf).collect();
+        self.read(&bufs)?
+            .into_iter()
+            .zip(ts)
+            .map(|(bytes, t)| Mat::new(t.rows, t.cols, bytemuck::pod_collect_to_vec(&bytes)))
+            .collect()
+    }
+
+    fn shape(&self, t: &GpuMat) -> (usize, usize) {
+        (t.rows, t.cols)
+    }
+
+    fn alloc(&self, rows: usize, cols: usize) -> Result<GpuMat, ComputeError> {
+        let n = rows
+            .checked_mul(cols)
+            .ok_or_else(|| ComputeError::Shape(format!("{rows}x{cols} overflows")))?;
+        Ok(self.matrix(rows, cols, self.poisoned("tensor", n)?))
+    }
+
+    fn gemm_into(
+        &self,
+        a: &GpuMat,
+        b: &GpuMat,
+        c: &mut GpuMat,
+        g: &Gemm,
+    ) -> Result<(), ComputeError> {
+        self.gemm_with(&self.kernels.gemm, &a.buf, &b.buf, c, g)
+    }
+
+    fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
+        row_vector(bias, x.cols, "bias")?;
+        let act = match act {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::Gelu => 2,
+        };
+        self.elementwise(&self.kernels.bias_act, x, bias, act)
+    }
+
+    fn add(&self, x: &GpuMat, y: &GpuMat) -> Result<GpuMat, ComputeError> {
+        same_shape(x, y, "add")?;
+        self.elementwise(&self.kernels.add, x, y, 0)
+    }
+
+    fn softmax(
+        &self,
+        x: &GpuMat,
+        scale: f32,
+        causal: Option<usize>,
+    ) -> Result<GpuMat, ComputeError> {
+        if causal == Some(0) {
+            return Err(ComputeError::Shape("causal softmax period 0".into()));
+        }
+        let out = self.poisoned("softmax", x.rows * x.cols)?;
+        if x.rows > 0 && x.cols > 0 {
+            let params = [
+                u32_of("rows", x.rows)?,
+                u32_of("cols", x.cols)?,
+                u32_of("period", causal.unwrap_or(0))?,
+                scale.to_bits(),
+            ];
+            let groups = self.groups(x.rows)?;
+            self.dispatch(&self.kernels.softmax, &params, &[&x.buf, &out], groups)?;
+        }
+        Ok(self.matrix(x.rows, x.cols, out))
+    }
+
+    fn layernorm(
+        &self,
+        x: &GpuMat,
+        gamma: &GpuMat,
+        beta: &GpuMat,
+        eps: f32,
+    ) -> Result<GpuMat, ComputeError> {
+        row_vector(gamma, x.cols, "layernorm gamma")?;
+        row_vector(beta, x.cols, "layernorm beta")?;
+        let out = self.poisoned("layernorm", x.rows * x.cols)?;
+        if x.rows > 0 && x.cols > 0 {
+            let params = [
+                u32_of("rows", x.rows)?,
+                u32_of("cols", x.cols)?,
+                eps.to_bits(),
+            ];
+            let bufs = [&x.buf, &gamma.buf, &beta.buf, &out];
+            let groups = self.groups(x.rows)?;
+            self.dispatch(&self.kernels.layernorm, &params, &bufs, groups)?;
+        }
+        Ok(self.matrix(x.rows, x.cols, out))
+    }
+
+    fn row_sum(&self, x: &GpuMat) -> Result<Vec<f32>, ComputeError> {
+        self.read_f32(&self.per_row(&self.kernels.row_sum, x, &[])?)
+    }
+
+    fn row_max(&self, x: &GpuMat) -> Result<Vec<f32>, ComputeError> {
+        self.read_f32(&self.per_row(&self.kernels.row_max, x, &[])?)
+    }
+
+    fn row_argmax(&self, x: &GpuMat) -> Result<Vec<u32>, ComputeError> {
+        let out = self.per_row(&self.kernels.argmax, x, &[])?;
+        let bytes = self.read(&[&out])?.pop().unwrap_or_default();
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn cosine(&self, a: &GpuMat, b: &GpuMat) -> Result<Vec<f32>, ComputeError> {
+        same_shape(a, b, "cosine")?;
+        self.read_f32(&self.per_row(&self.kernels.cosine, a, &[&b.buf])?)
+    }
+
+    fn cross_entropy(&self, logits: &GpuMat, targets: &[u32]) -> Result<Vec<f32>, ComputeError> {
+        if targets.len() != logits.rows {
+            return Err(ComputeError::Shape(format!(
+                "cross-entropy: {} targets for {} rows",
+                targets.len(),
+                logits.rows
+            )));
+        }
+        if let Some(t) = targets.iter().find(|t| **t as usize >= logits.cols) {
+            return Err(ComputeError::Shape(format!(
+                "target class {t} but only {} classes",
+                logits.cols
+            )));
+        }
+        let t = self.upload_bytes("targets", bytemuck::cast_slice(targets))?;
+        self.read_f32(&self.per_row(&self.kernels.cross_entropy, logits, &[&t])?)
+    }
+}
+
+impl Gpu {
+    fn elementwise(
+        &self,
+        k: &Kernel,
+        x: &GpuMat,
+        y: &GpuMat,
+        act: u32,
+    ) -> Result<GpuMat, ComputeError> {
+        let n = x.rows * x.cols;
+        let out = self.poisoned(k.name, n)?;
+        if n > 0 {
+            let params = [u32_of("elements", n)?, u32_of("cols", x.cols)?, act];
+            let groups = self.groups(n.div_ceil(256))?;
+            self.dispatch(k, &params, &[&x.buf, &y.buf, &out], groups)?;
+        }
+        Ok(self.matrix(x.rows, x.cols, out))
     }
 }
 

@@ -1,16 +1,17 @@
 //! GPU kernels against the CPU twin on a real wgpu adapter. In CI that is lavapipe
 //! (software Vulkan, installed by `scripts/install-deps`): with no adapter these tests
-//! fail, they never skip.
+//! fail, they never skip. Sizes are odd on purpose (not multiples of the 64x64 gemm tile
+//! or the 64-wide row groups); each test states its error bound.
 
 use super::*;
-use crate::cpu;
+use crate::{cpu, Cpu, View};
 
 fn gpu() -> Gpu {
     Gpu::open(std::env::var("AGORA_DEVICE").ok().as_deref())
         .unwrap_or_else(|e| panic!("GPU tests need a wgpu adapter (lavapipe in CI): {e}"))
 }
 
-/// Largest |gpu - cpu| relative to the largest |cpu| value.
+/// Largest |gpu - cpu| relative to the largest |cpu| value (at least 1e-30).
 fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len());
     let scale = cpu.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
@@ -21,6 +22,21 @@ fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
             (g - c).abs() / scale
         })
         .fold(0.0, f32::max)
+}
+
+fn max_abs_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len());
+    gpu.iter()
+        .zip(cpu)
+        .map(|(g, c)| {
+            assert!(g.is_finite(), "unwritten or non-finite output {g}");
+            (g - c).abs()
+        })
+        .fold(0.0, f32::max)
+}
+
+fn down(g: &Gpu, t: &GpuMat) -> Mat {
+    g.download(&[t]).unwrap().pop().unwrap()
 }
 
 #[test]
@@ -39,7 +55,16 @@ fn adapters_are_found_and_described() {
     ));
 }
 
-/// Tolerance: 1e-5 of the largest output (f32 sums of k <= 300 terms in a different order).
+#[test]
+fn grids_fold_into_two_dimensions_within_the_limit() {
+    assert_eq!(grid(0, 65_535).unwrap(), [1, 1, 1]);
+    assert_eq!(grid(10, 65_535).unwrap(), [10, 1, 1]);
+    assert_eq!(grid(70_000, 65_535).unwrap(), [65_535, 2, 1]);
+    assert_eq!(grid(7, 3).unwrap(), [3, 3, 1]);
+    assert!(grid(10, 3).is_err());
+}
+
+/// Bound: 1e-5 of the largest output (f32 sums of k <= 300 terms in another order).
 #[test]
 fn matmul_matches_the_cpu_twin_on_odd_sizes() {
     let g = gpu();
@@ -49,25 +74,343 @@ fn matmul_matches_the_cpu_twin_on_odd_sizes() {
         (17, 33, 9),
         (65, 130, 31),
         (100, 300, 129),
+        (1, 257, 70),
     ] {
         let a = Mat::random(m, k, 11);
         let b = Mat::random(k, n, 12);
         let want = cpu::matmul(&a, &b).unwrap();
-        let got = g.matmul(&a, &b).unwrap();
+        let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
+        let got = down(&g, &g.matmul(&ga, &gb).unwrap());
         assert_eq!((got.rows, got.cols), (m, n));
         let e = rel_err(&got.data, &want.data);
         assert!(e < 1e-5, "{m}x{k}x{n}: relative error {e}");
     }
-    // Buffers are reused: a second, smaller call into the same size classes is still exact.
+    // Pooled buffers come back dirty: a smaller call into the same size classes is exact.
     let a = Mat::random(2, 3, 1);
     let b = Mat::random(3, 2, 2);
-    let e = rel_err(
-        &g.matmul(&a, &b).unwrap().data,
-        &cpu::matmul(&a, &b).unwrap().data,
+    let got = crate::Backend::Gpu(Box::new(gpu())).matmul(&a, &b).unwrap();
+    assert!(rel_err(&got.data, &cpu::matmul(&a, &b).unwrap().data) < 1e-6);
+    let (x, y) = (
+        g.upload(&Mat::zeros(2, 3)).unwrap(),
+        g.upload(&Mat::zeros(4, 2)).unwrap(),
     );
-    assert!(e < 1e-6);
+    assert!(matches!(g.matmul(&x, &y), Err(ComputeError::Shape(_))));
+}
+
+/// The strided, batched, transposed and scaled forms attention uses, and the poison:
+/// elements outside the C view stay NaN on both backends. Bound as for matmul.
+#[test]
+fn strided_batched_gemm_matches_the_cpu_twin() {
+    let g = gpu();
+    // Three heads of width 7 inside a 13 x 3*21 QKV matrix: scores = Q_h · K_h^T / sqrt(7).
+    let (t, dh, heads) = (13, 7, 3);
+    let d = dh * heads;
+    let qkv = Mat::random(t, 3 * d, 21);
+    let scores = Gemm {
+        m: t,
+        k: dh,
+        n: t,
+        batch: heads,
+        trans_b: true,
+        alpha: 1.0 / (dh as f32).sqrt(),
+        a: View {
+            offset: 0,
+            ld: 3 * d,
+            batch_stride: dh,
+        },
+        b: View {
+            offset: d,
+            ld: 3 * d,
+            batch_stride: dh,
+        },
+        c: View::dense(t, t),
+    };
+    // Each head's P · V_h lands in its own columns of a t x d output.
+    let p = Mat::random(heads * t, t, 22);
+    let mix = Gemm {
+        m: t,
+        k: t,
+        n: dh,
+        batch: heads,
+        trans_b: false,
+        alpha: 1.0,
+        a: View::dense(t, t),
+        b: View {
+            offset: 2 * d,
+            ld: 3 * d,
+            batch_stride: dh,
+        },
+        c: View {
+            offset: 0,
+            ld: d,
+            batch_stride: dh,
+        },
+    };
+    let gq = g.upload(&qkv).unwrap();
+    let gp = g.upload(&p).unwrap();
+    for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
+        let mut want = Cpu.alloc(rows, cols).unwrap();
+        cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
+        let mut got = g.alloc(rows, cols).unwrap();
+        g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
+        let e = rel_err(&down(&g, &got).data, &want.data);
+        assert!(e < 1e-5, "{spec:?}: relative error {e}");
+    }
+    // Only the first 5 columns of a 9 x 8 output are written: the rest stay poisoned.
+    let a = Mat::random(9, 4, 3);
+    let b = Mat::random(4, 5, 4);
+    let mut part = Gemm::dense(9, 4, 5);
+    part.c = View::dense(9, 8);
+    let mut got = g.alloc(9, 8).unwrap();
+    g.gemm_into(
+        &g.upload(&a).unwrap(),
+        &g.upload(&b).unwrap(),
+        &mut got,
+        &part,
+    )
+    .unwrap();
+    let got = down(&g, &got);
+    let mut want = Cpu.alloc(9, 8).unwrap();
+    cpu::gemm(&part, &a.data, &b.data, &mut want.data).unwrap();
+    for (i, (x, y)) in got.data.iter().zip(&want.data).enumerate() {
+        if i % 8 < 5 {
+            assert!((x - y).abs() < 1e-5, "element {i}: {x} vs {y}");
+        } else {
+            assert!(x.is_nan() && y.is_nan(), "element {i} should be unwritten");
+        }
+    }
+    // A view reaching past its buffer is a shape error on both backends, not a fault.
+    let mut bad = Gemm::dense(9, 4, 5);
+    bad.b.offset = 1;
+    let mut c = g.alloc(9, 5).unwrap();
+    let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
     assert!(matches!(
-        g.matmul(&Mat::zeros(2, 3), &Mat::zeros(4, 2)),
+        g.gemm_into(&ga, &gb, &mut c, &bad),
         Err(ComputeError::Shape(_))
     ));
+    assert!(cpu::gemm(&bad, &a.data, &b.data, &mut [0.0; 45]).is_err());
+}
+
+/// f16 storage, f32 accumulation, against the CPU product of the same f16-rounded inputs:
+/// bound 1e-5 of the largest output. Against the f32 product the difference is the
+/// inputs' rounding (about 2^-11 relative per element), checked below 2e-3.
+#[test]
+fn f16_matmul_matches_the_rounded_cpu_twin() {
+    let g = gpu();
+    if !g.info.shader_f16 {
+        assert!(matches!(
+            g.matmul_f16(&Mat::zeros(1, 1), &Mat::zeros(1, 1)),
+            Err(ComputeError::Unsupported(_))
+        ));
+        return;
+    }
+    for (m, k, n) in [(1, 1, 1), (5, 3, 7), (67, 129, 33), (3, 200, 1)] {
+        let a = Mat::random(m, k, 31);
+        let b = Mat::random(k, n, 32);
+        let got = g.matmul_f16(&a, &b).unwrap();
+        let e = rel_err(&got.data, &cpu::matmul_f16(&a, &b).unwrap().data);
+        assert!(
+            e < 1e-5,
+            "{m}x{k}x{n}: relative error {e} against the f16 twin"
+        );
+        let e32 = rel_err(&got.data, &cpu::matmul(&a, &b).unwrap().data);
+        assert!(e32 < 2e-3, "{m}x{k}x{n}: {e32} against f32");
+    }
+}
+
+/// Bounds: ReLU and plain bias exact to 1e-6; GELU 1e-5 (GPU tanh); add exact.
+#[test]
+fn bias_activation_and_add_match_the_cpu_twin() {
+    let g = gpu();
+    for (rows, cols) in [(1, 1), (7, 13), (33, 257), (300, 5)] {
+        let x = Mat::random(rows, cols, 41);
+        let mut x4 = x.clone();
+        x4.data.iter_mut().for_each(|v| *v *= 4.0); // GELU's interesting range
+        let bias = Mat::random(1, cols, 42);
+        let (gx, gb) = (g.upload(&x4).unwrap(), g.upload(&bias).unwrap());
+        for (act, bound) in [
+            (Activation::None, 1e-6),
+            (Activation::Relu, 1e-6),
+            (Activation::Gelu, 1e-5),
+        ] {
+            let got = down(&g, &g.bias_act(&gx, &gb, act).unwrap());
+            let want = Cpu.bias_act(&x4, &bias, act).unwrap();
+            let e = max_abs_err(&got.data, &want.data);
+            assert!(e < bound, "{act:?} {rows}x{cols}: {e}");
+        }
+        let y = Mat::random(rows, cols, 43);
+        let got = down(
+            &g,
+            &g.add(&g.upload(&x).unwrap(), &g.upload(&y).unwrap())
+                .unwrap(),
+        );
+        assert_eq!(got, cpu::add(&x, &y).unwrap());
+    }
+    let (x, b) = (
+        g.upload(&Mat::zeros(2, 3)).unwrap(),
+        g.upload(&Mat::zeros(1, 4)).unwrap(),
+    );
+    assert!(g.bias_act(&x, &b, Activation::Relu).is_err());
+    assert!(g.add(&x, &b).is_err());
+}
+
+/// Bounds: probabilities within 1e-6 absolute; masked entries exactly 0; layernorm
+/// outputs (O(1) after normalising, gamma, beta in [-1, 1)) within 1e-5 absolute.
+#[test]
+fn softmax_and_layernorm_match_the_cpu_twin() {
+    let g = gpu();
+    for (rows, cols) in [(1, 1), (5, 3), (13, 63), (9, 65), (40, 1000)] {
+        let mut x = Mat::random(rows, cols, 51);
+        x.data.iter_mut().for_each(|v| *v *= 8.0);
+        let gx = g.upload(&x).unwrap();
+        for (scale, causal) in [(1.0, None), (0.3, None), (0.5, Some(cols)), (1.0, Some(3))] {
+            let got = down(&g, &g.softmax(&gx, scale, causal).unwrap());
+            let want = cpu::softmax(&x, scale, causal).unwrap();
+            let e = max_abs_err(&got.data, &want.data);
+            assert!(e < 1e-6, "softmax {rows}x{cols} {scale} {causal:?}: {e}");
+            for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
+                assert_eq!(*a == 0.0, *b == 0.0, "mask differs at {i}");
+            }
+        }
+        let gamma = Mat::random(1, cols, 52);
+        let beta = Mat::random(1, cols, 53);
+        let (gg, gb) = (g.upload(&gamma).unwrap(), g.upload(&beta).unwrap());
+        let got = down(&g, &g.layernorm(&gx, &gg, &gb, 1e-5).unwrap());
+        let want = Cpu.layernorm(&x, &gamma, &beta, 1e-5).unwrap();
+        let e = max_abs_err(&got.data, &want.data);
+        assert!(e < 1e-5, "layernorm {rows}x{cols}: {e}");
+    }
+    let x = g.upload(&Mat::zeros(2, 3)).unwrap();
+    assert!(g.softmax(&x, 1.0, Some(0)).is_err());
+}
+
+/// Bounds: sums within 1e-5 of the row's sum of |x|; max and argmax exact; cosine within
+/// 1e-5; cross-entropy within 1e-5 of its value.
+#[test]
+fn reductions_cosine_and_cross_entropy_match_the_cpu_twin() {
+    let g = gpu();
+    for (rows, cols) in [(1, 1), (3, 2), (17, 64), (31, 65), (8, 3001)] {
+        let x = Mat::random(rows, cols, 61);
+        let gx = g.upload(&x).unwrap();
+        let sums = g.row_sum(&gx).unwrap();
+        for ((s, want), row) in sums.iter().zip(cpu::row_sum(&x)).zip(x.row_iter()) {
+            let mass: f32 = row.iter().map(|v| v.abs()).sum();
+            assert!((s - want).abs() <= 1e-5 * mass, "sum {s} vs {want}");
+        }
+        assert_eq!(g.row_max(&gx).unwrap(), cpu::row_max(&x));
+        assert_eq!(g.row_argmax(&gx).unwrap(), cpu::row_argmax(&x));
+        let y = Mat::random(rows, cols, 62);
+        let gy = g.upload(&y).unwrap();
+        let e = max_abs_err(&g.cosine(&gx, &gy).unwrap(), &cpu::cosine(&x, &y).unwrap());
+        assert!(e < 1e-5, "cosine {rows}x{cols}: {e}");
+        let targets: Vec<u32> = (0..rows).map(|i| ((i * 7) % cols) as u32).collect();
+        let got = g.cross_entropy(&gx, &targets).unwrap();
+        let want = cpu::cross_entropy(&x, &targets).unwrap();
+        assert!(rel_err(&got, &want) < 1e-5, "{got:?} vs {want:?}");
+    }
+    // Ties go to the first index, as on the CPU; an all-zero row has cosine 0.
+    let tied = Mat::new(2, 70, (0..140).map(|i| (i % 3 == 2) as u8 as f32).collect()).unwrap();
+    let gt = g.upload(&tied).unwrap();
+    assert_eq!(g.row_argmax(&gt).unwrap(), cpu::row_argmax(&tied));
+    let zero = g.upload(&Mat::zeros(2, 70)).unwrap();
+    assert_eq!(g.cosine(&zero, &gt).unwrap(), vec![0.0, 0.0]);
+    assert!(matches!(
+        g.cross_entropy(&gt, &[0, 70]),
+        Err(ComputeError::Shape(_))
+    ));
+}
+
+/// Kahan-compensated f32 matvec: within 1e-6 of |M|·|v| per row against f64, including
+/// a row of one 1.0 and 20,000 values of 3e-8, each below half an ulp of 1.0: a plain
+/// running sum drops every one of them (an error of ~9e-6 of the row's mass).
+#[test]
+fn matvec_is_compensated() {
+    let g = gpu();
+    let cols = 20_001;
+    let mut m = Mat::random(33, cols, 71);
+    m.data
+        .extend((0..cols).map(|j| if j == 0 { 1.0 } else { 3e-8 }));
+    m.rows += 1;
+    let mut v = Mat::random(cols, 1, 72);
+    let last = m.rows - 1;
+    let got = down(
+        &g,
+        &g.matvec(&g.upload(&m).unwrap(), &g.upload(&v).unwrap(), false)
+            .unwrap(),
+    );
+    v.data.iter_mut().for_each(|x| *x = 1.0);
+    let ones = down(
+        &g,
+        &g.matvec(&g.upload(&m).unwrap(), &g.upload(&v).unwrap(), true)
+            .unwrap(),
+    );
+    let ones_exact = 1.0 + 3e-8f64 * (cols - 1) as f64;
+    let err = (f64::from(ones.data[last]) - ones_exact).abs();
+    assert!(err <= 1e-6 * ones_exact, "small terms lost: error {err}");
+    let v = Mat::random(cols, 1, 72);
+    for (i, row) in m.row_iter().enumerate() {
+        let exact: f64 = row
+            .iter()
+            .zip(&v.data)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        let mass: f64 = row
+            .iter()
+            .zip(&v.data)
+            .map(|(a, b)| f64::from((a * b).abs()))
+            .sum();
+        let err = (f64::from(got.data[i]) - exact).abs();
+        assert!(err <= 1e-6 * mass, "row {i}: error {err} of mass {mass}");
+    }
+}
+
+/// Freivalds on the GPU reaches the CPU check's verdicts: honest products pass (worst
+/// ratio well under 1), one element off by ~1% of a typical entry fails.
+#[test]
+fn freivalds_on_the_gpu_agrees_with_the_cpu_check() {
+    use crate::freivalds::{check, check_gpu, DEFAULT_TOLERANCE};
+    let g = gpu();
+    let a = Mat::random(129, 200, 5);
+    let b = Mat::random(200, 77, 6);
+    let c = cpu::matmul(&a, &b).unwrap();
+    let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
+    let v = check_gpu(
+        &g,
+        &ga,
+        &gb,
+        &g.upload(&c).unwrap(),
+        8,
+        42,
+        DEFAULT_TOLERANCE,
+    )
+    .unwrap();
+    assert!(v.accepted && v.worst_ratio < 0.05, "{v:?}");
+    // The GPU's own product passes the GPU check.
+    let gc = g.matmul(&ga, &gb).unwrap();
+    assert!(
+        check_gpu(&g, &ga, &gb, &gc, 4, 1, DEFAULT_TOLERANCE)
+            .unwrap()
+            .accepted
+    );
+    for (i, delta) in [(0usize, 0.05f32), (129 * 77 - 1, -0.05), (5_000, 1.0)] {
+        let mut bad = c.clone();
+        bad.data[i] += delta;
+        let on_gpu = check_gpu(
+            &g,
+            &ga,
+            &gb,
+            &g.upload(&bad).unwrap(),
+            8,
+            7,
+            DEFAULT_TOLERANCE,
+        )
+        .unwrap();
+        let on_cpu = check(&a, &b, &bad, 8, 7, DEFAULT_TOLERANCE).unwrap();
+        assert!(
+            !on_gpu.accepted && !on_cpu.accepted,
+            "{i}: {on_gpu:?} {on_cpu:?}"
+        );
+    }
+    let wrong = g.upload(&Mat::zeros(3, 3)).unwrap();
+    assert!(check_gpu(&g, &ga, &gb, &wrong, 1, 0, 1e-4).is_err());
 }
