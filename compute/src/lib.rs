@@ -14,6 +14,7 @@
 pub mod cpu;
 pub mod freivalds;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 
 pub use ops::{Cpu, Gemm, Ops, View};
@@ -134,6 +135,8 @@ pub enum ComputeError {
     NoAdapter(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    #[error("model: {0}")]
+    Model(String),
     #[error("not supported here: {0}")]
     Unsupported(String),
 }

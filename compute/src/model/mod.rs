@@ -1,0 +1,158 @@
+//! Models loaded from safetensors files and run on either backend: an [`mlp::Mlp`] and a
+//! decoder-only transformer ([`gpt::Gpt`], GPT-2's layout). Weights load to host
+//! matrices ([`Model<Mat>`]), move to a backend once with [`Model::upload`], and then run
+//! any number of batches with [`Model::forward`]; the forward pass is the same generic
+//! code on the GPU and the CPU.
+//!
+//! ```no_run
+//! use agora_compute::{gpu::Gpu, model::{Input, Model}, Mat};
+//! let host = Model::load("mlp.safetensors".as_ref())?;
+//! let gpu = Gpu::open(None)?;
+//! let on_gpu = host.upload(&gpu)?;
+//! let out = on_gpu.forward(&gpu, &Input::Features(Mat::random(8, host.inputs(), 1)))?;
+//! # Ok::<(), agora_compute::ComputeError>(())
+//! ```
+
+pub mod example;
+pub mod gpt;
+pub mod mlp;
+pub mod weights;
+
+use std::path::Path;
+
+use crate::{ComputeError, Mat, Ops};
+use gpt::Gpt;
+use mlp::Mlp;
+use weights::Weights;
+
+/// `x · w + b` with `w: in × out` and `b: 1 × out`.
+pub struct Linear<T> {
+    pub w: T,
+    pub b: T,
+}
+
+impl<T> Linear<T> {
+    fn map<U>(
+        &self,
+        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+    ) -> Result<Linear<U>, ComputeError> {
+        Ok(Linear {
+            w: f(&self.w)?,
+            b: f(&self.b)?,
+        })
+    }
+}
+
+/// A loaded model; `T` is where its weights live (`Mat` on the host, or a backend's
+/// tensor after [`Model::upload`]).
+pub enum Model<T> {
+    Mlp(Mlp<T>),
+    Gpt(Gpt<T>),
+}
+
+/// What a model runs on: rows of features (MLP) or token sequences (transformer; the
+/// sequences of one batch may differ in length).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Features(Mat),
+    Tokens(Vec<Vec<u32>>),
+}
+
+/// What `agora compute run` prints about a model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub kind: &'static str,
+    pub parameters: usize,
+    pub layers: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpt: Option<gpt::GptConfig>,
+}
+
+impl Model<Mat> {
+    pub fn load(path: &Path) -> Result<Model<Mat>, ComputeError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| ComputeError::Model(format!("reading {}: {e}", path.display())))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// A transformer when the file has `wte.weight`, else an MLP.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model<Mat>, ComputeError> {
+        let w = Weights::parse(bytes)?;
+        if Gpt::is_gpt(&w) {
+            Ok(Model::Gpt(Gpt::load(&w)?))
+        } else {
+            Ok(Model::Mlp(Mlp::load(&w)?))
+        }
+    }
+
+    /// Features per input row (MLP) or the model width (transformer).
+    pub fn inputs(&self) -> usize {
+        self.summary().inputs
+    }
+
+    pub fn summary(&self) -> Summary {
+        match self {
+            Model::Mlp(m) => Summary {
+                kind: "mlp",
+                parameters: m
+                    .layers
+                    .iter()
+                    .map(|l| l.w.data.len() + l.b.data.len())
+                    .sum(),
+                layers: m.layers.len(),
+                inputs: m.layers.first().map_or(0, |l| l.w.rows),
+                outputs: m.layers.last().map_or(0, |l| l.w.cols),
+                gpt: None,
+            },
+            Model::Gpt(g) => Summary {
+                kind: "gpt",
+                parameters: g.parameters(),
+                layers: g.config.n_layer,
+                inputs: g.config.d_model,
+                outputs: g.config.vocab,
+                gpt: Some(g.config),
+            },
+        }
+    }
+
+    /// Copy the weights to `ops`' backend, once; the result runs any number of batches.
+    pub fn upload<O: Ops>(&self, ops: &O) -> Result<Model<O::Tensor>, ComputeError> {
+        self.map(&mut |m: &Mat| ops.upload(m))
+    }
+}
+
+impl<T> Model<T> {
+    pub fn map<U>(
+        &self,
+        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+    ) -> Result<Model<U>, ComputeError> {
+        Ok(match self {
+            Model::Mlp(m) => Model::Mlp(m.map(f)?),
+            Model::Gpt(g) => Model::Gpt(g.map(f)?),
+        })
+    }
+
+    /// Run a batch: one `batch × outputs` matrix for an MLP, one `len × vocab` matrix of
+    /// logits per sequence for a transformer.
+    pub fn forward<O: Ops<Tensor = T>>(
+        &self,
+        ops: &O,
+        input: &Input,
+    ) -> Result<Vec<Mat>, ComputeError> {
+        match (self, input) {
+            (Model::Mlp(m), Input::Features(x)) => Ok(vec![m.forward(ops, x)?]),
+            (Model::Gpt(g), Input::Tokens(seqs)) => g.forward(ops, seqs),
+            (Model::Mlp(_), Input::Tokens(_)) => Err(ComputeError::Shape(
+                "an MLP takes rows of features, not token ids".into(),
+            )),
+            (Model::Gpt(_), Input::Features(_)) => Err(ComputeError::Shape(
+                "a transformer takes token ids, not features".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
