@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod freivalds;
 pub mod gpu;
 pub mod model;
+pub mod npy;
 pub mod ops;
 
 pub use ops::{Cpu, Gemm, Ops, View};
@@ -135,6 +136,8 @@ pub enum ComputeError {
     NoAdapter(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    #[error("input: {0}")]
+    Input(String),
     #[error("model: {0}")]
     Model(String),
     #[error("not supported here: {0}")]

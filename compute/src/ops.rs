@@ -169,6 +169,12 @@ pub trait Ops {
         targets: &[u32],
     ) -> Result<Vec<f32>, ComputeError>;
 
+    /// Wait until everything recorded so far has run (for timing; results do not need
+    /// it, reading them back waits).
+    fn sync(&self) -> Result<(), ComputeError> {
+        Ok(())
+    }
+
     /// `A · B`.
     fn matmul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor, ComputeError> {
         let (m, k) = self.shape(a);

@@ -48,10 +48,11 @@ pub struct AdapterReport {
     pub max_compute_workgroups_per_dimension: u32,
 }
 
-fn instance() -> wgpu::Instance {
+/// An instance on `backends`, unless `WGPU_BACKEND` says otherwise.
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if std::env::var_os("WGPU_BACKEND").is_none() {
-        desc.backends = wgpu::Backends::all();
+        desc.backends = backends;
     }
     wgpu::Instance::new(desc)
 }
@@ -81,7 +82,9 @@ fn report(index: usize, adapter: &wgpu::Adapter) -> AdapterReport {
 
 /// Every adapter on every enabled backend, in wgpu's order.
 pub fn enumerate() -> Vec<AdapterReport> {
-    let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let adapters = pollster::block_on(
+        instance(wgpu::Backends::all()).enumerate_adapters(wgpu::Backends::all()),
+    );
     adapters
         .iter()
         .enumerate()
@@ -332,8 +335,20 @@ fn row_vector(v: &GpuMat, cols: usize, what: &str) -> Result<(), ComputeError> {
 impl Gpu {
     /// Open the adapter `pref` chooses (see the module docs).
     pub fn open(pref: Option<&str>) -> Result<Gpu, ComputeError> {
-        let inst = instance();
-        let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        // GL is probed only when asked for (by name, or by an index into `enumerate`'s
+        // list) or when no primary backend (Vulkan, Metal, DX12) has an adapter: probing
+        // it makes Mesa's EGL print errors on headless machines.
+        let every = pref
+            .is_some_and(|p| p.to_lowercase().contains("gl") || p.trim().parse::<usize>().is_ok());
+        let mut adapters = Vec::new();
+        if !every {
+            let inst = instance(wgpu::Backends::PRIMARY);
+            adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::PRIMARY));
+        }
+        if adapters.is_empty() {
+            let inst = instance(wgpu::Backends::all());
+            adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        }
         let adapter = choose(adapters, pref)?;
         let info = report(0, &adapter);
         let features = adapter.features() & wgpu::Features::SHADER_F16;
@@ -708,6 +723,14 @@ impl Ops for Gpu {
 
     fn shape(&self, t: &GpuMat) -> (usize, usize) {
         (t.rows, t.cols)
+    }
+
+    fn sync(&self) -> Result<(), ComputeError> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| ComputeError::Gpu(format!("poll: {e}")))
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<GpuMat, ComputeError> {

@@ -58,6 +58,99 @@ pub enum Input {
     Tokens(Vec<Vec<u32>>),
 }
 
+impl Input {
+    /// Read a `.npy` or JSON file (by extension; anything but `.npy` is parsed as JSON):
+    /// for a transformer (`tokens`), non-negative integer ids, one sequence per row (JSON
+    /// rows may differ in length); otherwise numbers, one row of features per row. A 1-D
+    /// array is one row.
+    pub fn read(path: &Path, tokens: bool) -> Result<Input, ComputeError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| ComputeError::Input(format!("reading {}: {e}", path.display())))?;
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+        {
+            Self::from_npy(&bytes, tokens)
+        } else {
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                ComputeError::Input(format!("{} is not UTF-8 JSON", path.display()))
+            })?;
+            Self::from_json(text, tokens)
+        }
+    }
+
+    pub fn from_npy(bytes: &[u8], tokens: bool) -> Result<Input, ComputeError> {
+        let a = crate::npy::read(bytes)?;
+        let (rows, cols) = match a.shape[..] {
+            [n] => (1, n),
+            [r, c] => (r, c),
+            _ => {
+                return Err(ComputeError::Input(
+                    "a 0-dimensional array is not an input".into(),
+                ))
+            }
+        };
+        let values: Vec<f64> = match a.values {
+            crate::npy::Values::Int(v) => v.into_iter().map(|x| x as f64).collect(),
+            crate::npy::Values::Float(_) if tokens => {
+                return Err(ComputeError::Input(
+                    "token ids must be an integer array (e.g. int64)".into(),
+                ))
+            }
+            crate::npy::Values::Float(v) => v,
+        };
+        let rows: Vec<Vec<f64>> = values
+            .chunks(cols.max(1))
+            .take(rows)
+            .map(<[f64]>::to_vec)
+            .collect();
+        Self::from_rows(rows, tokens)
+    }
+
+    pub fn from_json(text: &str, tokens: bool) -> Result<Input, ComputeError> {
+        let bad = |m: &str| ComputeError::Input(format!("JSON input: {m}"));
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        let arr = v.as_array().ok_or_else(|| bad("expected an array"))?;
+        let number = |x: &serde_json::Value| x.as_f64().ok_or_else(|| bad("expected numbers"));
+        let rows = if arr.iter().all(serde_json::Value::is_array) && !arr.is_empty() {
+            arr.iter()
+                .map(|r| r.as_array().into_iter().flatten().map(number).collect())
+                .collect::<Result<Vec<Vec<f64>>, _>>()?
+        } else {
+            vec![arr.iter().map(number).collect::<Result<Vec<f64>, _>>()?]
+        };
+        Self::from_rows(rows, tokens)
+    }
+
+    fn from_rows(rows: Vec<Vec<f64>>, tokens: bool) -> Result<Input, ComputeError> {
+        if tokens {
+            let id = |x: &f64| -> Result<u32, ComputeError> {
+                if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(x) {
+                    Ok(*x as u32)
+                } else {
+                    Err(ComputeError::Input(format!(
+                        "token id {x} is not a non-negative integer"
+                    )))
+                }
+            };
+            return Ok(Input::Tokens(
+                rows.iter()
+                    .map(|r| r.iter().map(id).collect())
+                    .collect::<Result<_, _>>()?,
+            ));
+        }
+        let cols = rows.first().map_or(0, Vec::len);
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != cols) {
+            return Err(ComputeError::Input(format!(
+                "feature rows differ in length: row 0 has {cols}, row {i} has {}",
+                r.len()
+            )));
+        }
+        let data = rows.concat().into_iter().map(|x| x as f32).collect();
+        Ok(Input::Features(Mat::new(rows.len(), cols, data)?))
+    }
+}
+
 /// What `agora compute run` prints about a model.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Summary {

@@ -368,3 +368,53 @@ fn half_precision_tensors_load() {
     assert_eq!(w.mat("b", None).unwrap().data, vals);
     assert!(w.mat("a", Some((3, 1))).is_err());
 }
+
+#[test]
+fn inputs_parse_from_json_and_npy() {
+    let f = Input::from_json("[[1, 2.5], [3, -4]]", false).unwrap();
+    assert_eq!(
+        f,
+        Input::Features(Mat::new(2, 2, vec![1.0, 2.5, 3.0, -4.0]).unwrap())
+    );
+    assert_eq!(
+        Input::from_json("[1, 2]", false).unwrap(),
+        Input::Features(Mat::new(1, 2, vec![1.0, 2.0]).unwrap())
+    );
+    assert_eq!(
+        Input::from_json("[[1, 2, 3], [4]]", true).unwrap(),
+        Input::Tokens(vec![vec![1, 2, 3], vec![4]])
+    );
+    assert_eq!(
+        Input::from_json("[7, 8]", true).unwrap(),
+        Input::Tokens(vec![vec![7, 8]])
+    );
+    for (text, tokens, want) in [
+        ("[[1, 2], [3]]", false, "differ in length"),
+        ("[1.5]", true, "not a non-negative integer"),
+        ("[-1]", true, "not a non-negative integer"),
+        ("{\"a\": 1}", false, "expected an array"),
+        ("[\"x\"]", false, "expected numbers"),
+        ("[1,", false, "JSON input"),
+    ] {
+        let e = Input::from_json(text, tokens).unwrap_err().to_string();
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    let npy = crate::npy::write_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(
+        Input::from_npy(&npy, false).unwrap(),
+        Input::Features(Mat::new(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap())
+    );
+    assert!(Input::from_npy(&npy, true)
+        .unwrap_err()
+        .to_string()
+        .contains("integer array"));
+    let ids = std::fs::read(format!(
+        "{}/tests/data/tokens_i8.npy",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert_eq!(
+        Input::from_npy(&ids, true).unwrap(),
+        Input::Tokens(vec![vec![1, 2, 3, 60], vec![5, 4, 0, 9]])
+    );
+}

@@ -1,12 +1,14 @@
-//! `agora compute info|bench`: the GPU adapters wgpu sees, and kernel throughput on the
-//! GPU and the CPU side by side.
+//! `agora compute info|bench|run|example-model`: the GPU adapters wgpu sees, kernel
+//! throughput on the GPU and the CPU side by side, and safetensors models run on either.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use agora_compute::{cpu, freivalds, gpu, Backend, Mat};
-use anyhow::bail;
-use clap::Subcommand;
-use serde_json::json;
+use agora_compute::model::{example, Input, Model};
+use agora_compute::{cpu, freivalds, gpu, Backend, Cpu, Mat, Ops};
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{json, Value};
 
 use super::Out;
 
@@ -19,8 +21,8 @@ pub enum ComputeCmd {
         #[arg(long)]
         device: Option<String>,
     },
-    /// Matmul GFLOP/s on the GPU and the CPU at several sizes, and Freivalds' check time
-    /// against recomputing the product.
+    /// Matmul GFLOP/s on the GPU (f32, and f16 where supported) and the CPU at several
+    /// sizes, and Freivalds' check against recomputing the product.
     Bench {
         #[arg(long)]
         device: Option<String>,
@@ -30,7 +32,47 @@ pub enum ComputeCmd {
         /// Timed runs per size (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Also time torch.matmul (TF32 off, CUDA) with this Python interpreter in the
+        /// same run and report wgpu / PyTorch.
+        #[arg(long, value_name = "PYTHON")]
+        pytorch: Option<PathBuf>,
     },
+    /// Run a safetensors model (an MLP, or a GPT-2-layout transformer) on a batch.
+    Run {
+        /// The .safetensors file.
+        #[arg(long)]
+        model: PathBuf,
+        /// A .npy or .json file, or inline JSON (`'[[1, 2, 3]]'`): rows of features for
+        /// an MLP, rows of token ids for a transformer.
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        device: Option<String>,
+        /// Write every output to this .npy file (MLP: batch x outputs; transformer: the
+        /// logits of every position of every sequence, stacked).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Next tokens to show per sequence (transformer).
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
+    /// Write a small random model to try `compute run` with.
+    ExampleModel {
+        #[arg(value_enum)]
+        kind: ExampleKind,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ExampleKind {
+    /// 16 -> 64 -> 64 -> 10, ReLU.
+    Mlp,
+    /// Vocabulary 256, width 64, 4 heads, context 64, 2 layers.
+    Gpt,
 }
 
 fn median_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
@@ -47,82 +89,384 @@ fn median_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow
 
 pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
     match cmd {
-        ComputeCmd::Info { device } => {
-            let adapters = gpu::enumerate();
-            let chosen = Backend::auto(device.as_deref());
-            let v = json!({"adapters": adapters, "selected": chosen.name()});
-            out.print(&v, || {
-                let mut t = String::new();
-                if adapters.is_empty() {
-                    t.push_str("no wgpu adapter found (kernels run on the CPU)\n");
-                }
-                for a in &adapters {
-                    t.push_str(&format!(
-                        "[{}] {} ({}, {}), driver {} {}\n    f16: {}, cooperative matrix: {}, max storage binding {} MiB, workgroup storage {} KiB, {} invocations/workgroup\n",
-                        a.index, a.name, a.backend, a.device_type, a.driver, a.driver_info,
-                        a.shader_f16, a.cooperative_matrix,
-                        a.max_storage_buffer_binding_size >> 20,
-                        a.max_compute_workgroup_storage_size >> 10,
-                        a.max_compute_invocations_per_workgroup
-                    ));
-                }
-                t.push_str(&format!("selected: {}", chosen.name()));
-                t
-            });
-        }
+        ComputeCmd::Info { device } => info(device, out),
         ComputeCmd::Bench {
             device,
             sizes,
             runs,
+            pytorch,
+        } => bench(device, &sizes, runs, pytorch.as_deref(), out),
+        ComputeCmd::Run {
+            model,
+            input,
+            device,
+            out: file,
+            top,
+        } => run_model(&model, &input, device, file.as_deref(), top, out),
+        ComputeCmd::ExampleModel {
+            kind,
+            out: file,
+            seed,
         } => {
-            if sizes.iter().any(|s| *s == 0 || *s > 16_384) {
-                bail!("--sizes must be between 1 and 16384");
-            }
-            let backend = Backend::auto(device.as_deref());
-            out.progress(&format!("benchmarking on {} and the CPU", backend.name()));
-            let mut rows = Vec::new();
-            for &n in &sizes {
-                let a = Mat::random(n, n, 1);
-                let b = Mat::random(n, n, 2);
-                let flops = 2.0 * (n as f64).powi(3);
-                let dev = median_secs(runs, || Ok(backend.matmul(&a, &b).map(|_| ())?))?;
-                let host = median_secs(runs, || Ok(cpu::matmul(&a, &b).map(|_| ())?))?;
-                let c = cpu::matmul(&a, &b)?;
-                let check = median_secs(runs, || {
-                    let v = freivalds::check(&a, &b, &c, 1, 9, freivalds::DEFAULT_TOLERANCE)?;
-                    if !v.accepted {
-                        bail!("freivalds rejected an honest product at n={n}: {v:?}");
-                    }
-                    Ok(())
-                })?;
-                out.progress(&format!("n={n} done"));
-                rows.push(json!({
-                    "n": n,
-                    "device_gflops": flops / dev / 1e9, "device_ms": dev * 1e3,
-                    "cpu_gflops": flops / host / 1e9, "cpu_ms": host * 1e3,
-                    "device_vs_cpu": host / dev,
-                    "freivalds_ms": check * 1e3, "recompute_ms": host * 1e3,
-                    "freivalds_vs_recompute": host / check,
-                }));
-            }
-            let v = json!({"device": backend.name(), "cpu_threads": rayon_threads(), "runs": runs, "results": rows});
+            let bytes = match kind {
+                ExampleKind::Mlp => example::mlp(&[16, 64, 64, 10], "relu", seed)?,
+                ExampleKind::Gpt => example::gpt(256, 64, 4, 64, 2, seed)?,
+            };
+            std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+            let summary = Model::from_bytes(&bytes)?.summary();
+            let v = json!({"path": file, "bytes": bytes.len(), "model": summary});
             out.print(&v, || {
-                let mut t = format!(
-                    "matmul f32, n x n x n, median of {runs} (device: {})\n{:>6}  {:>12}  {:>12}  {:>9}  {:>14}  {:>10}",
-                    backend.name(), "n", "device GF/s", "CPU GF/s", "dev/CPU", "Freivalds ms", "vs recompute"
-                );
-                for r in &rows {
-                    t.push_str(&format!(
-                        "\n{:>6}  {:>12.2}  {:>12.2}  {:>8.2}x  {:>14.3}  {:>9.0}x",
-                        r["n"], r["device_gflops"].as_f64().unwrap_or(0.0), r["cpu_gflops"].as_f64().unwrap_or(0.0),
-                        r["device_vs_cpu"].as_f64().unwrap_or(0.0), r["freivalds_ms"].as_f64().unwrap_or(0.0),
-                        r["freivalds_vs_recompute"].as_f64().unwrap_or(0.0)
-                    ));
-                }
-                t
+                format!(
+                    "wrote {} ({} {}, {} parameters)\ntry: agora compute run --model {} --input '{}'",
+                    file.display(),
+                    summary.kind,
+                    describe(&summary),
+                    summary.parameters,
+                    file.display(),
+                    match kind {
+                        ExampleKind::Mlp => "[[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6]]",
+                        ExampleKind::Gpt => "[[1, 2, 3, 4], [9, 8]]",
+                    }
+                )
             });
+            Ok(())
         }
     }
+}
+
+fn info(device: Option<String>, out: Out) -> anyhow::Result<()> {
+    let adapters = gpu::enumerate();
+    let chosen = Backend::auto(device.as_deref());
+    let v = json!({"adapters": adapters, "selected": chosen.name()});
+    out.print(&v, || {
+        let mut t = String::new();
+        if adapters.is_empty() {
+            t.push_str("no wgpu adapter found (kernels run on the CPU)\n");
+        }
+        for a in &adapters {
+            t.push_str(&format!(
+                "[{}] {} ({}, {}), driver {} {}\n    f16: {}, cooperative matrix: {}, max storage binding {} MiB, workgroup storage {} KiB, {} invocations/workgroup\n",
+                a.index, a.name, a.backend, a.device_type, a.driver, a.driver_info,
+                a.shader_f16, a.cooperative_matrix,
+                a.max_storage_buffer_binding_size >> 20,
+                a.max_compute_workgroup_storage_size >> 10,
+                a.max_compute_invocations_per_workgroup
+            ));
+        }
+        t.push_str(&format!("selected: {}", chosen.name()));
+        t
+    });
+    Ok(())
+}
+
+/// torch.matmul timings at `sizes` (TF32 off), as JSON from the interpreter.
+const TORCH_BENCH: &str = r#"
+import json, sys, time
+try:
+    import torch
+except Exception as e:
+    print(json.dumps({"error": "no torch: %s" % e})); sys.exit(0)
+if not torch.cuda.is_available():
+    print(json.dumps({"error": "torch sees no CUDA device"})); sys.exit(0)
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+sizes = [int(s) for s in sys.argv[1].split(",")]
+runs = int(sys.argv[2])
+out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "results": []}
+for n in sizes:
+    a = torch.rand(n, n, device="cuda") * 2 - 1
+    b = torch.rand(n, n, device="cuda") * 2 - 1
+    torch.matmul(a, b); torch.cuda.synchronize()
+    ts = []
+    for _ in range(max(runs, 1)):
+        torch.cuda.synchronize(); t = time.perf_counter()
+        torch.matmul(a, b); torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    ts.sort(); med = ts[len(ts) // 2]
+    out["results"].append({"n": n, "ms": med * 1e3, "gflops": 2 * n ** 3 / med / 1e9})
+print(json.dumps(out))
+"#;
+
+fn torch_bench(python: &Path, sizes: &[usize], runs: usize) -> Value {
+    let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let res = std::process::Command::new(python)
+        .args(["-c", TORCH_BENCH, &list.join(","), &runs.to_string()])
+        .output();
+    match res {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| json!({"error": format!("unreadable output: {e}")})),
+        Ok(o) => json!({"error": String::from_utf8_lossy(&o.stderr).trim().to_string()}),
+        Err(e) => json!({"error": format!("running {}: {e}", python.display())}),
+    }
+}
+
+fn bench(
+    device: Option<String>,
+    sizes: &[usize],
+    runs: usize,
+    pytorch: Option<&Path>,
+    out: Out,
+) -> anyhow::Result<()> {
+    if sizes.iter().any(|s| *s == 0 || *s > 16_384) {
+        bail!("--sizes must be between 1 and 16384");
+    }
+    let backend = Backend::auto(device.as_deref());
+    out.progress(&format!("benchmarking on {} and the CPU", backend.name()));
+    let torch = pytorch.map(|p| {
+        out.progress(&format!("timing torch.matmul with {}", p.display()));
+        torch_bench(p, sizes, runs)
+    });
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let a = Mat::random(n, n, 1);
+        let b = Mat::random(n, n, 2);
+        let flops = 2.0 * (n as f64).powi(3);
+        let host = median_secs(runs, || Ok(cpu::matmul(&a, &b).map(|_| ())?))?;
+        let c = cpu::matmul(&a, &b)?;
+        let check = median_secs(runs, || {
+            let v = freivalds::check(&a, &b, &c, 1, 9, freivalds::DEFAULT_TOLERANCE)?;
+            if !v.accepted {
+                bail!("freivalds rejected an honest product at n={n}: {v:?}");
+            }
+            Ok(())
+        })?;
+        let mut row = json!({
+            "n": n,
+            "cpu_gflops": flops / host / 1e9, "cpu_ms": host * 1e3,
+            "freivalds_cpu_ms": check * 1e3, "freivalds_vs_recompute": host / check,
+        });
+        if let Backend::Gpu(g) = &backend {
+            let g = g.as_ref();
+            // Operands resident on the device, as a miner's would be; each run includes
+            // poisoning the output and waiting for the kernel.
+            let (ga, gb, gc) = (g.upload(&a)?, g.upload(&b)?, g.upload(&c)?);
+            let dev = median_secs(runs, || {
+                let c = g.matmul(&ga, &gb)?;
+                g.sync()?;
+                drop(c);
+                Ok(())
+            })?;
+            let check_gpu = median_secs(runs, || {
+                let v = freivalds::check_gpu(g, &ga, &gb, &gc, 1, 9, freivalds::DEFAULT_TOLERANCE)?;
+                if !v.accepted {
+                    bail!("GPU freivalds rejected an honest product at n={n}: {v:?}");
+                }
+                Ok(())
+            })?;
+            row["device_gflops"] = json!(flops / dev / 1e9);
+            row["device_ms"] = json!(dev * 1e3);
+            row["device_vs_cpu"] = json!(host / dev);
+            row["freivalds_device_ms"] = json!(check_gpu * 1e3);
+            if g.has_f16() {
+                let half = median_secs(runs, || Ok(g.matmul_f16(&a, &b).map(|_| ())?))?;
+                row["device_f16_gflops_with_transfers"] = json!(flops / half / 1e9);
+            }
+            let torch_row = torch.as_ref().and_then(|t| {
+                t["results"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["n"] == n)
+                    .cloned()
+            });
+            if let Some(t) = torch_row {
+                let tg = t["gflops"].as_f64().unwrap_or(f64::NAN);
+                row["pytorch_gflops"] = json!(tg);
+                row["wgpu_vs_pytorch"] = json!(flops / dev / 1e9 / tg);
+            }
+        }
+        out.progress(&format!("n={n} done"));
+        rows.push(row);
+    }
+    let v = json!({
+        "device": backend.name(), "cpu_threads": rayon_threads(), "runs": runs,
+        "results": rows, "pytorch": torch,
+    });
+    out.print(&v, || bench_table(&v, runs));
+    Ok(())
+}
+
+fn bench_table(v: &Value, runs: usize) -> String {
+    let f = |r: &Value, k: &str| r[k].as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    let mut t = format!(
+        "matmul n x n x n, median of {runs} (device: {}; GPU operands resident)\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>12}  {:>12}",
+        v["device"].as_str().unwrap_or("?"),
+        "n", "GPU GF/s", "CPU GF/s", "GPU/CPU", "GPU f16 GF/s*", "Freivalds ms", "vs recompute", "on GPU ms"
+    );
+    for r in v["results"].as_array().into_iter().flatten() {
+        t.push_str(&format!(
+            "\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>11}x  {:>12}",
+            r["n"],
+            f(r, "device_gflops"),
+            f(r, "cpu_gflops"),
+            f(r, "device_vs_cpu"),
+            f(r, "device_f16_gflops_with_transfers"),
+            f(r, "freivalds_cpu_ms"),
+            r["freivalds_vs_recompute"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.0}")),
+            f(r, "freivalds_device_ms"),
+        ));
+    }
+    t.push_str("\n* f16 includes conversion, upload and readback");
+    match &v["pytorch"] {
+        Value::Null => {}
+        p if p.get("error").is_some() => {
+            t.push_str(&format!(
+                "\npytorch: not measured ({})",
+                p["error"].as_str().unwrap_or("?")
+            ));
+        }
+        p => {
+            t.push_str(&format!(
+                "\npytorch {} on {} (TF32 off):",
+                p["torch"].as_str().unwrap_or("?"),
+                p["device"].as_str().unwrap_or("?")
+            ));
+            for r in v["results"].as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "\n  n={}: {} GF/s, wgpu/PyTorch {}",
+                    r["n"],
+                    f(r, "pytorch_gflops"),
+                    f(r, "wgpu_vs_pytorch")
+                ));
+            }
+        }
+    }
+    t
+}
+
+fn describe(s: &agora_compute::model::Summary) -> String {
+    match &s.gpt {
+        Some(g) => format!(
+            "{} layers, width {}, {} heads, vocabulary {}, context {}",
+            g.n_layer, g.d_model, g.n_head, g.vocab, g.n_ctx
+        ),
+        None => format!(
+            "{} layers, {} inputs -> {} outputs",
+            s.layers, s.inputs, s.outputs
+        ),
+    }
+}
+
+/// Upload the weights, run the batch; (outputs, upload ms, forward ms).
+fn forward_on<O: Ops>(
+    ops: &O,
+    host: &Model<Mat>,
+    input: &Input,
+) -> anyhow::Result<(Vec<Mat>, f64, f64)> {
+    let t = Instant::now();
+    let dev = host.upload(ops)?;
+    ops.sync()?;
+    let upload = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let outputs = dev.forward(ops, input)?;
+    Ok((outputs, upload, t.elapsed().as_secs_f64() * 1e3))
+}
+
+fn run_model(
+    model: &Path,
+    input: &str,
+    device: Option<String>,
+    file: Option<&Path>,
+    top: usize,
+    out: Out,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let host = Model::load(model)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let summary = host.summary();
+    let tokens = summary.gpt.is_some();
+    let batch = if Path::new(input).exists() || !input.trim_start().starts_with('[') {
+        Input::read(Path::new(input), tokens)?
+    } else {
+        Input::from_json(input, tokens)?
+    };
+    let backend = Backend::auto(device.as_deref());
+    out.progress(&format!(
+        "{} ({}), {} parameters, on {}",
+        summary.kind,
+        describe(&summary),
+        summary.parameters,
+        backend.name()
+    ));
+    let (outputs, upload_ms, forward_ms) = match &backend {
+        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &batch)?,
+        Backend::Cpu => forward_on(&Cpu, &host, &batch)?,
+    };
+    if let Some(path) = file {
+        let cols = outputs.first().map_or(0, |m| m.cols);
+        let rows: usize = outputs.iter().map(|m| m.rows).sum();
+        let data: Vec<f32> = outputs
+            .iter()
+            .flat_map(|m| m.data.iter().copied())
+            .collect();
+        std::fs::write(path, agora_compute::npy::write_f32(&[rows, cols], &data))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let timings = json!({"load": load_ms, "upload": upload_ms, "forward": forward_ms});
+    let mut v = json!({"model": summary, "device": backend.name(), "timings_ms": timings});
+    let mut text = format!(
+        "{} on {}: load {load_ms:.1} ms, upload {upload_ms:.1} ms, forward {forward_ms:.1} ms",
+        summary.kind,
+        backend.name()
+    );
+    match &batch {
+        Input::Features(_) => {
+            let m = outputs.first().cloned().unwrap_or_else(|| Mat::zeros(0, 0));
+            let argmax = cpu::row_argmax(&m);
+            v["outputs"] = json!(m.row_iter().map(<[f32]>::to_vec).collect::<Vec<_>>());
+            v["argmax"] = json!(argmax);
+            for (i, row) in m.row_iter().enumerate().take(20) {
+                let shown: Vec<String> = row.iter().take(8).map(|x| format!("{x:.4}")).collect();
+                let more = if row.len() > 8 { ", ..." } else { "" };
+                text.push_str(&format!(
+                    "\nrow {i}: [{}{more}] argmax {}",
+                    shown.join(", "),
+                    argmax[i]
+                ));
+            }
+            if m.rows > 20 {
+                text.push_str(&format!(
+                    "\n... {} more rows (--json or --out for all)",
+                    m.rows - 20
+                ));
+            }
+        }
+        Input::Tokens(seqs) => {
+            let mut per_seq = Vec::new();
+            for (i, (seq, logits)) in seqs.iter().zip(&outputs).enumerate() {
+                let last = logits.row_iter().last().unwrap_or_default();
+                let mut order: Vec<usize> = (0..last.len()).collect();
+                order.sort_by(|a, b| last[*b].total_cmp(&last[*a]));
+                let best: Vec<Value> = order
+                    .iter()
+                    .take(top)
+                    .map(|t| json!({"token": t, "logit": last[*t]}))
+                    .collect();
+                text.push_str(&format!(
+                    "\nsequence {i} ({} tokens), next token: {}",
+                    seq.len(),
+                    order
+                        .iter()
+                        .take(top)
+                        .map(|t| format!("{t} ({:.3})", last[*t]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                per_seq.push(json!({
+                    "tokens": seq.len(),
+                    "top": best,
+                    "argmax": cpu::row_argmax(logits),
+                    "last_logits": last,
+                }));
+            }
+            v["sequences"] = json!(per_seq);
+        }
+    }
+    if let Some(p) = file {
+        text.push_str(&format!("\nall outputs written to {}", p.display()));
+    }
+    out.print(&v, || text);
     Ok(())
 }
 

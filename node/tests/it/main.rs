@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real RocksDB, real sockets on loopback.
 
+mod compute;
 mod dev_node;
 mod harness;
 mod market;

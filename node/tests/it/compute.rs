@@ -1,0 +1,172 @@
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn logits(v: &Value, seq: usize) -> Vec<f64> {
+    v["sequences"][seq]["last_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// `example-model` then `run` on the GPU (lavapipe in CI) and the CPU: the same logits
+/// within 1e-4 of the largest, the same next tokens, every output in the `--out` file.
+#[test]
+fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("gpt.safetensors");
+    let m = model.to_str().unwrap();
+    let made = cli_json(dir.path(), &["compute", "example-model", "gpt", "--out", m]);
+    assert_eq!(made["model"]["kind"], "gpt");
+    let input = "[[1, 2, 3, 4, 5, 6, 7], [200, 9]]";
+    let out = dir.path().join("logits.npy");
+    let gpu = cli_json(
+        dir.path(),
+        &[
+            "compute",
+            "run",
+            "--model",
+            m,
+            "--input",
+            input,
+            "--device",
+            "gpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let cpu = cli_json(
+        dir.path(),
+        &[
+            "compute", "run", "--model", m, "--input", input, "--device", "cpu",
+        ],
+    );
+    assert!(
+        !gpu["device"].as_str().unwrap().starts_with("cpu"),
+        "{}",
+        gpu["device"]
+    );
+    assert!(cpu["device"].as_str().unwrap().starts_with("cpu"));
+    for s in 0..2 {
+        let (g, c) = (logits(&gpu, s), logits(&cpu, s));
+        assert_eq!(g.len(), 256);
+        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let err = g
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-4 * scale, "sequence {s}: {err} of {scale}");
+        assert_eq!(
+            gpu["sequences"][s]["top"][0]["token"],
+            cpu["sequences"][s]["top"][0]["token"]
+        );
+        assert_eq!(gpu["sequences"][s]["argmax"], cpu["sequences"][s]["argmax"]);
+    }
+    let file = agora_compute::npy::read(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file.shape, vec![9, 256]);
+
+    // An MLP from a .npy input file, on the CPU.
+    let mlp = dir.path().join("mlp.safetensors");
+    cli_json(
+        dir.path(),
+        &[
+            "compute",
+            "example-model",
+            "mlp",
+            "--out",
+            mlp.to_str().unwrap(),
+        ],
+    );
+    let x = dir.path().join("x.npy");
+    std::fs::write(&x, agora_compute::npy::write_f32(&[3, 16], &[0.25; 48])).unwrap();
+    let v = cli_json(
+        dir.path(),
+        &[
+            "compute",
+            "run",
+            "--model",
+            mlp.to_str().unwrap(),
+            "--input",
+            x.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 3);
+    assert_eq!(v["outputs"][0].as_array().unwrap().len(), 10);
+    assert_eq!(v["outputs"][0], v["outputs"][2]);
+
+    // Bad inputs: the error names the problem, nothing is printed to stdout.
+    for (args, want) in [
+        (
+            vec!["--model", m, "--input", "[[1, 2.5]]"],
+            "not a non-negative integer",
+        ),
+        (
+            vec!["--model", m, "--input", "[[999]]"],
+            "outside the vocabulary",
+        ),
+        (
+            vec!["--model", mlp.to_str().unwrap(), "--input", "[[1, 2]]"],
+            "takes 16 features",
+        ),
+        (
+            vec!["--model", "/nonexistent.safetensors", "--input", "[1]"],
+            "reading /nonexistent",
+        ),
+        (
+            vec!["--model", m, "--input", "/nonexistent.json"],
+            "reading /nonexistent.json",
+        ),
+    ] {
+        let mut all = vec!["compute", "run", "--device", "cpu"];
+        all.extend(args);
+        let (code, stdout, stderr) = cli(dir.path(), &all);
+        assert_ne!(code, 0);
+        assert!(stderr.contains(want), "{all:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+}
+
+#[test]
+fn compute_info_and_bench_report_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = cli_json(dir.path(), &["compute", "info"]);
+    assert!(!info["adapters"].as_array().unwrap().is_empty(), "{info}");
+    let bench = cli_json(
+        dir.path(),
+        &[
+            "compute",
+            "bench",
+            "--sizes",
+            "33,64",
+            "--runs",
+            "1",
+            "--pytorch",
+            "/nonexistent/python",
+        ],
+    );
+    let rows = bench["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        for k in [
+            "device_gflops",
+            "cpu_gflops",
+            "freivalds_cpu_ms",
+            "freivalds_device_ms",
+        ] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
+    }
+    // No interpreter: the bench still runs and says why PyTorch was not measured.
+    assert!(bench["pytorch"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent/python"));
+    let (code, _, err) = cli(dir.path(), &["compute", "bench", "--sizes", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--sizes"), "{err}");
+}
