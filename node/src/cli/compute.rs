@@ -295,7 +295,7 @@ fn bench_table(v: &Value, runs: usize) -> String {
     for r in v["results"].as_array().into_iter().flatten() {
         t.push_str(&format!(
             "\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>11}x  {:>12}",
-            r["n"],
+            r["n"].as_u64().unwrap_or(0),
             f(r, "device_gflops"),
             f(r, "cpu_gflops"),
             f(r, "device_vs_cpu"),
