@@ -288,6 +288,17 @@ impl Drop for Pooled {
     }
 }
 
+/// The buffer size for `bytes`: power-of-two classes (at least 16) reuse well; where that
+/// would pass the adapter's largest buffer, the exact size rounded up to 4.
+fn size_class(bytes: u64, max_buffer: u64) -> u64 {
+    let class = bytes.max(16).next_power_of_two();
+    if class > max_buffer {
+        bytes.next_multiple_of(4)
+    } else {
+        class
+    }
+}
+
 /// A row-major f32 matrix in GPU memory.
 pub struct GpuMat {
     pub rows: usize,
@@ -393,7 +404,7 @@ impl Gpu {
     /// A tensor buffer of at least `bytes`, from the pool when one of its class is free.
     fn buffer(&self, what: &str, bytes: u64) -> Result<Pooled, ComputeError> {
         self.check_size(what, bytes)?;
-        let size = bytes.max(16).next_power_of_two();
+        let size = size_class(bytes, self.info.max_buffer_size);
         let reused = self
             .pool
             .free
@@ -602,24 +613,20 @@ impl Gpu {
         let ga = self.upload_bytes("A", &halves(a))?;
         let gb = self.upload_bytes("B", &halves(b))?;
         let mut c = self.matrix(a.rows, b.cols, self.poisoned("C", a.rows * b.cols)?);
-        self.gemm_with(k, &ga, &gb, &mut c, &Gemm::dense(a.rows, a.cols, b.cols))?;
+        self.gemm_with(k, 2, &ga, &gb, &mut c, &Gemm::dense(a.rows, a.cols, b.cols))?;
         Mat::new(c.rows, c.cols, self.read_f32(&c.buf)?)
     }
 
+    /// Record `k` (the f32 or the f16 gemm; `elem` bytes per A and B element) for `g`.
     fn gemm_with(
         &self,
         k: &Kernel,
+        elem: u64,
         a: &Pooled,
         b: &Pooled,
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        // Lengths in elements: f16 operands hold 2 bytes each.
-        let elem = if std::ptr::eq(k, &self.kernels.gemm) {
-            4
-        } else {
-            2
-        };
         g.check(
             (a.bytes / elem) as usize,
             (b.bytes / elem) as usize,
@@ -747,7 +754,7 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        self.gemm_with(&self.kernels.gemm, &a.buf, &b.buf, c, g)
+        self.gemm_with(&self.kernels.gemm, 4, &a.buf, &b.buf, c, g)
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {

@@ -64,6 +64,17 @@ fn grids_fold_into_two_dimensions_within_the_limit() {
     assert!(grid(10, 3).is_err());
 }
 
+#[test]
+fn buffer_classes_never_pass_the_adapter_limit() {
+    assert_eq!(size_class(0, 1 << 30), 16);
+    assert_eq!(size_class(100, 1 << 30), 128);
+    assert_eq!(size_class(1 << 20, 1 << 30), 1 << 20);
+    // 3 GiB on an adapter whose largest buffer is 4 GiB - 1: not rounded to 4 GiB.
+    let max = (1u64 << 32) - 1;
+    assert_eq!(size_class(3 << 30, max), 3 << 30);
+    assert_eq!(size_class((3 << 30) + 1, max), (3 << 30) + 4);
+}
+
 /// Bound: 1e-5 of the largest output (f32 sums of k <= 300 terms in another order).
 #[test]
 fn matmul_matches_the_cpu_twin_on_odd_sizes() {
