@@ -20,8 +20,15 @@ pub fn matmul(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut c = vec![0.0f32; m * n];
+    blocked(&a.data, &b.data, &mut c, k, n);
+    Mat::new(m, n, c)
+}
+
+/// `c += a · b` for dense row-major `a: m×k`, `b: k×n`, `c: m×n` (m = c.len() / n):
+/// ROW_BLOCK rows of C per parallel task, K in blocks that stay in cache.
+fn blocked(a: &[f32], b: &[f32], c: &mut [f32], k: usize, n: usize) {
     if n == 0 {
-        return Mat::new(m, n, c);
+        return;
     }
     c.par_chunks_mut(ROW_BLOCK * n)
         .enumerate()
@@ -31,10 +38,10 @@ pub fn matmul(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
             for k0 in (0..k).step_by(K_BLOCK) {
                 let k1 = (k0 + K_BLOCK).min(k);
                 for r in 0..rows {
-                    let arow = &a.data[(row0 + r) * k..(row0 + r + 1) * k];
+                    let arow = &a[(row0 + r) * k..(row0 + r + 1) * k];
                     let crow = &mut out[r * n..(r + 1) * n];
                     for (kk, av) in arow.iter().enumerate().take(k1).skip(k0) {
-                        let brow = &b.data[kk * n..(kk + 1) * n];
+                        let brow = &b[kk * n..(kk + 1) * n];
                         for (cv, bv) in crow.iter_mut().zip(brow) {
                             *cv += av * bv;
                         }
@@ -42,7 +49,6 @@ pub fn matmul(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
                 }
             }
         });
-    Mat::new(m, n, c)
 }
 
 /// The strided, batched product [`Gemm`] describes, into `c` (elements outside the C view
@@ -54,6 +60,18 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<(), Compute
         return Ok(());
     }
     let (m, k, n) = (g.m, g.k, g.n);
+    let dense = Gemm {
+        alpha: g.alpha,
+        ..Gemm::dense(m, k, n)
+    };
+    if *g == dense && c.len() == m * n {
+        c.fill(0.0);
+        blocked(&a[..m * k], &b[..k * n], c, k, n);
+        if g.alpha != 1.0 {
+            c.iter_mut().for_each(|v| *v *= g.alpha);
+        }
+        return Ok(());
+    }
     for z in 0..g.batch {
         let a0 = g.a.offset + z * g.a.batch_stride;
         let b0 = g.b.offset + z * g.b.batch_stride;
