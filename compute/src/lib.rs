@@ -81,7 +81,10 @@ pub enum Backend {
 
 impl Backend {
     /// `pref` (or `AGORA_DEVICE`): `cpu` forces the CPU; anything else picks a GPU adapter
-    /// as [`gpu::Gpu::open`] does. No adapter: the CPU, with a log line saying why.
+    /// as [`gpu::Gpu::open`] does. No adapter: the CPU, with a log line saying why. With
+    /// no preference (or `auto`), a software adapter (lavapipe, llvmpipe, WARP) is passed
+    /// over for the CPU twin, which is far faster than a rasteriser emulating a GPU;
+    /// `gpu`, an index or a name selects it anyway.
     pub fn auto(pref: Option<&str>) -> Backend {
         let env = std::env::var("AGORA_DEVICE").ok();
         let pref = pref.or(env.as_deref());
@@ -89,6 +92,13 @@ impl Backend {
             return Backend::Cpu;
         }
         match gpu::Gpu::open(pref) {
+            Ok(g) if g.info.device_type == "Cpu" && pref.is_none_or(|p| p == "auto") => {
+                tracing::warn!(
+                    "only a software adapter ({}) found; running kernels on the CPU twin (--device gpu to use it anyway)",
+                    g.info.name
+                );
+                Backend::Cpu
+            }
             Ok(g) => Backend::Gpu(Box::new(g)),
             Err(e) => {
                 tracing::warn!("no GPU backend ({e}); running kernels on the CPU");

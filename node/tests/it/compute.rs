@@ -145,6 +145,8 @@ fn compute_info_and_bench_report_both_backends() {
             "33,64",
             "--runs",
             "1",
+            "--device",
+            "gpu",
             "--pytorch",
             "/nonexistent/python",
         ],
