@@ -172,3 +172,73 @@ fn compute_info_and_bench_report_both_backends() {
     assert_ne!(code, 0);
     assert!(err.contains("--sizes"), "{err}");
 }
+
+/// The `--pytorch` plumbing end to end, with a stand-in `torch` module (this checks that
+/// the script runs, its output is read and the ratio is computed; it measures nothing).
+/// Then the real `python3`, which has no torch here: the bench says so and carries on.
+#[test]
+fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(
+        fake.join("torch.py"),
+        "import time\n__version__ = 'stand-in'\n\
+         class _N:\n    pass\n\
+         backends = _N(); backends.cuda = _N(); backends.cuda.matmul = _N(); backends.cudnn = _N()\n\
+         class cuda:\n    is_available = staticmethod(lambda: True)\n    \
+         synchronize = staticmethod(lambda: None)\n    get_device_name = staticmethod(lambda i: 'stand-in GPU')\n\
+         class _T:\n    def __mul__(self, o): return self\n    def __sub__(self, o): return self\n\
+         def rand(*a, **k): return _T()\n\
+         def matmul(a, b):\n    time.sleep(0.002)\n    return a\n",
+    )
+    .unwrap();
+    let python = dir.path().join("python");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n",
+            fake.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = |py: &str| {
+        cli_json(
+            dir.path(),
+            &[
+                "compute",
+                "bench",
+                "--sizes",
+                "32",
+                "--runs",
+                "1",
+                "--device",
+                "gpu",
+                "--pytorch",
+                py,
+            ],
+        )
+    };
+    let v = args(python.to_str().unwrap());
+    assert_eq!(v["pytorch"]["device"], "stand-in GPU", "{v}");
+    let r = &v["results"][0];
+    let (dev, torch) = (
+        r["device_gflops"].as_f64().unwrap(),
+        r["pytorch_gflops"].as_f64().unwrap(),
+    );
+    // 2 * 32^3 flops in >= 2 ms is at most 0.033 GFLOP/s.
+    assert!(torch > 0.0 && torch < 0.033, "{r}");
+    assert!((r["wgpu_vs_pytorch"].as_f64().unwrap() - dev / torch).abs() < 1e-9 * dev / torch);
+
+    let real = args("python3");
+    let p = &real["pytorch"];
+    assert!(
+        p["results"].is_array()
+            || p["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("torch") || e.contains("CUDA")),
+        "{p}"
+    );
+}
