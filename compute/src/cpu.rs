@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use crate::ops::check;
 use crate::{Activation, ComputeError, Gemm, Mat};
 
 /// Rows of A per parallel task, and the K block kept hot in cache.
@@ -12,12 +13,7 @@ const K_BLOCK: usize = 256;
 
 /// `C = A · B` for `A: m×k`, `B: k×n`.
 pub fn matmul(a: &Mat, b: &Mat) -> Result<Mat, ComputeError> {
-    if a.cols != b.rows {
-        return Err(ComputeError::Shape(format!(
-            "matmul: A is {}x{}, B is {}x{}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
-    }
+    check::matmul(a.shape(), b.shape())?;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut c = vec![0.0f32; m * n];
     blocked(&a.data, &b.data, &mut c, k, n);
@@ -198,12 +194,7 @@ pub fn softmax(x: &Mat, scale: f32, causal: Option<usize>) -> Result<Mat, Comput
 
 /// `x + y`, elementwise.
 pub fn add(x: &Mat, y: &Mat) -> Result<Mat, ComputeError> {
-    if (x.rows, x.cols) != (y.rows, y.cols) {
-        return Err(ComputeError::Shape(format!(
-            "add: {}x{} + {}x{}",
-            x.rows, x.cols, y.rows, y.cols
-        )));
-    }
+    check::same("add", x.shape(), y.shape())?;
     let data = x.data.iter().zip(&y.data).map(|(a, b)| a + b).collect();
     Mat::new(x.rows, x.cols, data)
 }
@@ -260,12 +251,7 @@ pub fn row_argmax(x: &Mat) -> Vec<u32> {
 
 /// Cosine similarity of row `i` of `a` with row `i` of `b` (0 when either is zero).
 pub fn cosine(a: &Mat, b: &Mat) -> Result<Vec<f32>, ComputeError> {
-    if a.rows != b.rows || a.cols != b.cols {
-        return Err(ComputeError::Shape(format!(
-            "cosine: {}x{} vs {}x{}",
-            a.rows, a.cols, b.rows, b.cols
-        )));
-    }
+    check::same("cosine", a.shape(), b.shape())?;
     Ok(a.row_iter()
         .zip(b.row_iter())
         .map(|(x, y)| {

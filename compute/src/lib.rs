@@ -64,6 +64,10 @@ impl Mat {
         Mat { rows, cols, data }
     }
 
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
     pub fn row_iter(&self) -> impl Iterator<Item = &[f32]> {
         // `chunks` panics on 0; a 0-column matrix has rows of nothing.
         let width = self.cols.max(1);
@@ -118,10 +122,7 @@ impl Backend {
         match self {
             Backend::Gpu(g) => {
                 let (a, b) = (g.upload(a)?, g.upload(b)?);
-                let c = g.matmul(&a, &b)?;
-                g.download(&[&c])?
-                    .pop()
-                    .ok_or_else(|| ComputeError::Gpu("no readback".into()))
+                g.download_one(&g.matmul(&a, &b)?)
             }
             Backend::Cpu => cpu::matmul(a, b),
         }

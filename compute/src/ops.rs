@@ -175,34 +175,65 @@ pub trait Ops {
         Ok(())
     }
 
+    /// Read one tensor back.
+    fn download_one(&self, t: &Self::Tensor) -> Result<Mat, ComputeError> {
+        self.download(&[t])?
+            .pop()
+            .ok_or_else(|| ComputeError::Gpu("no readback".into()))
+    }
+
     /// `A · B`.
     fn matmul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor, ComputeError> {
         let (m, k) = self.shape(a);
         let (kb, n) = self.shape(b);
-        if k != kb {
-            return Err(ComputeError::Shape(format!(
-                "matmul: A is {m}x{k}, B is {kb}x{n}"
-            )));
-        }
+        check::matmul((m, k), (kb, n))?;
         let mut c = self.alloc(m, n)?;
         self.gemm_into(a, b, &mut c, &Gemm::dense(m, k, n))?;
         Ok(c)
     }
 }
 
+/// Shape rules both backends apply, one message per rule.
+pub(crate) mod check {
+    use crate::ComputeError;
+
+    /// `shape` is `1 × cols` (a bias, a LayerNorm gain or shift).
+    pub fn row(what: &str, shape: (usize, usize), cols: usize) -> Result<(), ComputeError> {
+        if shape != (1, cols) {
+            return Err(ComputeError::Shape(format!(
+                "{what} must be 1x{cols}, got {}x{}",
+                shape.0, shape.1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Elementwise operands: the same shape.
+    pub fn same(what: &str, a: (usize, usize), b: (usize, usize)) -> Result<(), ComputeError> {
+        if a != b {
+            return Err(ComputeError::Shape(format!(
+                "{what}: {}x{} vs {}x{}",
+                a.0, a.1, b.0, b.1
+            )));
+        }
+        Ok(())
+    }
+
+    /// `A · B`: A's columns are B's rows.
+    pub fn matmul(a: (usize, usize), b: (usize, usize)) -> Result<(), ComputeError> {
+        if a.1 != b.0 {
+            return Err(ComputeError::Shape(format!(
+                "matmul: A is {}x{}, B is {}x{}",
+                a.0, a.1, b.0, b.1
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The CPU backend: host matrices and the kernels in [`crate::cpu`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
-
-fn row(v: &Mat, cols: usize, what: &str) -> Result<(), ComputeError> {
-    if v.rows != 1 || v.cols != cols {
-        return Err(ComputeError::Shape(format!(
-            "{what} must be 1x{cols}, got {}x{}",
-            v.rows, v.cols
-        )));
-    }
-    Ok(())
-}
 
 impl Ops for Cpu {
     type Tensor = Mat;
@@ -220,7 +251,7 @@ impl Ops for Cpu {
     }
 
     fn shape(&self, t: &Mat) -> (usize, usize) {
-        (t.rows, t.cols)
+        t.shape()
     }
 
     fn alloc(&self, rows: usize, cols: usize) -> Result<Mat, ComputeError> {
@@ -235,7 +266,7 @@ impl Ops for Cpu {
     }
 
     fn bias_act(&self, x: &Mat, bias: &Mat, act: Activation) -> Result<Mat, ComputeError> {
-        row(bias, x.cols, "bias")?;
+        check::row("bias", bias.shape(), x.cols)?;
         cpu::bias_act(x, &bias.data, act)
     }
 
@@ -248,8 +279,8 @@ impl Ops for Cpu {
     }
 
     fn layernorm(&self, x: &Mat, gamma: &Mat, beta: &Mat, eps: f32) -> Result<Mat, ComputeError> {
-        row(gamma, x.cols, "layernorm gamma")?;
-        row(beta, x.cols, "layernorm beta")?;
+        check::row("layernorm gamma", gamma.shape(), x.cols)?;
+        check::row("layernorm beta", beta.shape(), x.cols)?;
         cpu::layernorm(x, &gamma.data, &beta.data, eps)
     }
 

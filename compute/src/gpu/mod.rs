@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use wgpu::util::DeviceExt;
 
+use crate::ops::check;
 use crate::{Activation, ComputeError, Gemm, Mat, Ops};
 
 /// What `agora compute info` reports for an adapter.
@@ -306,6 +307,12 @@ pub struct GpuMat {
     buf: Pooled,
 }
 
+impl GpuMat {
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+}
+
 /// Workgroups for `groups` one-dimensional groups, folded into (x, y) within the limit.
 fn grid(groups: usize, max: u32) -> Result<[u32; 3], ComputeError> {
     let max = max.max(1) as usize;
@@ -321,26 +328,6 @@ fn grid(groups: usize, max: u32) -> Result<[u32; 3], ComputeError> {
 
 fn u32_of(what: &str, v: usize) -> Result<u32, ComputeError> {
     u32::try_from(v).map_err(|_| ComputeError::Shape(format!("{what} = {v} exceeds u32")))
-}
-
-fn same_shape(x: &GpuMat, y: &GpuMat, what: &str) -> Result<(), ComputeError> {
-    if (x.rows, x.cols) != (y.rows, y.cols) {
-        return Err(ComputeError::Shape(format!(
-            "{what}: {}x{} vs {}x{}",
-            x.rows, x.cols, y.rows, y.cols
-        )));
-    }
-    Ok(())
-}
-
-fn row_vector(v: &GpuMat, cols: usize, what: &str) -> Result<(), ComputeError> {
-    if v.rows != 1 || v.cols != cols {
-        return Err(ComputeError::Shape(format!(
-            "{what} must be 1x{cols}, got {}x{}",
-            v.rows, v.cols
-        )));
-    }
-    Ok(())
 }
 
 impl Gpu {
@@ -598,12 +585,7 @@ impl Gpu {
         let k = self.kernels.gemm_f16.as_ref().ok_or_else(|| {
             ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
         })?;
-        if a.cols != b.rows {
-            return Err(ComputeError::Shape(format!(
-                "matmul: A is {}x{}, B is {}x{}",
-                a.rows, a.cols, b.rows, b.cols
-            )));
-        }
+        check::matmul(a.shape(), b.shape())?;
         let halves = |m: &Mat| -> Vec<u8> {
             m.data
                 .iter()
@@ -729,7 +711,7 @@ impl Ops for Gpu {
     }
 
     fn shape(&self, t: &GpuMat) -> (usize, usize) {
-        (t.rows, t.cols)
+        t.shape()
     }
 
     fn sync(&self) -> Result<(), ComputeError> {
@@ -758,7 +740,7 @@ impl Ops for Gpu {
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
-        row_vector(bias, x.cols, "bias")?;
+        check::row("bias", bias.shape(), x.cols)?;
         let act = match act {
             Activation::None => 0,
             Activation::Relu => 1,
@@ -768,7 +750,7 @@ impl Ops for Gpu {
     }
 
     fn add(&self, x: &GpuMat, y: &GpuMat) -> Result<GpuMat, ComputeError> {
-        same_shape(x, y, "add")?;
+        check::same("add", x.shape(), y.shape())?;
         self.elementwise(&self.kernels.add, x, y, 0)
     }
 
@@ -802,8 +784,8 @@ impl Ops for Gpu {
         beta: &GpuMat,
         eps: f32,
     ) -> Result<GpuMat, ComputeError> {
-        row_vector(gamma, x.cols, "layernorm gamma")?;
-        row_vector(beta, x.cols, "layernorm beta")?;
+        check::row("layernorm gamma", gamma.shape(), x.cols)?;
+        check::row("layernorm beta", beta.shape(), x.cols)?;
         let out = self.poisoned("layernorm", x.rows * x.cols)?;
         if x.rows > 0 && x.cols > 0 {
             let params = [
@@ -833,7 +815,7 @@ impl Ops for Gpu {
     }
 
     fn cosine(&self, a: &GpuMat, b: &GpuMat) -> Result<Vec<f32>, ComputeError> {
-        same_shape(a, b, "cosine")?;
+        check::same("cosine", a.shape(), b.shape())?;
         self.read_f32(&self.per_row(&self.kernels.cosine, a, &[&b.buf])?)
     }
 

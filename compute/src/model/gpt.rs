@@ -299,10 +299,7 @@ impl<T> Gpt<T> {
         lm.trans_b = true;
         lm.b = View::dense(c.vocab, d);
         ops.gemm_into(&h, &self.head, &mut logits, &lm)?;
-        let all = ops
-            .download(&[&logits])?
-            .pop()
-            .ok_or_else(|| ComputeError::Gpu("no readback".into()))?;
+        let all = ops.download_one(&logits)?;
         let mut out = Vec::with_capacity(seqs.len());
         let mut at = 0;
         for seq in seqs {

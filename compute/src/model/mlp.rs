@@ -120,8 +120,6 @@ impl<T> Mlp<T> {
             };
             h = ops.bias_act(&ops.matmul(&h, &layer.w)?, &layer.b, act)?;
         }
-        ops.download(&[&h])?
-            .pop()
-            .ok_or_else(|| ComputeError::Gpu("no readback".into()))
+        ops.download_one(&h)
     }
 }
