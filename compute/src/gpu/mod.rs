@@ -858,4 +858,4 @@ impl Gpu {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

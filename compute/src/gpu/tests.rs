@@ -6,7 +6,8 @@
 use super::*;
 use crate::{cpu, Cpu, View};
 
-fn gpu() -> Gpu {
+/// The adapter `AGORA_DEVICE` names, else the default; panics (fails the test) with none.
+pub(crate) fn gpu() -> Gpu {
     Gpu::open(std::env::var("AGORA_DEVICE").ok().as_deref())
         .unwrap_or_else(|e| panic!("GPU tests need a wgpu adapter (lavapipe in CI): {e}"))
 }
@@ -113,50 +114,14 @@ fn matmul_matches_the_cpu_twin_on_odd_sizes() {
 #[test]
 fn strided_batched_gemm_matches_the_cpu_twin() {
     let g = gpu();
-    // Three heads of width 7 inside a 13 x 3*21 QKV matrix: scores = Q_h · K_h^T / sqrt(7).
+    // Three heads of width 7 inside a 13 x 3*21 QKV matrix.
     let (t, dh, heads) = (13, 7, 3);
     let d = dh * heads;
     let qkv = Mat::random(t, 3 * d, 21);
-    let scores = Gemm {
-        m: t,
-        k: dh,
-        n: t,
-        batch: heads,
-        trans_b: true,
-        alpha: 1.0 / (dh as f32).sqrt(),
-        a: View {
-            offset: 0,
-            ld: 3 * d,
-            batch_stride: dh,
-        },
-        b: View {
-            offset: d,
-            ld: 3 * d,
-            batch_stride: dh,
-        },
-        c: View::dense(t, t),
-    };
-    // Each head's P · V_h lands in its own columns of a t x d output.
+    // The model's own specs: scores = Q_h · K_h^T / sqrt(7), then each head's P · V_h in
+    // its own columns of a t x d output.
+    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
     let p = Mat::random(heads * t, t, 22);
-    let mix = Gemm {
-        m: t,
-        k: t,
-        n: dh,
-        batch: heads,
-        trans_b: false,
-        alpha: 1.0,
-        a: View::dense(t, t),
-        b: View {
-            offset: 2 * d,
-            ld: 3 * d,
-            batch_stride: dh,
-        },
-        c: View {
-            offset: 0,
-            ld: d,
-            batch_stride: dh,
-        },
-    };
     let gq = g.upload(&qkv).unwrap();
     let gp = g.upload(&p).unwrap();
     for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {

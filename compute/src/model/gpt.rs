@@ -157,6 +157,47 @@ impl Gpt<Mat> {
     }
 }
 
+/// The two products of one sequence's causal attention, batched over heads, for a
+/// sequence of `t` tokens starting at row `start` of the `rows × 3d` QKV matrix:
+/// `Q_h · K_hᵀ / √dh` into a dense `heads·t × t` score matrix, and `P_h · V_h` into the
+/// sequence's rows of the `rows × d` output, head `h` in columns `h·dh..`. Q, K and V are
+/// read in place through strided views.
+pub(crate) fn attention_gemms(start: usize, t: usize, d: usize, heads: usize) -> (Gemm, Gemm) {
+    let dh = d / heads;
+    let head_view = |col: usize| View {
+        offset: start * 3 * d + col,
+        ld: 3 * d,
+        batch_stride: dh,
+    };
+    let qk = Gemm {
+        m: t,
+        k: dh,
+        n: t,
+        batch: heads,
+        trans_b: true,
+        alpha: 1.0 / (dh as f32).sqrt(),
+        a: head_view(0),
+        b: head_view(d),
+        c: View::dense(t, t),
+    };
+    let pv = Gemm {
+        m: t,
+        k: t,
+        n: dh,
+        batch: heads,
+        trans_b: false,
+        alpha: 1.0,
+        a: View::dense(t, t),
+        b: head_view(2 * d),
+        c: View {
+            offset: start * d,
+            ld: d,
+            batch_stride: dh,
+        },
+    };
+    (qk, pv)
+}
+
 impl<T> Norm<T> {
     fn map<U>(
         &self,
@@ -235,7 +276,6 @@ impl<T> Gpt<T> {
     ) -> Result<Vec<Mat>, ComputeError> {
         let c = self.config;
         let (d, heads) = (c.d_model, c.n_head);
-        let dh = d / heads;
         let rows: usize = seqs.iter().map(Vec::len).sum();
         let mut x = ops.upload(&self.embed(seqs)?)?;
         for b in &self.blocks {
@@ -245,40 +285,10 @@ impl<T> Gpt<T> {
             let mut start = 0;
             for seq in seqs {
                 let t = seq.len();
-                let head_view = |col: usize| View {
-                    offset: start * 3 * d + col,
-                    ld: 3 * d,
-                    batch_stride: dh,
-                };
+                let (qk, pv) = attention_gemms(start, t, d, heads);
                 let mut scores = ops.alloc(heads * t, t)?;
-                let qk = Gemm {
-                    m: t,
-                    k: dh,
-                    n: t,
-                    batch: heads,
-                    trans_b: true,
-                    alpha: 1.0 / (dh as f32).sqrt(),
-                    a: head_view(0),
-                    b: head_view(d),
-                    c: View::dense(t, t),
-                };
                 ops.gemm_into(&qkv, &qkv, &mut scores, &qk)?;
                 let p = ops.softmax(&scores, 1.0, Some(t))?;
-                let pv = Gemm {
-                    m: t,
-                    k: t,
-                    n: dh,
-                    batch: heads,
-                    trans_b: false,
-                    alpha: 1.0,
-                    a: View::dense(t, t),
-                    b: head_view(2 * d),
-                    c: View {
-                        offset: start * d,
-                        ld: d,
-                        batch_stride: dh,
-                    },
-                };
                 ops.gemm_into(&p, &qkv, &mut att, &pv)?;
                 start += t;
             }

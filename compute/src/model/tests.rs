@@ -4,13 +4,8 @@
 
 use super::weights::{write, Weights};
 use super::*;
-use crate::gpu::Gpu;
+use crate::gpu::tests::gpu;
 use crate::Cpu;
-
-fn gpu() -> Gpu {
-    Gpu::open(std::env::var("AGORA_DEVICE").ok().as_deref())
-        .unwrap_or_else(|e| panic!("GPU tests need a wgpu adapter (lavapipe in CI): {e}"))
-}
 
 /// Both backends' outputs for `input`.
 fn both(host: &Model<Mat>, input: &Input) -> (Vec<Mat>, Vec<Mat>) {
