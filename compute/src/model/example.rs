@@ -14,6 +14,18 @@ fn random(rows: usize, cols: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
+/// [`write`] for tensors built here (owned names and values).
+fn write_owned(
+    owned: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: &[(&str, &str)],
+) -> Result<Vec<u8>, ComputeError> {
+    let named: Vec<Named<'_>> = owned
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice()))
+        .collect();
+    write(&named, metadata)
+}
+
 /// An MLP with the given widths (`[in, hidden..., out]`), PyTorch layout
 /// (`layers.<i>.weight`: out × in), weights scaled by 1/sqrt(fan-in).
 pub fn mlp(widths: &[usize], activation: &str, seed: u64) -> Result<Vec<u8>, ComputeError> {
@@ -33,11 +45,7 @@ pub fn mlp(widths: &[usize], activation: &str, seed: u64) -> Result<Vec<u8>, Com
             random(1, out, seed + 1, 0.1),
         ));
     }
-    let named: Vec<Named<'_>> = owned
-        .iter()
-        .map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice()))
-        .collect();
-    write(&named, &[("activation", activation)])
+    write_owned(&owned, &[("activation", activation)])
 }
 
 /// A GPT-2-layout transformer with random weights (std ~0.02-0.3, LayerNorm gains
@@ -86,13 +94,9 @@ pub fn gpt(
     }
     add("ln_f.weight".into(), vec![d], 0.1, 1.0);
     add("ln_f.bias".into(), vec![d], 0.1, 0.0);
-    let named: Vec<Named<'_>> = owned
-        .iter()
-        .map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice()))
-        .collect();
     let heads = n_head.to_string();
-    write(
-        &named,
+    write_owned(
+        &owned,
         &[("n_head", &heads), ("layer_norm_epsilon", "1e-5")],
     )
 }
