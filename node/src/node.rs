@@ -14,11 +14,12 @@ use tracing::{info, warn};
 
 use crate::actors::chain::{ChainActor, ChainHandle, HEAD_EVENTS_MAX};
 use crate::actors::mempool::{MempoolActor, MempoolHandle};
-use crate::actors::producer::{ProducerActor, StopProducing};
+use crate::actors::producer::{ProducerActor, ProducerHandle, Seal};
 use crate::rpc::{self, AppState};
 
 pub struct NodeConfig {
-    pub dev: bool,
+    /// `Some(seal)`: a one-node dev chain sealing blocks in that mode; `None`: read-only.
+    pub dev: Option<Seal>,
     pub data_dir: PathBuf,
     pub rpc_addr: SocketAddr,
     pub genesis: Genesis,
@@ -46,7 +47,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
 
     let mut producer = None;
-    if cfg.dev {
+    if let Some(seal) = cfg.dev {
         let key = Keypair::dev("alice");
         if !params.authorities.contains(&key.account()) {
             bail!(
@@ -54,18 +55,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 key.account()
             );
         }
-        producer = Some(
+        producer = Some(ProducerHandle::new(
             ProducerActor::new(
                 chain.clone(),
                 mempool.clone(),
                 key,
+                seal,
                 params.block_time_ms,
                 fatal_tx,
             )
             .start(),
-        );
+        ));
         info!(
             block_time_ms = params.block_time_ms,
+            seal = ?seal,
             "dev mode: producing and finalizing blocks alone"
         );
     } else {
@@ -78,6 +81,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         params,
         genesis_hash,
         heads,
+        producer: producer.clone(),
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;
@@ -94,7 +98,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     };
     server_handle.stop(true).await;
     if let Some(p) = producer {
-        let _ = p.send(StopProducing).await;
+        p.stop().await;
     }
     // Messages are handled in order: once this answers, any block in progress is committed.
     if let Ok(head) = chain.head().await {

@@ -24,6 +24,14 @@ pub enum ChainCmd {
     },
     /// Issued, free, staked and burned TAO.
     Supply(RpcOpts),
+    /// Dev nodes only: seal N blocks now (what `--seal manual` waits for); prints the new head.
+    Produce {
+        /// How many blocks (1..=1000).
+        #[arg(default_value_t = 1)]
+        n: u64,
+        #[command(flatten)]
+        rpc: RpcOpts,
+    },
 }
 
 pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
@@ -32,15 +40,13 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
             let v = RpcClient::new(&rpc.rpc_url)
                 .call("chain_head", Value::Null)
                 .await?;
-            out.print(&v, || {
-                format!(
-                    "height {}  hash {}  state_root {}  txs {}",
-                    v["height"],
-                    s(&v["hash"]),
-                    s(&v["state_root"]),
-                    v["tx_count"]
-                )
-            });
+            print_head(out, &v);
+        }
+        ChainCmd::Produce { n, rpc } => {
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("dev_produceBlocks", json!({"n": n}))
+                .await?;
+            print_head(out, &v);
         }
         ChainCmd::Block { at, rpc } => {
             let params = match at.parse::<u64>() {
@@ -95,4 +101,16 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_head(out: Out, v: &Value) {
+    out.print(v, || {
+        format!(
+            "height {}  hash {}  state_root {}  txs {}",
+            v["height"],
+            s(&v["hash"]),
+            s(&v["state_root"]),
+            v["tx_count"]
+        )
+    });
 }

@@ -78,6 +78,10 @@ pub struct NodeArgs {
     /// Produce and finalize blocks alone with the dev authority key (`alice`).
     #[arg(long)]
     pub dev: bool,
+    /// With --dev: when to seal blocks. `interval`: every block_time_ms; `instant`: as soon
+    /// as transactions are pending; `manual`: only on `dev_produceBlocks` / `agora chain produce`.
+    #[arg(long, value_enum, requires = "dev", default_value = "interval")]
+    pub seal: crate::actors::producer::Seal,
     /// Where the database lives.
     #[arg(long, env = "AGORA_DATA_DIR", default_value = "./agora-data")]
     pub data_dir: PathBuf,
@@ -127,7 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logs(&cli.log);
             let genesis = load_genesis(args.genesis.as_ref())?;
             crate::node::run(crate::node::NodeConfig {
-                dev: args.dev,
+                dev: args.dev.then_some(args.seal),
                 data_dir: args.data_dir,
                 rpc_addr: args.rpc_addr,
                 genesis,

@@ -8,6 +8,7 @@ use super::views::*;
 use super::AppState;
 use crate::actors::chain::BlockRef;
 use crate::actors::mempool::PoolStatus;
+use crate::actors::producer::DEV_PRODUCE_MAX;
 use crate::NodeError;
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -249,6 +250,24 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .chain
                 .read(move |s| super::subnets::sim_swap(s, netuid, direction, amount))
                 .await?)
+        }
+        "dev_produceBlocks" => {
+            let Some(producer) = &state.producer else {
+                return Err(RpcError::new(
+                    METHOD_NOT_FOUND,
+                    "dev_produceBlocks needs a dev node (`agora node --dev`)",
+                ));
+            };
+            let n = match param(params, "n", 0) {
+                None | Some(Value::Null) => 1,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=DEV_PRODUCE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        RpcError::params(format!("`n` must be an integer in 1..={DEV_PRODUCE_MAX}"))
+                    })?,
+            };
+            to_value(producer.produce(n).await?)
         }
         "chain_subscribeHeads" | "chain_unsubscribeHeads" => Err(RpcError::new(
             METHOD_NOT_FOUND,

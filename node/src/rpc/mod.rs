@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::actors::chain::{ChainHandle, HeadInfo};
 use crate::actors::mempool::MempoolHandle;
+use crate::actors::producer::ProducerHandle;
 use methods::{dispatch, parse_request, response, RpcError, INVALID_REQUEST, PARSE_ERROR};
 
 /// Largest accepted request body or WebSocket message.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub params: ChainParams,
     pub genesis_hash: Hash,
     pub heads: broadcast::Sender<HeadInfo>,
+    /// The dev producer (`--dev` only): `dev_produceBlocks` drives it.
+    pub producer: Option<ProducerHandle>,
 }
 
 async fn handle_value(state: &AppState, v: &Value) -> Value {

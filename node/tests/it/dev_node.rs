@@ -15,7 +15,7 @@ fn wallets_transfer_and_the_chain_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let wallets = dir.path().join("wallets");
     let (genesis, genesis_path) = fast_genesis(dir.path());
-    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    let mut node = Node::start(dir.path(), &genesis_path, Mode::Instant, "1");
     let url = node.url();
 
     let w1 = cli_json(&wallets, &["wallet", "create", "--name", "w1"]);
@@ -162,7 +162,7 @@ fn wallets_transfer_and_the_chain_survives_restart() {
     let (stop_height, stop_hash): (u64, String) = (field("height").parse().unwrap(), field("head"));
 
     // Restart read-only (no --dev): the state is frozen, so check everything exactly.
-    let mut node = Node::start(dir.path(), &genesis_path, false, "2");
+    let mut node = Node::start(dir.path(), &genesis_path, Mode::ReadOnly, "2");
     let head = node.ok("chain_head", Value::Null);
     assert_eq!(head["height"], stop_height);
     assert_eq!(head["hash"], stop_hash.as_str());
@@ -185,8 +185,8 @@ fn wallets_transfer_and_the_chain_survives_restart() {
     assert_eq!(supply["free"], supply["issued"]);
     assert_eq!(node.stop(), 0);
 
-    // Restart producing: the chain continues on top of the same head.
-    let node = Node::start(dir.path(), &genesis_path, true, "3");
+    // Restart producing on the block clock: the chain continues on top of the same head.
+    let node = Node::start(dir.path(), &genesis_path, Mode::Interval, "3");
     node.wait_for_height(stop_height + 1);
     let next = node.ok("chain_block", json!({"height": stop_height + 1}));
     assert_eq!(next["header"]["parent"], stop_hash.as_str());
@@ -198,7 +198,7 @@ fn wallets_transfer_and_the_chain_survives_restart() {
 fn a_different_genesis_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (_, genesis_path) = fast_genesis(dir.path());
-    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    let mut node = Node::start(dir.path(), &genesis_path, Mode::Manual, "1");
     assert_eq!(node.stop(), 0);
     // Same chain id and balances as the data dir's genesis; only the block time differs.
     let mut child = std::process::Command::new(BIN)
@@ -231,14 +231,14 @@ fn a_different_genesis_is_refused() {
 fn a_killed_node_recovers_its_last_committed_block() {
     let dir = tempfile::tempdir().unwrap();
     let (_, genesis_path) = fast_genesis(dir.path());
-    let mut node = Node::start(dir.path(), &genesis_path, true, "1");
+    let mut node = Node::start(dir.path(), &genesis_path, Mode::Interval, "1");
     node.wait_for_height(4);
     let seen = node.ok("chain_head", Value::Null)["height"]
         .as_u64()
         .unwrap();
     node.kill();
 
-    let node = Node::start(dir.path(), &genesis_path, true, "2");
+    let node = Node::start(dir.path(), &genesis_path, Mode::Interval, "2");
     let logs = node.logs();
     let opened = logs
         .lines()
@@ -261,4 +261,88 @@ fn a_killed_node_recovers_its_last_committed_block() {
     let b = node.ok("chain_block", json!({"height": resumed + 1}));
     let prev = node.ok("chain_block", json!({"height": resumed}));
     assert_eq!(b["header"]["parent"], prev["hash"]);
+}
+
+/// `--seal manual` seals only on request, exactly as many blocks as asked; `--seal instant`
+/// seals a block for a submitted transaction and never an empty one; a read-only node and
+/// bad counts are refused with the reason.
+#[test]
+fn manual_and_instant_sealing_produce_exactly_the_blocks_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (genesis, genesis_path) = fast_genesis(dir.path());
+    let mut node = Node::start(dir.path(), &genesis_path, Mode::Manual, "manual");
+    let h0 = node.height();
+    // Many block times pass: nothing is sealed without a request.
+    std::thread::sleep(std::time::Duration::from_millis(4 * genesis.block_time_ms));
+    assert_eq!(node.height(), h0);
+    let head = node.produce(3);
+    assert_eq!(head["height"], h0 + 3, "{head}");
+    assert_eq!(node.height(), h0 + 3);
+    // A pending transaction waits for the next requested block, and is in it.
+    let bob = Keypair::dev("bob");
+    let hash = node.ok(
+        "tx_submit",
+        json!({"tx": hex_tx(&transfer(genesis.chain_id, &bob, 0, 5))}),
+    )["hash"]
+        .clone();
+    std::thread::sleep(std::time::Duration::from_millis(2 * genesis.block_time_ms));
+    assert_eq!(
+        node.ok("chain_tx", json!({"hash": hash}))["status"],
+        "pending"
+    );
+    node.produce(1);
+    let included = node.ok("chain_tx", json!({"hash": hash}));
+    assert_eq!(included["status"], "finalized");
+    assert_eq!(included["block_height"], h0 + 4);
+    for bad in [json!({"n": 0}), json!({"n": 1001}), json!({"n": "two"})] {
+        let v = node.call("dev_produceBlocks", bad.clone());
+        assert_eq!(v["error"]["code"], -32602, "{bad}: {v}");
+    }
+    // The CLI verb.
+    let (code, out, err) = cli(
+        dir.path(),
+        &["chain", "produce", "2", "--json", "--rpc-url", &node.url()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let printed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed["height"], h0 + 6);
+    assert_eq!(node.stop(), 0);
+
+    // Instant: one block for one transaction, then quiet.
+    let node = Node::start(dir.path(), &genesis_path, Mode::Instant, "instant");
+    let h1 = node.height();
+    assert_eq!(h1, h0 + 6, "restarted on the same chain");
+    let hash = node.ok(
+        "tx_submit",
+        json!({"tx": hex_tx(&transfer(genesis.chain_id, &bob, 1, 5))}),
+    )["hash"]
+        .clone();
+    let start = std::time::Instant::now();
+    while node.ok("chain_tx", json!({"hash": hash}))["status"] != "finalized" {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "instant seal did not include the transaction"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        node.ok("chain_tx", json!({"hash": hash}))["block_height"],
+        h1 + 1
+    );
+    std::thread::sleep(std::time::Duration::from_millis(4 * genesis.block_time_ms));
+    assert_eq!(node.height(), h1 + 1, "instant sealing made an empty block");
+    drop(node);
+
+    // Read-only: no producer to drive.
+    let node = Node::start(dir.path(), &genesis_path, Mode::ReadOnly, "ro");
+    let v = node.call("dev_produceBlocks", json!({"n": 1}));
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--dev"),
+        "{v}"
+    );
+    // `--seal` means nothing without `--dev`.
+    let (code, _, err) = cli(dir.path(), &["node", "--seal", "manual"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--dev"), "{err}");
 }

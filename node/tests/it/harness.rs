@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agora_core::Genesis;
+use agora_core::{Call, Genesis, Keypair, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agora");
@@ -28,6 +28,19 @@ pub fn fast_genesis(dir: &Path) -> (Genesis, PathBuf) {
     (g, path)
 }
 
+/// How a test node runs: read-only, or a dev chain with a sealing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No `--dev`: serves the stored chain.
+    ReadOnly,
+    /// `--dev --seal interval`: a block every block time (tests of the clock itself only).
+    Interval,
+    /// `--dev --seal instant`: a block per submission, none otherwise.
+    Instant,
+    /// `--dev --seal manual`: blocks only on `dev_produceBlocks`.
+    Manual,
+}
+
 /// A running node; killed on drop.
 pub struct Node {
     child: Option<Child>,
@@ -36,7 +49,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn start(dir: &Path, genesis: &Path, dev: bool, tag: &str) -> Node {
+    pub fn start(dir: &Path, genesis: &Path, mode: Mode, tag: &str) -> Node {
         let port = free_port();
         let log = dir.join(format!("node-{tag}.log"));
         let mut cmd = Command::new(BIN);
@@ -50,8 +63,17 @@ impl Node {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        if dev {
-            cmd.arg("--dev");
+        match mode {
+            Mode::ReadOnly => {}
+            Mode::Interval => {
+                cmd.args(["--dev", "--seal", "interval"]);
+            }
+            Mode::Instant => {
+                cmd.args(["--dev", "--seal", "instant"]);
+            }
+            Mode::Manual => {
+                cmd.args(["--dev", "--seal", "manual"]);
+            }
         }
         let node = Node {
             child: Some(cmd.spawn().unwrap()),
@@ -105,6 +127,17 @@ impl Node {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Seal `n` blocks now (dev nodes); returns the new head.
+    pub fn produce(&self, n: u64) -> Value {
+        self.ok("dev_produceBlocks", json!({ "n": n }))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.ok("chain_head", Value::Null)["height"]
+            .as_u64()
+            .unwrap()
     }
 
     pub fn wait_for_height(&self, height: u64) {
@@ -199,4 +232,24 @@ pub fn cli_json(wallets: &Path, args: &[&str]) -> Value {
     assert_eq!(code, 0, "agora {args:?} failed:\n{out}\n{err}");
     serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("agora {args:?} printed non-JSON ({e}):\n{out}"))
+}
+
+/// Encoded transaction bytes as `tx_submit` takes them.
+pub fn hex_tx(stx: &SignedTransaction) -> String {
+    format!("0x{}", hex::encode(stx.encode()))
+}
+
+/// A signed transfer of `amount` rao to the dev account charlie.
+pub fn transfer(chain_id: u64, from: &Keypair, nonce: u64, amount: u64) -> SignedTransaction {
+    Transaction {
+        chain_id,
+        signer: from.account(),
+        nonce,
+        call: Call::Transfer {
+            dest: Keypair::dev("charlie").account(),
+            amount,
+        },
+        tip: 0,
+    }
+    .sign(from)
 }

@@ -1,12 +1,13 @@
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::harness::*;
 
-/// A dev node with 250 ms blocks and 10-block epochs, the dev wallets regenerated with
-/// the hotkeys named, and the CLI pointed at it.
+/// A dev node sealing one block per submitted transaction (and otherwise only when the
+/// test asks), 10-block epochs, the dev wallets regenerated with the hotkeys named, and the
+/// CLI pointed at it. Block heights depend only on what the test does, never on how fast
+/// the machine runs the CLI.
 struct Market {
     node: Node,
     url: String,
@@ -25,7 +26,7 @@ impl Market {
         g.subnets.defaults.weights_rate_limit = 2;
         let genesis = dir.path().join("genesis.toml");
         std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
-        let node = Node::start(dir.path(), &genesis, true, "1");
+        let node = Node::start(dir.path(), &genesis, Mode::Instant, "1");
         for (wallet, hotkeys) in wallets {
             cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
             for h in *hotkeys {
@@ -58,20 +59,18 @@ impl Market {
         err
     }
 
-    /// Subnet 1's metagraph once its epoch index passes `after`.
+    /// Seal blocks one at a time until subnet 1's epoch index passes `after`; its
+    /// metagraph as `agora subnet show` prints it then.
     fn wait_epoch(&self, after: u64) -> Value {
-        let start = Instant::now();
-        loop {
-            let m = self.run(&["subnet", "show", "1"]);
+        // Tempo 10: an epoch runs at least every 11 blocks.
+        for _ in 0..=11 {
+            let m = self.node.ok("subnet_metagraph", json!({"netuid": 1}));
             if m["epoch_index"].as_u64().unwrap() > after {
-                return m;
+                return self.run(&["subnet", "show", "1"]);
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no epoch after {after}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
+            self.node.produce(1);
         }
+        panic!("no epoch after {after} within 12 blocks");
     }
 }
 

@@ -1,33 +1,15 @@
 use agora_core::codec::MAX_TX_BYTES;
-use agora_core::{Call, Keypair, SignedTransaction, Transaction};
+use agora_core::Keypair;
 use serde_json::{json, Value};
 
 use crate::harness::*;
-
-fn hex_tx(stx: &SignedTransaction) -> String {
-    format!("0x{}", hex::encode(stx.encode()))
-}
-
-fn transfer(chain_id: u64, from: &Keypair, nonce: u64, amount: u64) -> SignedTransaction {
-    Transaction {
-        chain_id,
-        signer: from.account(),
-        nonce,
-        call: Call::Transfer {
-            dest: Keypair::dev("charlie").account(),
-            amount,
-        },
-        tip: 0,
-    }
-    .sign(from)
-}
 
 /// Every kind of bad input is refused with its own error, and the sender's state is unchanged.
 #[test]
 fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (genesis, genesis_path) = fast_genesis(dir.path());
-    let node = Node::start(dir.path(), &genesis_path, true, "1");
+    let node = Node::start(dir.path(), &genesis_path, Mode::Instant, "1");
     let bob = Keypair::dev("bob");
     let bob_addr = bob.account().to_string();
     let id = genesis.chain_id;
@@ -137,13 +119,8 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
     assert_eq!(batch[1]["result"]["nonce"], 1);
     assert_eq!(batch[2]["error"]["code"], -32601);
 
-    // Nothing above touched bob's account (blocks keep coming; his nonce and balance stay).
-    node.wait_for_height(
-        node.ok("chain_head", Value::Null)["height"]
-            .as_u64()
-            .unwrap()
-            + 2,
-    );
+    // Nothing above touched bob's account (blocks come and his nonce and balance stay).
+    node.produce(2);
     assert_eq!(
         node.ok("account_info", json!({"address": bob_addr})),
         before

@@ -30,6 +30,9 @@ pub struct MempoolActor {
     by_hash: HashMap<Hash, (AccountId, u64)>,
     dropped: HashMap<Hash, PoolStatus>,
     dropped_order: VecDeque<Hash>,
+    /// Told of each admission (instant sealing). Notices go through the watcher's mailbox;
+    /// a stopped watcher is dropped.
+    watcher: Option<actix::Recipient<TxAdmitted>>,
 }
 
 impl MempoolActor {
@@ -41,6 +44,7 @@ impl MempoolActor {
             by_hash: HashMap::new(),
             dropped: HashMap::new(),
             dropped_order: VecDeque::new(),
+            watcher: None,
         }
     }
 
@@ -156,6 +160,13 @@ impl Handler<Submit> for MempoolActor {
                 act.by_hash.insert(hash, (signer, nonce));
                 act.dropped.remove(&hash);
                 debug!(%hash, %signer, nonce, "transaction admitted");
+                if let Some(w) = &act.watcher {
+                    if w.connected() {
+                        w.do_send(TxAdmitted);
+                    } else {
+                        act.watcher = None;
+                    }
+                }
                 Ok(hash)
             }),
         )
@@ -229,5 +240,13 @@ impl Handler<Status> for MempoolActor {
             return Some(PoolStatus::Pending);
         }
         self.dropped.get(&msg.0).cloned()
+    }
+}
+
+impl Handler<WatchAdmissions> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchAdmissions, _: &mut Self::Context) {
+        self.watcher = Some(msg.0);
     }
 }

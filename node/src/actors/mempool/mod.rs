@@ -54,6 +54,17 @@ impl MempoolHandle {
             .map_err(|_| NodeError::Stopped("mempool"))
     }
 
+    /// Have `watcher` told of every admitted transaction (instant sealing).
+    pub async fn watch_admissions(
+        &self,
+        watcher: actix::Recipient<TxAdmitted>,
+    ) -> Result<(), NodeError> {
+        self.addr
+            .send(WatchAdmissions(watcher))
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
+    }
+
     pub async fn status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeError> {
         self.addr
             .send(Status(hash))

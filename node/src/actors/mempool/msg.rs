@@ -63,3 +63,14 @@ pub enum PoolStatus {
 #[derive(Message)]
 #[rtype(result = "Option<PoolStatus>")]
 pub struct Status(pub Hash);
+
+/// Sent to the admission watcher (the instant-seal producer) after each admitted
+/// transaction.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TxAdmitted;
+
+/// Tell `0` of every admitted transaction from now on (replaces any earlier watcher).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchAdmissions(pub actix::Recipient<TxAdmitted>);
