@@ -54,6 +54,32 @@ pub fn encode<T: Encode, const N: usize>(value: &T) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// Encode a value canonically, refusing one larger than `N` bytes (a value that peers
+/// would refuse to decode must never be hashed, signed or sent).
+pub fn try_encode<T: Encode, const N: usize>(
+    value: &T,
+    what: &'static str,
+) -> Result<Vec<u8>, CodecError> {
+    let bytes = bincode::encode_to_vec(
+        value,
+        config::standard()
+            .with_little_endian()
+            .with_fixed_int_encoding(),
+    )
+    .map_err(|e| CodecError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
+    if bytes.len() > N {
+        return Err(CodecError::TooLarge {
+            what,
+            len: bytes.len(),
+            max: N,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Decode untrusted bytes of at most `N` bytes as exactly one `T`.
 pub fn decode<T: Decode<()>, const N: usize>(
     bytes: &[u8],

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use bincode::{Decode, Encode};
 use blake2::{Blake2b512, Digest};
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// SS58 address-type prefix used by Agora (the same as Bittensor's).
@@ -148,12 +148,14 @@ impl AccountId {
         Ok(AccountId(out))
     }
 
-    /// Verify an ed25519 signature by this account over `message`.
+    /// Verify an ed25519 signature by this account over `message` under ZIP-215's rules
+    /// (`ed25519-consensus`), the one rule of every path: single, batch, build, verify,
+    /// sync. A batch accepts exactly what these single checks accept.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Ok(key) = ed25519_consensus::VerificationKey::try_from(self.0) else {
             return false;
         };
-        key.verify(message, &ed25519_dalek::Signature::from_bytes(signature))
+        key.verify(&ed25519_consensus::Signature::from(*signature), message)
             .is_ok()
     }
 }
@@ -241,25 +243,26 @@ impl fmt::Debug for Keypair {
 }
 
 /// Verify many `(account, message, signature)` triples at once. Returns `true` only if all
-/// are valid. Uses ed25519 batch verification split across threads; callers fall back to
-/// [`AccountId::verify`] per item to find the culprit when this fails.
+/// are valid. ZIP-215 batch verification (`ed25519-consensus`), which accepts exactly what
+/// [`AccountId::verify`] accepts item by item, split across threads; callers fall back to
+/// per-item checks to find the culprit when this fails. The batch's random coefficients
+/// come from a ChaCha stream seeded with blake3 of the whole chunk: deterministic (core
+/// draws no ambient randomness) and unpredictable to whoever chose the signatures.
 pub fn verify_batch(items: &[(AccountId, Hash, [u8; 64])]) -> bool {
+    use rand_core::SeedableRng;
     use rayon::prelude::*;
     const CHUNK: usize = 256;
     items.par_chunks(CHUNK).all(|chunk| {
-        let mut keys = Vec::with_capacity(chunk.len());
-        for (acc, _, _) in chunk {
-            match VerifyingKey::from_bytes(&acc.0) {
-                Ok(k) => keys.push(k),
-                Err(_) => return false,
-            }
+        let mut seed = blake3::Hasher::new();
+        seed.update(b"agora/batch-verify/v1");
+        let mut batch = ed25519_consensus::batch::Verifier::new();
+        for (acc, msg, sig) in chunk {
+            seed.update(&acc.0).update(&msg.0).update(sig);
+            let key = ed25519_consensus::VerificationKeyBytes::from(acc.0);
+            batch.queue((key, ed25519_consensus::Signature::from(*sig), &msg.0));
         }
-        let msgs: Vec<&[u8]> = chunk.iter().map(|(_, m, _)| m.0.as_slice()).collect();
-        let sigs: Vec<ed25519_dalek::Signature> = chunk
-            .iter()
-            .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(s))
-            .collect();
-        ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+        let rng = rand_chacha::ChaCha20Rng::from_seed(*seed.finalize().as_bytes());
+        batch.verify(rng).is_ok()
     })
 }
 
@@ -322,5 +325,26 @@ mod tests {
         let mut broken = items.clone();
         broken[599].2 = bad;
         assert!(!verify_batch(&broken));
+    }
+
+    /// A signature with a non-canonical encoding of the identity as R, by a small-order
+    /// public key: ZIP-215 accepts it, and it must be accepted the same way alone and in a
+    /// batch (dalek's batch and single checks disagree on such inputs).
+    #[test]
+    fn single_and_batch_checks_agree_on_small_order_keys() {
+        // The identity point (y = 1) as the key, R = identity, s = 0: valid under ZIP-215
+        // for any message, since [s]B = R + [k]A holds with every term the identity.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = AccountId(identity);
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity);
+        for i in 0..3u8 {
+            let m = hash_with_domain(b"t", &[&[i]]);
+            let single = key.verify(&m.0, &sig);
+            let batch = verify_batch(&[(key, m, sig)]);
+            assert_eq!(single, batch, "message {i}");
+            assert!(single, "ZIP-215 accepts the identity key and R");
+        }
     }
 }

@@ -89,6 +89,14 @@ pub struct ChainParams {
 }
 
 impl ChainParams {
+    /// The consensus validator set: the genesis authorities, each with voting power 1.
+    /// Fails only for a list genesis validation refuses (empty, or a key twice).
+    pub fn validator_set(
+        &self,
+    ) -> Result<crate::consensus::ValidatorSet, crate::consensus::ValidatorSetError> {
+        crate::consensus::ValidatorSet::equal(&self.authorities)
+    }
+
     /// `base + per_byte * len`, saturating (a saturated fee is simply unaffordable).
     pub fn fee(&self, encoded_len: usize) -> u64 {
         let per_byte = self
@@ -241,6 +249,7 @@ impl Genesis {
             proposer: AccountId::default(),
             tx_root: crate::block::tx_root(&[]),
             state_root: lthash.root(),
+            parent_cert: Hash::ZERO,
         };
         Ok(GenesisBuild {
             block: Block {

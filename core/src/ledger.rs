@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::block::{tx_root, Block, FinalityCert, Header};
+use crate::block::{parent_cert_hash, tx_root, Block, FinalityCert, Header};
+use crate::codec::MAX_BLOCK_BYTES;
 use crate::codec::{CodecError, MAX_TX_BYTES};
 use crate::crypto::{verify_batch, AccountId, Hash};
 use crate::emission::block_emission;
@@ -95,8 +96,14 @@ pub enum BlockError {
     TimestampNotIncreasing { parent: u64, got: u64 },
     #[error("block proposer {0} is not an authority")]
     NotAnAuthority(AccountId),
-    #[error("the parent's finality certificate is missing or invalid")]
-    BadParentCertificate,
+    #[error("the parent's finality certificate is missing or invalid: {0}")]
+    BadParentCertificate(String),
+    #[error("the header commits to parent certificate {claimed}, the block carries {carried}")]
+    ParentCertMismatch { claimed: Hash, carried: Hash },
+    #[error("block is {len} bytes, the limit is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("the chain's validator set is invalid: {0}")]
+    BadValidatorSet(String),
     #[error("transaction root mismatch: header says {claimed}, transactions give {computed}")]
     TxRootMismatch { claimed: Hash, computed: Hash },
     #[error("state root mismatch: header says {claimed}, execution gives {computed}")]
@@ -528,37 +535,70 @@ pub struct Proposal {
     pub parent_cert: Option<FinalityCert>,
 }
 
-/// Build the next block on `parent` from `candidates` (in order), leaving out the ones that fail.
-pub fn build_block(
+/// How [`execute`] treats a transaction that fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Building a block: leave it out (and report why); stop adding once the block's
+    /// encoded size would pass [`MAX_BLOCK_BYTES`].
+    Build,
+    /// Verifying someone's block: the whole block is invalid.
+    Verify,
+}
+
+/// Room kept in a block for everything but its transactions: the header (~200 bytes)
+/// and the parent certificate (~100 bytes per validator), with a margin.
+pub const BLOCK_OVERHEAD_BYTES: usize = 256 * 1024;
+
+/// The one execution path of a block on top of `parent` (the state `base` and its
+/// `lthash`): the coinbase, then `txs` in order under `mode`. Returns the executed block
+/// whose header carries the roots this execution produced, and (building) the left-out
+/// transactions. Header fields that are inputs (proposer, view, timestamp, parent
+/// certificate) come from `proposal`; [`execute_block`] checks a received header against
+/// the one this rebuilds.
+pub fn execute(
     base: &dyn StateRead,
     lthash: &LtHash,
     params: &ChainParams,
     parent: &Header,
     proposal: Proposal,
-    candidates: Vec<SignedTransaction>,
-) -> Result<BuiltBlock, StateError> {
-    let sig_ok = check_signatures(&candidates);
+    txs: Vec<SignedTransaction>,
+    mode: Mode,
+) -> Result<BuiltBlock, BlockError> {
+    let sig_ok = check_signatures(&txs);
     let ctx = BlockCtx {
         height: parent.height.saturating_add(1),
         proposer: proposal.proposer,
     };
     let mut overlay = Overlay::new(base);
     let minted = apply_coinbase(&mut overlay, params, ctx.height, &proposal.proposer)?;
-    let mut included = Vec::with_capacity(candidates.len());
+    let mut included = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
     let mut fees: u64 = 0;
-    for (stx, ok) in candidates.into_iter().zip(sig_ok) {
-        if !ok {
-            rejected.push((stx.hash(), TxError::BadSignature));
-            continue;
-        }
+    let mut bytes: usize = BLOCK_OVERHEAD_BYTES;
+    for (index, (stx, ok)) in txs.into_iter().zip(sig_ok).enumerate() {
         let len = stx.encoded_len();
-        match apply_tx(&mut overlay, params, &ctx, &stx, len) {
+        if mode == Mode::Build && bytes.saturating_add(len) > MAX_BLOCK_BYTES {
+            break; // full: the rest stay in the mempool for the next block
+        }
+        let result = if ok {
+            apply_tx(&mut overlay, params, &ctx, &stx, len)
+        } else {
+            Err(TxError::BadSignature)
+        };
+        match result {
             Ok(out) => {
                 fees = fees.saturating_add(out.fee).saturating_add(out.tip);
+                bytes = bytes.saturating_add(len);
                 included.push(stx);
             }
-            Err(TxError::State(e)) => return Err(e),
+            Err(TxError::State(e)) => return Err(e.into()),
+            Err(error) if mode == Mode::Verify => {
+                return Err(BlockError::InvalidTx {
+                    index,
+                    hash: stx.hash(),
+                    error,
+                })
+            }
             Err(e) => rejected.push((stx.hash(), e)),
         }
     }
@@ -567,15 +607,19 @@ pub fn build_block(
     lthash.apply(base, &changes)?;
     let header = Header {
         chain_id: params.chain_id,
-        height: parent.height.saturating_add(1),
+        height: ctx.height,
         parent: parent.hash(),
         view: proposal.view,
-        timestamp_ms: proposal
-            .timestamp_ms
-            .max(parent.timestamp_ms.saturating_add(1)),
+        timestamp_ms: match mode {
+            Mode::Build => proposal
+                .timestamp_ms
+                .max(parent.timestamp_ms.saturating_add(1)),
+            Mode::Verify => proposal.timestamp_ms,
+        },
         proposer: proposal.proposer,
         tx_root: tx_root(&included),
         state_root: lthash.root(),
+        parent_cert: parent_cert_hash(proposal.parent_cert.as_ref()),
     };
     Ok(BuiltBlock {
         executed: ExecutedBlock {
@@ -593,7 +637,29 @@ pub fn build_block(
     })
 }
 
-/// Check and execute a block received from elsewhere on top of `parent`.
+/// Build the next block on `parent` from `candidates` (in order), leaving out the ones
+/// that fail and stopping at the block size limit.
+pub fn build_block(
+    base: &dyn StateRead,
+    lthash: &LtHash,
+    params: &ChainParams,
+    parent: &Header,
+    proposal: Proposal,
+    candidates: Vec<SignedTransaction>,
+) -> Result<BuiltBlock, BlockError> {
+    execute(
+        base,
+        lthash,
+        params,
+        parent,
+        proposal,
+        candidates,
+        Mode::Build,
+    )
+}
+
+/// Check a block received from elsewhere against `parent` (the committed head) and
+/// execute it. Valid only if re-executing its transactions rebuilds its header exactly.
 pub fn execute_block(
     base: &dyn StateRead,
     lthash: &LtHash,
@@ -629,65 +695,64 @@ pub fn execute_block(
     if !params.authorities.contains(&h.proposer) {
         return Err(BlockError::NotAnAuthority(h.proposer));
     }
-    if parent.height > 0 {
-        let ok = block.parent_cert.as_ref().is_some_and(|c| {
-            c.height == parent.height
-                && c.block_hash == h.parent
-                && c.verify(params.chain_id, &params.authorities)
+    let carried = parent_cert_hash(block.parent_cert.as_ref());
+    if carried != h.parent_cert {
+        return Err(BlockError::ParentCertMismatch {
+            claimed: h.parent_cert,
+            carried,
         });
-        if !ok {
-            return Err(BlockError::BadParentCertificate);
+    }
+    if parent.height > 0 {
+        let validators = params
+            .validator_set()
+            .map_err(|e| BlockError::BadValidatorSet(e.to_string()))?;
+        match &block.parent_cert {
+            None => return Err(BlockError::BadParentCertificate("missing".into())),
+            Some(c) => c
+                .verify_for(params.chain_id, &validators, parent.height, &h.parent)
+                .map_err(|e| BlockError::BadParentCertificate(e.to_string()))?,
         }
     }
+    let len = block.encoded_len();
+    if len > MAX_BLOCK_BYTES {
+        return Err(BlockError::TooLarge {
+            len,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    let claimed = block.header.clone();
     let computed = tx_root(&block.txs);
-    if computed != h.tx_root {
+    if computed != claimed.tx_root {
         return Err(BlockError::TxRootMismatch {
-            claimed: h.tx_root,
+            claimed: claimed.tx_root,
             computed,
         });
     }
-    let sig_ok = check_signatures(&block.txs);
-    let ctx = BlockCtx {
-        height: h.height,
-        proposer: h.proposer,
+    let proposal = Proposal {
+        proposer: claimed.proposer,
+        timestamp_ms: claimed.timestamp_ms,
+        view: claimed.view,
+        parent_cert: block.parent_cert,
     };
-    let mut overlay = Overlay::new(base);
-    let minted = apply_coinbase(&mut overlay, params, ctx.height, &h.proposer)?;
-    let mut fees: u64 = 0;
-    for (index, (stx, ok)) in block.txs.iter().zip(sig_ok).enumerate() {
-        let result = if ok {
-            apply_tx(&mut overlay, params, &ctx, stx, stx.encoded_len())
-        } else {
-            Err(TxError::BadSignature)
-        };
-        match result {
-            Ok(out) => fees = fees.saturating_add(out.fee).saturating_add(out.tip),
-            Err(TxError::State(e)) => return Err(e.into()),
-            Err(error) => {
-                return Err(BlockError::InvalidTx {
-                    index,
-                    hash: stx.hash(),
-                    error,
-                })
-            }
-        }
-    }
-    let changes = overlay.into_changes();
-    let mut lthash = lthash.clone();
-    lthash.apply(base, &changes)?;
-    if lthash.root() != h.state_root {
+    let built = execute(
+        base,
+        lthash,
+        params,
+        parent,
+        proposal,
+        block.txs,
+        Mode::Verify,
+    )?;
+    let executed = built.executed;
+    if executed.block.header.state_root != claimed.state_root {
         return Err(BlockError::StateRootMismatch {
-            claimed: h.state_root,
-            computed: lthash.root(),
+            claimed: claimed.state_root,
+            computed: executed.block.header.state_root,
         });
     }
-    Ok(ExecutedBlock {
-        block,
-        changes,
-        lthash,
-        minted,
-        fees,
-    })
+    // Every other field was copied from the claimed header or checked above.
+    debug_assert_eq!(executed.block.header, claimed);
+    Ok(executed)
 }
 
 /// Apply `changes` to an in-memory state map (tests, simulations).

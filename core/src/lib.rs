@@ -26,6 +26,7 @@
 pub mod amount;
 pub mod block;
 pub mod codec;
+pub mod consensus;
 pub mod crypto;
 pub mod emission;
 pub mod epoch;

@@ -223,9 +223,26 @@ fn tampered_blocks_are_refused() {
             ..
         })
     ));
+    // The header commits to the certificate it carries: dropping or swapping it is caught
+    // even before the certificate itself is checked.
     let mut b = good.clone();
     b.parent_cert = None;
-    assert!(matches!(exec(b), Err(BlockError::BadParentCertificate)));
+    assert!(matches!(
+        exec(b),
+        Err(BlockError::ParentCertMismatch { .. })
+    ));
+    let mut b = good.clone();
+    b.parent_cert = None;
+    b.header.parent_cert = Hash::ZERO;
+    assert!(matches!(exec(b), Err(BlockError::BadParentCertificate(_))));
+    let mut b = good.clone();
+    let other =
+        FinalityCert::sign_single(c.params.chain_id, c.head.height, Hash([3; 32]), &c.proposer);
+    b.header.parent_cert = other.hash();
+    b.parent_cert = Some(other);
+    assert!(
+        matches!(exec(b), Err(BlockError::BadParentCertificate(e)) if e.contains("expected height"))
+    );
     let mut b = good.clone();
     b.header.proposer = bob.account();
     assert!(matches!(exec(b), Err(BlockError::NotAnAuthority(_))));
