@@ -22,6 +22,8 @@ pub mod wallet;
 pub enum NodeError {
     #[error("storage: {0}")]
     Storage(#[from] agora_storage::StorageError),
+    #[error("block: {0}")]
+    Block(#[from] agora_storage::PipelineError),
     #[error("state: {0}")]
     State(#[from] agora_core::state::StateError),
     #[error("the {0} actor has stopped")]

@@ -38,9 +38,14 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
     let chain = {
-        let (params, heads) = (params.clone(), heads.clone());
+        let actor = ChainActor::new(store, params.clone(), heads.clone())?;
+        let slot = std::sync::Mutex::new(Some(actor));
         ChainHandle::new(SyncArbiter::start(1, move || {
-            ChainActor::new(store.clone(), params.clone(), heads.clone())
+            // A SyncArbiter of one thread calls its factory exactly once.
+            slot.lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_else(|| unreachable!("the chain actor is started once"))
         }))
     };
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());

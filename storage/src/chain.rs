@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use agora_core::block::{Block, FinalityCert, Header};
 use agora_core::codec::{self, MAX_BLOCK_BYTES};
+use agora_core::consensus::{Message, VoteKind};
 use agora_core::genesis::Genesis;
 use agora_core::ledger::ExecutedBlock;
 use agora_core::state::{LtHash, StateError, StateRead};
@@ -139,7 +140,49 @@ impl<S: KvStore> ChainStore<S> {
             tables::height_key(height),
             codec::encode::<_, MAX_BLOCK_BYTES>(cert),
         );
+        // The decided height's votes can never be needed again.
+        for (key, _) in self
+            .kv
+            .scan_prefix(Table::ConsensusWal, &tables::height_key(height))?
+        {
+            batch.delete(Table::ConsensusWal, key);
+        }
         self.kv.write(batch)
+    }
+
+    /// Durably record one of this validator's own signed consensus messages before it is
+    /// sent (synced write): a restart reloads them and never signs a conflicting one.
+    pub fn record_own_message(&self, msg: &Message) -> Result<(), StorageError> {
+        let (round, slot) = match msg {
+            Message::Proposal(p) => (p.round, 0u8),
+            Message::Vote(v) => (
+                v.round,
+                match v.kind {
+                    VoteKind::Prevote => 1,
+                    VoteKind::Precommit => 2,
+                },
+            ),
+            Message::Decided(..) => return Ok(()),
+        };
+        let mut key = Vec::with_capacity(13);
+        key.extend_from_slice(&tables::height_key(msg.height()));
+        key.extend_from_slice(&round.to_be_bytes());
+        key.push(slot);
+        let bytes = msg
+            .encode()
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let mut batch = WriteBatch::default();
+        batch.put(Table::ConsensusWal, key, bytes);
+        self.kv.write(batch)
+    }
+
+    /// This validator's own messages recorded for `height`, in (round, slot) order.
+    pub fn own_messages(&self, height: u64) -> Result<Vec<Message>, StorageError> {
+        self.kv
+            .scan_prefix(Table::ConsensusWal, &tables::height_key(height))?
+            .into_iter()
+            .map(|(_, v)| Message::decode(&v).map_err(|_| StorageError::Corrupt("consensus log")))
+            .collect()
     }
 
     pub fn head_height(&self) -> Result<u64, StorageError> {

@@ -180,6 +180,50 @@ fn chain_round_trip<S: KvStore>(kv: Arc<S>, reopen: impl Fn() -> Arc<S>) {
     ));
 }
 
+/// Own consensus messages survive a reopen, come back in (round, slot) order, and are
+/// deleted by the commit of their height (and only theirs).
+fn own_vote_log<S: KvStore>(kv: Arc<S>, reopen: impl Fn() -> Arc<S>) {
+    use agora_core::consensus::{Message, Vote, VoteKind};
+    let genesis = Genesis::dev();
+    let chain = ChainStore::open(kv, &genesis).unwrap();
+    let alice = Keypair::dev("alice");
+    let vote = |height, round, kind| {
+        Message::Vote(Vote::sign(
+            genesis.chain_id,
+            kind,
+            height,
+            round,
+            None,
+            &alice,
+        ))
+    };
+    for m in [
+        vote(1, 1, VoteKind::Precommit),
+        vote(1, 0, VoteKind::Prevote),
+        vote(1, 1, VoteKind::Prevote),
+        vote(2, 0, VoteKind::Prevote),
+    ] {
+        chain.record_own_message(&m).unwrap();
+    }
+    drop(chain);
+    let chain = ChainStore::open(reopen(), &genesis).unwrap();
+    let own = chain.own_messages(1).unwrap();
+    assert_eq!(
+        own,
+        vec![
+            vote(1, 0, VoteKind::Prevote),
+            vote(1, 1, VoteKind::Prevote),
+            vote(1, 1, VoteKind::Precommit)
+        ]
+    );
+    grow(&chain, &genesis, 1);
+    assert!(
+        chain.own_messages(1).unwrap().is_empty(),
+        "height 1 decided"
+    );
+    assert_eq!(chain.own_messages(2).unwrap().len(), 1);
+}
+
 fn schema_version_is_checked<S: KvStore>(kv: Arc<S>) {
     let mut b = WriteBatch::default();
     b.put(
@@ -213,6 +257,13 @@ mod memory {
     fn schema_version_is_checked() {
         super::schema_version_is_checked(Arc::new(MemStore::new()));
     }
+
+    #[test]
+    fn own_vote_log() {
+        let kv = Arc::new(MemStore::new());
+        let again = kv.clone();
+        super::own_vote_log(kv, move || again.clone());
+    }
 }
 
 mod rocksdb {
@@ -237,6 +288,15 @@ mod rocksdb {
     fn schema_version_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         super::schema_version_is_checked(Arc::new(RocksStore::open(dir.path()).unwrap()));
+    }
+
+    #[test]
+    fn own_vote_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        super::own_vote_log(Arc::new(RocksStore::open(&path).unwrap()), move || {
+            Arc::new(RocksStore::open(&path).unwrap())
+        });
     }
 
     #[test]

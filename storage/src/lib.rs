@@ -1,7 +1,8 @@
 //! `agora-storage`: the chain on disk.
 //!
 //! ```text
-//! ChainStore (typed: blocks, txs, certs, state, head)
+//! Pipeline (propose / verify / commit / import: what consensus asks of the chain)
+//!     └── ChainStore (typed: blocks, txs, certs, state, head, own-vote log)
 //!     └── KvStore trait ── RocksStore (column families, synced WriteBatch)
 //!                      └── MemStore   (tests, simulation)
 //! ```
@@ -18,6 +19,7 @@
 
 mod chain;
 mod kv;
+pub mod pipeline;
 pub mod tables;
 
 #[cfg(test)]
@@ -25,6 +27,7 @@ mod conformance;
 
 pub use chain::{ChainStore, TxLocation};
 pub use kv::{KvStore, MemStore, RocksStore, WriteBatch};
+pub use pipeline::{Built, Pipeline, PipelineError, EXECUTED_CACHE_MAX};
 
 use agora_core::state::StateError;
 use agora_core::Hash;

@@ -16,16 +16,22 @@ pub enum Table {
     Txs,
     /// state key -> state value (the ledger: accounts, supply, ...).
     State,
+    /// This validator's own signed consensus messages for undecided heights (the vote
+    /// write-ahead log): height (u64 BE) || round (u32 BE) || slot (u8: 0 proposal,
+    /// 1 prevote, 2 precommit) -> encoded message. Rows at or below the head are deleted
+    /// in the commit batch.
+    ConsensusWal,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Meta,
         Table::Blocks,
         Table::BlockIndex,
         Table::Certs,
         Table::Txs,
         Table::State,
+        Table::ConsensusWal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +42,7 @@ impl Table {
             Table::Certs => "certs",
             Table::Txs => "txs",
             Table::State => "state",
+            Table::ConsensusWal => "consensus_wal",
         }
     }
 }
@@ -51,7 +58,7 @@ pub mod meta {
 }
 
 /// Current on-disk schema. Bump on any change of table layout or encoding.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()

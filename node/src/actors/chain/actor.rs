@@ -3,9 +3,9 @@ use std::collections::BTreeSet;
 use actix::{Actor, Handler, SyncContext};
 use agora_core::block::FinalityCert;
 use agora_core::genesis::ChainParams;
-use agora_core::ledger::{self, Proposal};
+use agora_core::ledger::ExecutedBlock;
 use agora_core::state;
-use agora_storage::{ChainStore, KvStore};
+use agora_storage::{ChainStore, KvStore, Pipeline, PipelineError};
 use tokio::sync::broadcast;
 use tracing::info;
 
@@ -18,6 +18,7 @@ pub const HEAD_EVENTS_MAX: usize = 256;
 
 pub struct ChainActor<S: KvStore = agora_storage::RocksStore> {
     store: ChainStore<S>,
+    pipeline: Pipeline<S>,
     params: ChainParams,
     heads: broadcast::Sender<HeadInfo>,
 }
@@ -27,43 +28,53 @@ impl<S: KvStore> ChainActor<S> {
         store: ChainStore<S>,
         params: ChainParams,
         heads: broadcast::Sender<HeadInfo>,
-    ) -> Self {
-        ChainActor {
+    ) -> Result<Self, NodeError> {
+        Ok(ChainActor {
+            pipeline: Pipeline::new(store.clone(), params.clone())?,
             store,
             params,
             heads,
-        }
+        })
     }
 
     fn produce(&mut self, msg: Produce) -> Result<Produced, NodeError> {
-        let head = self.store.head_header()?;
-        let lthash = self.store.lthash()?;
-        let proposal = Proposal {
-            proposer: msg.key.account(),
-            timestamp_ms: msg.timestamp_ms,
-            view: 0,
-            parent_cert: self.store.cert(head.height)?,
-        };
-        let built =
-            ledger::build_block(&self.store, &lthash, &self.params, &head, proposal, msg.txs)
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let executed = built.executed;
-        let block_hash = executed.block.hash();
+        let built = self
+            .pipeline
+            .propose(msg.key.account(), msg.timestamp_ms, 0, msg.txs)
+            .map_err(internal)?;
+        let block_hash = built.block.hash();
         let cert = FinalityCert::sign_single(
             self.params.chain_id,
-            executed.block.header.height,
+            built.block.header.height,
             block_hash,
             &msg.key,
         );
-        self.store.commit(&executed, &cert)?;
+        let committed = self.committed(&block_hash, &cert)?;
+        Ok(Produced {
+            rejected: built.rejected,
+            ..committed
+        })
+    }
 
+    /// Commit an executed block and announce it: the new head, what it included and the
+    /// next nonce of every sender (for the mempool).
+    fn committed(
+        &mut self,
+        hash: &agora_core::Hash,
+        cert: &FinalityCert,
+    ) -> Result<Produced, NodeError> {
+        let executed = self.pipeline.commit(hash, cert).map_err(internal)?;
+        self.announce(&executed)
+    }
+
+    fn announce(&mut self, executed: &ExecutedBlock) -> Result<Produced, NodeError> {
         let senders: BTreeSet<_> = executed.block.txs.iter().map(|t| t.tx.signer).collect();
         let mut nonces = Vec::with_capacity(senders.len());
         for s in senders {
             nonces.push((s, state::account(&self.store, &s)?.nonce));
         }
         let info = HeadInfo::of(&executed.block);
-        if !executed.block.txs.is_empty() || executed.block.header.height % 30 == 0 {
+        if !executed.block.txs.is_empty() || executed.block.header.height.is_multiple_of(30) {
             info!(height = info.height, hash = %info.hash, txs = info.tx_count, fees = executed.fees, minted = executed.minted, "finalized block");
         }
         // No subscribers is fine: send only fails when nobody listens.
@@ -71,10 +82,16 @@ impl<S: KvStore> ChainActor<S> {
         Ok(Produced {
             head: info,
             included: executed.block.txs.iter().map(|t| t.hash()).collect(),
-            rejected: built.rejected,
+            rejected: Vec::new(),
             nonces,
         })
     }
+}
+
+/// Bad data from elsewhere is the caller's to judge; here every failure of a block the
+/// node itself built or decided is internal.
+fn internal(e: PipelineError) -> NodeError {
+    NodeError::Internal(e.to_string())
 }
 
 impl<S: KvStore> Actor for ChainActor<S> {
