@@ -43,6 +43,9 @@ pub struct Genesis {
     #[serde(default = "default_per_byte_fee")]
     pub per_byte_fee_rao: u64,
     pub authorities: Vec<AccountId>,
+    /// Consensus voting power of each authority, in the same order. Empty: 1 each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authority_power: Vec<u64>,
     #[serde(default)]
     pub admin: Option<AccountId>,
     #[serde(default)]
@@ -73,6 +76,8 @@ pub enum GenesisError {
     SupplyExceeded,
     #[error("block_time_ms {0} is outside {MIN_BLOCK_TIME_MS}..={MAX_BLOCK_TIME_MS}")]
     BlockTime(u64),
+    #[error("authority_power has {got} entries for {authorities} authorities (give one power per authority, each at least 1, or none)")]
+    AuthorityPower { got: usize, authorities: usize },
 }
 
 /// The parameters execution needs, taken from genesis. They are stored in state (key
@@ -84,17 +89,27 @@ pub struct ChainParams {
     pub base_fee_rao: u64,
     pub per_byte_fee_rao: u64,
     pub authorities: Vec<AccountId>,
+    pub authority_power: Vec<u64>,
     pub admin: Option<AccountId>,
     pub subnets: SubnetParams,
 }
 
 impl ChainParams {
-    /// The consensus validator set: the genesis authorities, each with voting power 1.
-    /// Fails only for a list genesis validation refuses (empty, or a key twice).
+    /// The consensus validator set: the genesis authorities with their `authority_power`
+    /// (1 each when none is given). Fails only for lists genesis validation refuses.
     pub fn validator_set(
         &self,
     ) -> Result<crate::consensus::ValidatorSet, crate::consensus::ValidatorSetError> {
-        crate::consensus::ValidatorSet::equal(&self.authorities)
+        if self.authority_power.is_empty() {
+            return crate::consensus::ValidatorSet::equal(&self.authorities);
+        }
+        crate::consensus::ValidatorSet::new(
+            self.authorities
+                .iter()
+                .zip(self.authority_power.iter().chain(std::iter::repeat(&0)))
+                .map(|(&id, &power)| crate::consensus::Validator { id, power })
+                .collect(),
+        )
     }
 
     /// `base + per_byte * len`, saturating (a saturated fee is simply unaffordable).
@@ -145,6 +160,7 @@ impl Genesis {
             base_fee_rao: default_base_fee(),
             per_byte_fee_rao: default_per_byte_fee(),
             authorities: vec![Keypair::dev("alice").account()],
+            authority_power: Vec::new(),
             admin: Some(Keypair::dev("alice").account()),
             balances: names
                 .iter()
@@ -189,6 +205,15 @@ impl Genesis {
                 return Err(GenesisError::DuplicateAuthority(*a));
             }
         }
+        if !self.authority_power.is_empty()
+            && (self.authority_power.len() != self.authorities.len()
+                || self.authority_power.contains(&0))
+        {
+            return Err(GenesisError::AuthorityPower {
+                got: self.authority_power.len(),
+                authorities: self.authorities.len(),
+            });
+        }
         let mut seen = BTreeSet::new();
         let mut total: u64 = 0;
         for b in &self.balances {
@@ -210,6 +235,7 @@ impl Genesis {
             base_fee_rao: self.base_fee_rao,
             per_byte_fee_rao: self.per_byte_fee_rao,
             authorities: self.authorities.clone(),
+            authority_power: self.authority_power.clone(),
             admin: self.admin,
             subnets: self.subnets.clone(),
         }

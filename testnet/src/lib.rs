@@ -3,8 +3,10 @@
 //! - [`scenario`]: seeded multi-epoch Yuma scenarios (honest validators, weight copiers,
 //!   colluding groups, stake moves) behind `agora sim epochs`.
 //!
-//! Planned: `agora testnet up` (local networks), the seeded consensus simulation over a
-//! simulated network, cross-implementation benchmarks.
+//! - [`sim`]: the seeded deterministic consensus simulation behind `agora sim consensus`:
+//!   real consensus machines and block pipelines over a simulated network with faults and
+//!   byzantine nodes, judged by independent checkers.
 
 pub mod rng;
 pub mod scenario;
+pub mod sim;

@@ -16,6 +16,8 @@ pub const ROUND_WINDOW: u32 = 64;
 /// Messages kept for the next height while this one is undecided. Overflow policy: the
 /// newest are dropped (their senders retransmit).
 pub const FUTURE_MESSAGES_MAX: usize = 1024;
+/// Own votes (the latest ones, two per round) resent on each retransmit timer.
+const RETRANSMIT_VOTES_MAX: usize = 16;
 /// Rounds after which timeouts stop growing.
 const TIMEOUT_GROWTH_ROUNDS: u32 = 32;
 
@@ -104,6 +106,9 @@ pub enum Effect {
     /// persist the message before sending it (so a restart never signs a conflicting one)
     /// and hand it back through [`Machine::restore`].
     Broadcast(Message),
+    /// Send to every peer a message already persisted or not this validator's own (a
+    /// retransmission, or someone else's signed message passed on). Not logged again.
+    Relay(Message),
     /// Fire `timeout` after `after_ms`.
     Schedule { timeout: Timeout, after_ms: u64 },
     /// Build a block for `(height, round)` on the committed head; answer with [`Input::Built`].
@@ -116,10 +121,17 @@ pub enum Effect {
     Evidence(Evidence),
 }
 
-/// The votes of one kind in one round.
+/// Different votes kept per validator and slot: its first, plus conflicting ones that
+/// count for their own values (as Tendermint counts every message it received: an
+/// equivocator's vote reaches a quorum that its twin does not spoil). Overflow policy:
+/// further conflicting votes are dropped.
+pub const VOTES_PER_VOTER_MAX: usize = 4;
+
+/// The votes of one kind in one round. `power` counts each voter once per value;
+/// `total` once per voter.
 #[derive(Debug, Default)]
 struct VoteSet {
-    by_voter: BTreeMap<AccountId, Vote>,
+    by_voter: BTreeMap<AccountId, Vec<Vote>>,
     power: BTreeMap<Option<Hash>, u128>,
     total: u128,
 }
@@ -312,19 +324,23 @@ impl Machine {
     fn add_vote(&mut self, v: Vote, out: &mut Vec<Effect>) {
         let power = u128::from(self.validators.power(&v.voter).unwrap_or(0));
         let set = self.votes.entry((v.round, v.kind)).or_default();
-        if let Some(first) = set.by_voter.get(&v.voter) {
-            if first.block != v.block && self.reported.insert((v.voter, v.round, Some(v.kind))) {
+        let mine = set.by_voter.entry(v.voter).or_default();
+        if mine.iter().any(|seen| seen.block == v.block) || mine.len() >= VOTES_PER_VOTER_MAX {
+            return;
+        }
+        if mine.is_empty() {
+            set.total = set.total.saturating_add(power);
+        } else if self.reported.insert((v.voter, v.round, Some(v.kind))) {
+            if let Some(first) = mine.first() {
                 out.push(Effect::Evidence(Evidence::DoubleVote {
                     first: first.clone(),
-                    second: v,
+                    second: v.clone(),
                 }));
             }
-            return;
         }
         let slot = set.power.entry(v.block).or_default();
         *slot = slot.saturating_add(power);
-        set.total = set.total.saturating_add(power);
-        set.by_voter.insert(v.voter, v);
+        mine.push(v);
     }
 
     fn add_proposal(&mut self, p: Proposal, out: &mut Vec<Effect>) {
@@ -421,14 +437,19 @@ impl Machine {
         self.votes.retain(|(r, _), _| keep(*r));
         self.proposals.retain(|r, _| keep(*r));
         if self.me() == Some(self.validators.proposer(self.height, round)) {
+            let valid_block = self
+                .valid
+                .and_then(|(vr, vh)| self.block(&vh).map(|b| (vr, b)));
             if let Some(p) = self.own_proposals.get(&round).cloned() {
-                out.push(Effect::Broadcast(Message::Proposal(p)));
-            } else if let Some((vr, vh)) = self.valid {
-                if let (Some(block), Some(key)) = (self.block(&vh), self.key.clone()) {
-                    let p = Proposal::sign(self.cfg.chain_id, round, Some(vr), block, &key);
-                    self.send_proposal(p, out);
-                }
+                out.push(Effect::Relay(Message::Proposal(p)));
+            } else if let (Some((vr, block)), Some(key)) = (valid_block, self.key.clone()) {
+                // Re-propose the block that had a prevote quorum, with that quorum, so
+                // validators locked on it (or on an older round) can prevote it.
+                let p = Proposal::sign(self.cfg.chain_id, round, Some(vr), block, &key);
+                self.send_proposal(p, out);
+                self.relay_proof_of_lock(out);
             } else {
+                // No valid value, or its block was lost in a restart: a fresh block.
                 out.push(Effect::Build {
                     height: self.height,
                     round,
@@ -437,6 +458,26 @@ impl Machine {
         }
         self.schedule(Some(Step::Propose), out);
         self.schedule(None, out);
+    }
+
+    /// Relay the valid value's proposal and the prevote quorum that made it valid (signed
+    /// by their authors: anyone may forward them). This is the gossip Tendermint's
+    /// liveness argument assumes: every honest validator eventually sees the polka.
+    fn relay_proof_of_lock(&self, out: &mut Vec<Effect>) {
+        let Some((vr, vh)) = self.valid else { return };
+        if let Some(p) = self.proposals.get(&vr).filter(|p| p.block_hash() == vh) {
+            out.push(Effect::Relay(Message::Proposal(p.clone())));
+        }
+        if let Some(set) = self.votes.get(&(vr, VoteKind::Prevote)) {
+            for v in set
+                .by_voter
+                .values()
+                .flatten()
+                .filter(|v| v.block == Some(vh))
+            {
+                out.push(Effect::Relay(Message::Vote(v.clone())));
+            }
+        }
     }
 
     fn block(&self, hash: &Hash) -> Option<Block> {
@@ -470,16 +511,41 @@ impl Machine {
                 self.start_round(next, out);
             }
             None => {
-                // Retransmit this round's own messages: lost ones cannot stall the round.
+                // Retransmit this round's own messages, so lost ones cannot stall the
+                // round, and the proof of the valid value, so a leader that missed it
+                // can learn it and re-propose.
                 let r = self.round;
                 if let Some(p) = self.own_proposals.get(&r) {
-                    out.push(Effect::Broadcast(Message::Proposal(p.clone())));
+                    out.push(Effect::Relay(Message::Proposal(p.clone())));
                 }
-                for kind in [VoteKind::Prevote, VoteKind::Precommit] {
-                    if let Some(v) = self.own_votes.get(&(r, kind)) {
-                        out.push(Effect::Broadcast(Message::Vote(v.clone())));
+                // Own votes of earlier rounds too: a validator still in round r-1 may
+                // need this one's vote there to reach the quorum that moves it on.
+                for v in self.own_votes.values().rev().take(RETRANSMIT_VOTES_MAX) {
+                    out.push(Effect::Relay(Message::Vote(v.clone())));
+                }
+                // And what justifies being in this round: the previous round's precommits
+                // (the quorum whose timeout moved this validator on) and this round's
+                // votes (the third that pulls laggards forward). This is the gossip the
+                // protocol's liveness assumes: every honest validator eventually sees
+                // what any honest validator saw, byzantine votes included.
+                let mut justification = vec![(r, VoteKind::Prevote), (r, VoteKind::Precommit)];
+                if let Some(prev) = r.checked_sub(1) {
+                    justification.push((prev, VoteKind::Precommit));
+                }
+                let me = self.me();
+                for slot in justification {
+                    if let Some(set) = self.votes.get(&slot) {
+                        for v in set
+                            .by_voter
+                            .values()
+                            .flatten()
+                            .filter(|v| Some(v.voter) != me)
+                        {
+                            out.push(Effect::Relay(Message::Vote(v.clone())));
+                        }
                     }
                 }
+                self.relay_proof_of_lock(out);
                 self.schedule(None, out);
             }
             _ => {}
@@ -649,6 +715,7 @@ impl Machine {
                     .map(|s| {
                         s.by_voter
                             .values()
+                            .flatten()
                             .filter(|v| v.block == Some(h))
                             .map(|v| CertSignature {
                                 authority: v.voter,

@@ -5,6 +5,7 @@ mod compute;
 mod output;
 mod root;
 mod sim;
+mod sim_consensus;
 mod stake;
 mod subnet;
 mod tx;

@@ -31,6 +31,10 @@ pub enum SimCmd {
     },
     /// Time one epoch at several sizes against a numpy float64 implementation.
     Bench(crate::bench::EpochBenchArgs),
+    /// Seeded simulation of the BFT network: real consensus machines and block pipelines
+    /// over a simulated network with faults and byzantine nodes, judged by independent
+    /// checkers (agreement, validity, supply, liveness after every heal).
+    Consensus(super::sim_consensus::ConsensusArgs),
 }
 
 pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
@@ -121,6 +125,7 @@ pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
         SimCmd::Bench(args) => crate::bench::run_epoch_bench(args, out),
+        SimCmd::Consensus(args) => super::sim_consensus::run(args, out),
     }
 }
 
