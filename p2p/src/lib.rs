@@ -1,7 +1,34 @@
-//! `agora-p2p`: the node's network over libp2p.
+//! `agora-p2p`: the node's network.
 //!
-//! Planned (ARCHITECTURE.md): gossipsub for blocks, votes and transactions;
-//! request-response for sync and miner queries (Noise-encrypted, hotkey identities);
-//! identify, kademlia and mDNS (loopback only in tests). A simulated network implements
-//! the same trait for seeded consensus tests. Nothing is implemented yet: this crate is a
-//! table of contents until the p2p issue.
+//! ```text
+//!  node (network bridge actor) ──Network trait──┬── Libp2pNetwork: one task owns the Swarm
+//!        ^                                     │     TCP + Noise + Yamux, gossipsub (txs,
+//!        └──────────── NetEvent ───────────────┤     consensus, blocks) with validation and
+//!                                              │     peer scoring, request-response sync,
+//!                                              │     identify, kademlia, mDNS (opt-in), bans
+//!                                              └── MemoryHub: in-process, for tests
+//! ```
+//!
+//! Topics are scoped by chain id and genesis hash ([`Topic::name`]). Every queue is
+//! bounded ([`NET_EVENTS_MAX`], [`NET_COMMANDS_MAX`], [`PENDING_REPLIES_MAX`],
+//! [`PENDING_REQUESTS_MAX`]) with its overflow policy written beside it.
+
+mod memory;
+pub mod protocol;
+mod service;
+mod swarm;
+
+#[cfg(test)]
+mod tests;
+
+pub use libp2p::{Multiaddr, PeerId};
+pub use memory::{MemoryHub, MemoryNetwork};
+pub use protocol::{Announcement, SyncRequest, SyncResponse, Topic, SYNC_BLOCKS_MAX};
+pub use service::{
+    Events, MessageId, NetError, NetEvent, Network, PeerInfo, ReplyId, Verdict, NET_COMMANDS_MAX,
+    NET_EVENTS_MAX,
+};
+pub use swarm::{
+    identity_from_seed, peer_id_from_seed, Libp2pNetwork, NetConfig, PENDING_REPLIES_MAX,
+    PENDING_REQUESTS_MAX,
+};

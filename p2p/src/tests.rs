@@ -1,0 +1,187 @@
+//! One conformance suite for both networks: gossip reaches the others (and is forwarded
+//! once accepted), requests get answers, bans cut a peer off.
+
+use std::time::Duration;
+
+use agora_core::Hash;
+use tokio::time::{timeout, Instant};
+
+use crate::*;
+
+/// Wait for a gossip event on `topic` with `data`, answering requests for status and
+/// accepting gossip (so it is forwarded) on the way.
+async fn expect_gossip(
+    net: &dyn Network,
+    events: &mut Events,
+    topic: Topic,
+    data: &[u8],
+    within: Duration,
+) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, events.recv()).await {
+            Ok(Some(NetEvent::Gossip {
+                topic: t,
+                from,
+                id,
+                data: d,
+            })) => {
+                net.report(id, from, Verdict::Accept);
+                if t == topic && d == data {
+                    return true;
+                }
+            }
+            Ok(Some(NetEvent::Request { reply, .. })) => net.respond(reply, status(1)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return false,
+        }
+    }
+}
+
+fn status(height: u64) -> SyncResponse {
+    SyncResponse::Status {
+        height,
+        head: Hash([height as u8; 32]),
+        genesis: Hash([9; 32]),
+    }
+}
+
+/// Keep publishing until `receiver` hears it (a fresh mesh loses early messages).
+async fn publish_until_heard(
+    sender: &dyn Network,
+    receiver: &dyn Network,
+    events: &mut Events,
+    topic: Topic,
+    data: &[u8],
+) -> bool {
+    for _ in 0..50 {
+        sender.publish(topic, data.to_vec()).await.unwrap();
+        if expect_gossip(receiver, events, topic, data, Duration::from_millis(300)).await {
+            return true;
+        }
+    }
+    false
+}
+
+/// Answer requests on `events` with `status(height)` until the task is dropped.
+fn serve_status(
+    net: impl Network + Clone,
+    mut events: Events,
+    height: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            match e {
+                NetEvent::Request { reply, .. } => net.respond(reply, status(height)),
+                NetEvent::Gossip { id, from, .. } => net.report(id, from, Verdict::Accept),
+                _ => {}
+            }
+        }
+    })
+}
+
+fn seed(i: u8) -> [u8; 32] {
+    [i; 32]
+}
+
+async fn libp2p_node(i: u8, bootnodes: Vec<Multiaddr>) -> (Libp2pNetwork, Events, Multiaddr) {
+    let cfg = NetConfig {
+        chain_id: 5,
+        genesis_hash: Hash([9; 32]),
+        key_seed: seed(i),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootnodes,
+        mdns: false,
+        local: true,
+    };
+    let (net, events, addrs) = Libp2pNetwork::start(cfg).await.unwrap();
+    let addr = addrs[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(net.local_peer_id()));
+    (net, events, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libp2p_gossip_forwarding_requests_and_bans() {
+    let (a, mut a_events, a_addr) = libp2p_node(1, vec![]).await;
+    let (b, b_events, _) = libp2p_node(2, vec![a_addr.clone()]).await;
+    assert_eq!(
+        b.local_peer_id(),
+        peer_id_from_seed(seed(2)).unwrap(),
+        "identity is the seed's"
+    );
+    // b -> a directly.
+    assert!(publish_until_heard(&b, &a, &mut a_events, Topic::Consensus, b"vote from b").await);
+    // A third node that knows only a: b's gossip reaches it once a accepts and forwards
+    // it (or once c meets b through identify and kademlia).
+    let (c, mut c_events, _) = libp2p_node(3, vec![a_addr]).await;
+    let a_task = serve_status(a.clone(), a_events, 7);
+    assert!(publish_until_heard(&b, &c, &mut c_events, Topic::Transactions, b"tx from b").await);
+    // Request-response: c asks a for its status.
+    let answer = c
+        .request(a.local_peer_id(), SyncRequest::Status)
+        .await
+        .unwrap();
+    assert_eq!(answer, status(7));
+    // A large consensus message (a proposal carrying a block) passes the topic's limit.
+    let big = vec![7u8; 300 * 1024];
+    assert!(publish_until_heard(&b, &c, &mut c_events, Topic::Consensus, &big).await);
+    // Ban: c cuts a off; requests to it fail from then on.
+    c.ban(a.local_peer_id());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(c
+        .request(a.local_peer_id(), SyncRequest::Status)
+        .await
+        .is_err());
+    let peers = c.peers().await;
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.peer_id != a.local_peer_id().to_string()),
+        "{peers:?}"
+    );
+    a_task.abort();
+    drop(b_events);
+}
+
+#[tokio::test]
+async fn memory_gossip_requests_partitions_and_bans() {
+    let hub = MemoryHub::new();
+    let ids: Vec<PeerId> = (1..=3)
+        .map(|i| peer_id_from_seed(seed(i)).unwrap())
+        .collect();
+    let (a, a_events) = hub.join(ids[0]);
+    let (b, mut b_events) = hub.join(ids[1]);
+    let (c, mut c_events) = hub.join(ids[2]);
+    let _a_task = serve_status(a.clone(), a_events, 3);
+    assert!(publish_until_heard(&a, &b, &mut b_events, Topic::Blocks, b"head").await);
+    assert_eq!(
+        b.request(ids[0], SyncRequest::Status).await.unwrap(),
+        status(3)
+    );
+    // A message over the topic's limit is refused at publish.
+    assert!(a
+        .publish(Topic::Blocks, vec![0; Topic::Blocks.max_bytes() + 1])
+        .await
+        .is_err());
+    // Partition a from c: c hears nothing from a, then everything once mended.
+    hub.set_link(ids[0], ids[2], false);
+    a.publish(Topic::Consensus, b"cut".to_vec()).await.unwrap();
+    assert!(
+        !expect_gossip(
+            &c,
+            &mut c_events,
+            Topic::Consensus,
+            b"cut",
+            Duration::from_millis(200)
+        )
+        .await
+    );
+    assert!(c.request(ids[0], SyncRequest::Status).await.is_err());
+    hub.set_link(ids[0], ids[2], true);
+    assert!(publish_until_heard(&a, &c, &mut c_events, Topic::Consensus, b"mended").await);
+    c.ban(ids[0]);
+    assert!(c.request(ids[0], SyncRequest::Status).await.is_err());
+    assert_eq!(c.peers().await.len(), 1);
+}
