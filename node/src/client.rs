@@ -30,6 +30,12 @@ impl RpcClient {
         }
     }
 
+    /// The same client with another request timeout (status polls use short ones).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = awc::Client::builder().timeout(timeout).finish();
+        self
+    }
+
     pub async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut resp = self

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod node;
 pub mod rpc;
+pub mod validator_key;
 pub mod wallet;
 
 /// Failures inside the node. Everything here is "internal": user mistakes are

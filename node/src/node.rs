@@ -10,19 +10,144 @@ use agora_core::{Genesis, Keypair};
 use agora_storage::{ChainStore, RocksStore};
 use anyhow::{bail, Context as _};
 use tokio::sync::{broadcast, mpsc};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::actors::chain::{ChainActor, ChainHandle, HEAD_EVENTS_MAX};
+use crate::actors::consensus::{ConsensusActor, ConsensusHandle};
 use crate::actors::mempool::{MempoolActor, MempoolHandle};
+use crate::actors::network::{NetworkActor, NetworkHandle};
 use crate::actors::producer::{ProducerActor, ProducerHandle, Seal};
 use crate::rpc::{self, AppState};
 
 pub struct NodeConfig {
-    /// `Some(seal)`: a one-node dev chain sealing blocks in that mode; `None`: read-only.
+    /// `Some(seal)`: a one-node dev chain sealing blocks in that mode, no network;
+    /// `None`: a networked node (validator with `network.validator_key`, else full node).
     pub dev: Option<Seal>,
     pub data_dir: PathBuf,
     pub rpc_addr: SocketAddr,
     pub genesis: Genesis,
+    pub network: NetworkConfig,
+}
+
+/// How a networked node joins its peers.
+pub struct NetworkConfig {
+    pub validator_key: Option<PathBuf>,
+    pub p2p_addr: agora_p2p::Multiaddr,
+    pub bootnodes: Vec<agora_p2p::Multiaddr>,
+    pub mdns: bool,
+}
+
+/// What a networked node runs besides the chain: the consensus actor and the bridge.
+struct Networked {
+    consensus: ConsensusHandle,
+    network: NetworkHandle,
+    info: NetInfo,
+}
+
+/// The node's network identity, as `net_info` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NetInfo {
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    pub validator: Option<agora_core::AccountId>,
+}
+
+fn is_loopback(addr: &agora_p2p::Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        agora_p2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+        agora_p2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_network(
+    cfg: &NetworkConfig,
+    data_dir: &std::path::Path,
+    params: &agora_core::ChainParams,
+    genesis_hash: agora_core::Hash,
+    head: &agora_core::Header,
+    chain: &ChainHandle,
+    mempool: &MempoolHandle,
+    fatal: mpsc::Sender<String>,
+) -> anyhow::Result<Networked> {
+    let validators = params.validator_set().context("genesis validator set")?;
+    let key = match &cfg.validator_key {
+        Some(path) => {
+            let key = crate::validator_key::read(path)?;
+            if validators.power(&key.account()).is_none() {
+                bail!(
+                    "validator key {} is for {}, which is not among the genesis authorities",
+                    path.display(),
+                    key.account()
+                );
+            }
+            Some(key)
+        }
+        None => None,
+    };
+    let identity = match &key {
+        Some(k) => k.seed(),
+        None => crate::validator_key::node_key(data_dir)?.seed(),
+    };
+    let (net, events, listen) = agora_p2p::Libp2pNetwork::spawn(agora_p2p::NetConfig {
+        chain_id: params.chain_id,
+        genesis_hash,
+        key_seed: identity,
+        listen: cfg.p2p_addr.clone(),
+        bootnodes: cfg.bootnodes.clone(),
+        mdns: cfg.mdns,
+        local: is_loopback(&cfg.p2p_addr),
+    })?;
+    let local = agora_p2p::Network::local_peer_id(&net);
+    let network = NetworkHandle::new(
+        NetworkActor::new(
+            std::sync::Arc::new(net),
+            events,
+            chain.clone(),
+            mempool.clone(),
+            params.chain_id,
+            genesis_hash,
+            validators.clone(),
+        )
+        .start(),
+        local,
+    );
+    let consensus = ConsensusHandle::new(
+        ConsensusActor::new(
+            agora_core::consensus::Config {
+                chain_id: params.chain_id,
+                timeouts: agora_core::consensus::Timeouts::for_block_time(params.block_time_ms),
+            },
+            validators,
+            key.clone(),
+            head.height,
+            head.timestamp_ms,
+            params.block_time_ms,
+            chain.clone(),
+            mempool.clone(),
+            network.clone(),
+            fatal,
+        )
+        .start(),
+    );
+    network.set_consensus(consensus.recipient());
+    let info = NetInfo {
+        peer_id: local.to_string(),
+        listen: listen.iter().map(|a| format!("{a}/p2p/{local}")).collect(),
+        validator: key.as_ref().map(agora_core::Keypair::account),
+    };
+    match &info.validator {
+        Some(v) => info!(validator = %v, peer_id = %local, listen = ?info.listen, "validating"),
+        None => {
+            info!(peer_id = %local, listen = ?info.listen, "full node: following and verifying")
+        }
+    }
+    Ok(Networked {
+        consensus,
+        network,
+        info,
+    })
 }
 
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -52,6 +177,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
 
     let mut producer = None;
+    let mut networked = None;
     if let Some(seal) = cfg.dev {
         let key = Keypair::dev("alice");
         if !params.authorities.contains(&key.account()) {
@@ -77,7 +203,16 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             "dev mode: producing and finalizing blocks alone"
         );
     } else {
-        warn!("not in --dev mode: serving the stored chain read-only (networked consensus arrives with the p2p issue)");
+        networked = Some(start_network(
+            &cfg.network,
+            &cfg.data_dir,
+            &params,
+            genesis_hash,
+            &head,
+            &chain,
+            &mempool,
+            fatal_tx,
+        )?);
     }
 
     let state = AppState {
@@ -87,6 +222,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         genesis_hash,
         heads,
         producer: producer.clone(),
+        consensus: networked.as_ref().map(|n| n.consensus.clone()),
+        network: networked.as_ref().map(|n| n.network.clone()),
+        net_info: networked.as_ref().map(|n| n.info.clone()),
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;
@@ -98,12 +236,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: shutting down"); Ok(()) }
         _ = sigterm.recv() => { info!("SIGTERM: shutting down"); Ok(()) }
-        reason = fatal_rx.recv() => Err(anyhow::anyhow!("block production failed: {}", reason.unwrap_or_default())),
+        reason = fatal_rx.recv() => Err(anyhow::anyhow!("block production or consensus failed: {}", reason.unwrap_or_default())),
         r = &mut server_task => Err(anyhow::anyhow!("RPC server stopped: {r:?}")),
     };
     server_handle.stop(true).await;
     if let Some(p) = producer {
         p.stop().await;
+    }
+    if let Some(n) = &networked {
+        n.consensus.stop().await;
     }
     // Messages are handled in order: once this answers, any block in progress is committed.
     if let Ok(head) = chain.head().await {

@@ -21,7 +21,7 @@ mod swarm;
 #[cfg(test)]
 mod tests;
 
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{multiaddr, Multiaddr, PeerId};
 pub use memory::{MemoryHub, MemoryNetwork};
 pub use protocol::{Announcement, SyncRequest, SyncResponse, Topic, SYNC_BLOCKS_MAX};
 pub use service::{

@@ -336,6 +336,43 @@ impl Libp2pNetwork {
         Ok((Libp2pNetwork { local, commands }, event_rx, listening))
     }
 
+    /// [`Self::start`] on a thread of its own with its own tokio runtime, so swarm work
+    /// never shares a thread with the node's actors. The thread ends when the swarm task
+    /// does (every handle dropped).
+    pub fn spawn(cfg: NetConfig) -> Result<(Self, Events, Vec<Multiaddr>), NetError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("p2p".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(NetError::Start(format!("runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Self::start(cfg).await {
+                        Ok((net, events, addrs)) => {
+                            let commands = net.commands.clone();
+                            let _ = tx.send(Ok((net, events, addrs)));
+                            // Until the swarm task drops its receiver.
+                            commands.closed().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| NetError::Start(format!("thread: {e}")))?;
+        rx.recv().map_err(|_| NetError::Stopped)?
+    }
+
     async fn send(&self, c: Command) -> Result<(), NetError> {
         self.commands.send(c).await.map_err(|_| NetError::Stopped)
     }

@@ -3,5 +3,7 @@
 //! typed handle in `mod.rs` that callers use instead of raw messages.
 
 pub mod chain;
+pub mod consensus;
 pub mod mempool;
+pub mod network;
 pub mod producer;

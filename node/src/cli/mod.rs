@@ -8,6 +8,7 @@ mod sim;
 mod sim_consensus;
 mod stake;
 mod subnet;
+mod testnet;
 mod tx;
 mod wallet;
 mod weights;
@@ -66,6 +67,9 @@ pub enum Command {
     /// The economics offline: one Yuma epoch, multi-epoch scenarios, benchmarks.
     #[command(subcommand)]
     Sim(sim::SimCmd),
+    /// Local multi-process networks: init, up (with live progress), status.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCmd),
     /// Print the built-in dev genesis as TOML (a starting point for your own).
     Genesis,
     /// Measure the ledger: signed transfers applied and committed per second vs raw ed25519.
@@ -92,6 +96,19 @@ pub struct NodeArgs {
     /// Genesis file (TOML or JSON). Default: the built-in dev genesis.
     #[arg(long, env = "AGORA_GENESIS")]
     pub genesis: Option<PathBuf>,
+    /// Validate with this key file (as `agora testnet init` writes them, mode 0600). Without
+    /// it a networked node is a full node: it follows, verifies certificates, serves RPC.
+    #[arg(long, env = "AGORA_VALIDATOR_KEY", conflicts_with = "dev")]
+    pub validator_key: Option<PathBuf>,
+    /// libp2p listen address (`/tcp/0` picks a free port; `net_info` shows it).
+    #[arg(long, env = "AGORA_P2P_ADDR", default_value = "/ip4/0.0.0.0/tcp/30333")]
+    pub p2p_addr: agora_p2p::Multiaddr,
+    /// Peers to join, comma separated: `/ip4/127.0.0.1/tcp/30333/p2p/12D3Koo...`.
+    #[arg(long, env = "AGORA_BOOTNODES", value_delimiter = ',')]
+    pub bootnodes: Vec<agora_p2p::Multiaddr>,
+    /// Discover peers on the local network with mDNS (off by default).
+    #[arg(long)]
+    pub mdns: bool,
 }
 
 /// Options shared by the commands that talk to a node.
@@ -136,6 +153,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: args.data_dir,
                 rpc_addr: args.rpc_addr,
                 genesis,
+                network: crate::node::NetworkConfig {
+                    validator_key: args.validator_key,
+                    p2p_addr: args.p2p_addr,
+                    bootnodes: args.bootnodes,
+                    mdns: args.mdns,
+                },
             })
             .await
         }
@@ -150,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stake(cmd) => stake::run(cmd, out).await,
         Command::Weights(cmd) => weights::run(cmd, out).await,
         Command::Root(cmd) => root::run(cmd, out).await,
+        Command::Testnet(cmd) => testnet::run(cmd, out).await,
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {

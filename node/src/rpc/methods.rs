@@ -153,7 +153,11 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             let bytes = hex::decode(digits).map_err(|_| {
                 RpcError::params("`tx` must be 0x-prefixed hex of the encoded transaction")
             })?;
-            match state.mempool.submit(bytes).await? {
+            match state
+                .mempool
+                .submit(bytes, crate::actors::mempool::Origin::Local)
+                .await?
+            {
                 Ok(hash) => Ok(json!({"hash": hash})),
                 Err(e) => Err(RpcError {
                     code: TX_REJECTED,
@@ -250,6 +254,34 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .chain
                 .read(move |s| super::subnets::sim_swap(s, netuid, direction, amount))
                 .await?)
+        }
+        "net_info" => match &state.net_info {
+            Some(info) => to_value(info),
+            None => Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                "net_info: this is a --dev node, it has no network",
+            )),
+        },
+        "net_peers" => match &state.network {
+            Some(net) => to_value(net.peers().await),
+            None => Ok(json!([])),
+        },
+        "consensus_status" | "consensus_evidence" => {
+            let Some(consensus) = &state.consensus else {
+                return Err(RpcError::new(
+                    METHOD_NOT_FOUND,
+                    format!("{method}: this is a --dev node (one authority, no BFT consensus)"),
+                ));
+            };
+            let mut status = consensus
+                .status()
+                .await
+                .ok_or(NodeError::Stopped("consensus"))?;
+            if method == "consensus_evidence" {
+                return to_value(status.evidence);
+            }
+            status.evidence.truncate(16);
+            to_value(status)
         }
         "dev_produceBlocks" => {
             let Some(producer) = &state.producer else {

@@ -36,6 +36,10 @@ pub struct AppState {
     pub heads: broadcast::Sender<HeadInfo>,
     /// The dev producer (`--dev` only): `dev_produceBlocks` drives it.
     pub producer: Option<ProducerHandle>,
+    /// Networked nodes only: consensus, the network bridge, the node's identity.
+    pub consensus: Option<crate::actors::consensus::ConsensusHandle>,
+    pub network: Option<crate::actors::network::NetworkHandle>,
+    pub net_info: Option<crate::node::NetInfo>,
 }
 
 async fn handle_value(state: &AppState, v: &Value) -> Value {

@@ -31,7 +31,7 @@ pub fn fast_genesis(dir: &Path) -> (Genesis, PathBuf) {
 /// How a test node runs: read-only, or a dev chain with a sealing mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// No `--dev`: serves the stored chain.
+    /// No `--dev`, no peers: a full node that serves the stored chain.
     ReadOnly,
     /// `--dev --seal interval`: a block every block time (tests of the clock itself only).
     Interval,
@@ -64,7 +64,10 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         match mode {
-            Mode::ReadOnly => {}
+            // A networked full node with no peers: it serves the stored chain.
+            Mode::ReadOnly => {
+                cmd.args(["--p2p-addr", "/ip4/127.0.0.1/tcp/0"]);
+            }
             Mode::Interval => {
                 cmd.args(["--dev", "--seal", "interval"]);
             }

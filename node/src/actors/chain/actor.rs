@@ -105,6 +105,84 @@ impl<S: KvStore> Handler<Produce> for ChainActor<S> {
     }
 }
 
+impl<S: KvStore> Handler<Propose> for ChainActor<S> {
+    type Result = Result<agora_storage::Built, NodeError>;
+    fn handle(&mut self, msg: Propose, _: &mut Self::Context) -> Self::Result {
+        self.pipeline
+            .propose(msg.proposer, msg.timestamp_ms, msg.view, msg.txs)
+            .map_err(internal)
+    }
+}
+
+/// Sort pipeline errors: the block's fault (Ok(Err(reason))) or ours (Err).
+fn judged<T>(r: Result<T, PipelineError>) -> Result<Result<T, String>, NodeError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.is_internal() => Err(internal(e)),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+impl<S: KvStore> Handler<Verify> for ChainActor<S> {
+    type Result = Result<Result<(), String>, NodeError>;
+    fn handle(&mut self, msg: Verify, _: &mut Self::Context) -> Self::Result {
+        judged(self.pipeline.verify(&msg.0))
+    }
+}
+
+impl<S: KvStore> Handler<Commit> for ChainActor<S> {
+    type Result = Result<Produced, NodeError>;
+    fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
+        self.committed(&msg.hash, &msg.cert)
+    }
+}
+
+impl<S: KvStore> Handler<Import> for ChainActor<S> {
+    type Result = Result<Result<Produced, String>, NodeError>;
+    fn handle(&mut self, msg: Import, _: &mut Self::Context) -> Self::Result {
+        match judged(self.pipeline.import(msg.block, &msg.cert))? {
+            Ok(executed) => Ok(Ok(self.announce(&executed)?)),
+            Err(reason) => Ok(Err(reason)),
+        }
+    }
+}
+
+impl<S: KvStore> Handler<RecordOwn> for ChainActor<S> {
+    type Result = Result<(), NodeError>;
+    fn handle(&mut self, msg: RecordOwn, _: &mut Self::Context) -> Self::Result {
+        Ok(self.store.record_own_message(&msg.0)?)
+    }
+}
+
+impl<S: KvStore> Handler<OwnMessages> for ChainActor<S> {
+    type Result = Result<Vec<agora_core::consensus::Message>, NodeError>;
+    fn handle(&mut self, msg: OwnMessages, _: &mut Self::Context) -> Self::Result {
+        Ok(self.store.own_messages(msg.0)?)
+    }
+}
+
+impl<S: KvStore> Handler<Finalized> for ChainActor<S> {
+    type Result = Result<Vec<(agora_core::Block, FinalityCert)>, NodeError>;
+    fn handle(&mut self, msg: Finalized, _: &mut Self::Context) -> Self::Result {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for h in msg.from..msg.from.saturating_add(u64::from(msg.count)) {
+            let (Some(block), Some(cert)) = (self.store.block_by_height(h)?, self.store.cert(h)?)
+            else {
+                break;
+            };
+            bytes = bytes
+                .saturating_add(block.encoded_len())
+                .saturating_add(64 * cert.votes.len() + 64);
+            if !out.is_empty() && bytes > msg.max_bytes {
+                break;
+            }
+            out.push((block, cert));
+        }
+        Ok(out)
+    }
+}
+
 impl<S: KvStore> Handler<GetHead> for ChainActor<S> {
     type Result = Result<HeadInfo, NodeError>;
     fn handle(&mut self, _: GetHead, _: &mut Self::Context) -> Self::Result {

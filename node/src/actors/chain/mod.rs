@@ -9,6 +9,7 @@ pub use actor::{ChainActor, HEAD_EVENTS_MAX};
 pub use msg::*;
 
 use actix::Addr;
+use agora_core::block::{Block, FinalityCert};
 use agora_core::{Account, AccountId, Hash, Keypair, SignedTransaction, Supply};
 
 use crate::NodeError;
@@ -46,6 +47,65 @@ impl ChainHandle {
             txs,
             timestamp_ms,
             key,
+        })
+        .await?
+    }
+
+    pub async fn propose(
+        &self,
+        proposer: AccountId,
+        timestamp_ms: u64,
+        view: u64,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<agora_storage::Built, NodeError> {
+        self.ask(Propose {
+            proposer,
+            timestamp_ms,
+            view,
+            txs,
+        })
+        .await?
+    }
+
+    /// Ok(Err(reason)) when the block is invalid.
+    pub async fn verify(&self, block: Block) -> Result<Result<(), String>, NodeError> {
+        self.ask(Verify(block)).await?
+    }
+
+    pub async fn commit(&self, hash: Hash, cert: FinalityCert) -> Result<Produced, NodeError> {
+        self.ask(Commit { hash, cert }).await?
+    }
+
+    /// Ok(Err(reason)) when the peer's block or certificate is invalid.
+    pub async fn import(
+        &self,
+        block: Block,
+        cert: FinalityCert,
+    ) -> Result<Result<Produced, String>, NodeError> {
+        self.ask(Import { block, cert }).await?
+    }
+
+    pub async fn record_own(&self, msg: agora_core::consensus::Message) -> Result<(), NodeError> {
+        self.ask(RecordOwn(msg)).await?
+    }
+
+    pub async fn own_messages(
+        &self,
+        height: u64,
+    ) -> Result<Vec<agora_core::consensus::Message>, NodeError> {
+        self.ask(OwnMessages(height)).await?
+    }
+
+    pub async fn finalized(
+        &self,
+        from: u64,
+        count: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<(Block, FinalityCert)>, NodeError> {
+        self.ask(Finalized {
+            from,
+            count,
+            max_bytes,
         })
         .await?
     }

@@ -101,3 +101,56 @@ pub type StateQuery = Box<
 #[derive(Message)]
 #[rtype(result = "Result<serde_json::Value, NodeError>")]
 pub struct ReadState(pub StateQuery);
+
+/// Build a block on the committed head (this validator proposes it in round `view`).
+#[derive(Message)]
+#[rtype(result = "Result<agora_storage::Built, NodeError>")]
+pub struct Propose {
+    pub proposer: AccountId,
+    pub timestamp_ms: u64,
+    pub view: u64,
+    pub txs: Vec<SignedTransaction>,
+}
+
+/// Execute a received block on the committed head without committing. The inner error
+/// is the block's fault (its reason); the outer one an internal failure.
+#[derive(Message)]
+#[rtype(result = "Result<Result<(), String>, NodeError>")]
+pub struct Verify(pub Block);
+
+/// Commit a block decided by consensus (executed earlier by `Propose` or `Verify`).
+#[derive(Message)]
+#[rtype(result = "Result<Produced, NodeError>")]
+pub struct Commit {
+    pub hash: Hash,
+    pub cert: FinalityCert,
+}
+
+/// A finalized block from a peer (sync): certificate checked, executed, committed. The
+/// inner error means the peer sent something invalid.
+#[derive(Message)]
+#[rtype(result = "Result<Result<Produced, String>, NodeError>")]
+pub struct Import {
+    pub block: Block,
+    pub cert: FinalityCert,
+}
+
+/// Durably log one of this validator's own consensus messages before it is sent.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct RecordOwn(pub agora_core::consensus::Message);
+
+/// This validator's logged own messages for `0` (a height).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<agora_core::consensus::Message>, NodeError>")]
+pub struct OwnMessages(pub u64);
+
+/// Finalized blocks with certificates from `from`, at most `count`, at most `max_bytes`
+/// encoded (at least one block when any exists).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(Block, FinalityCert)>, NodeError>")]
+pub struct Finalized {
+    pub from: u64,
+    pub count: u32,
+    pub max_bytes: usize,
+}

@@ -33,6 +33,9 @@ pub struct MempoolActor {
     /// Told of each admission (instant sealing). Notices go through the watcher's mailbox;
     /// a stopped watcher is dropped.
     watcher: Option<actix::Recipient<TxAdmitted>>,
+    /// Told the bytes of each admitted local transaction (the network bridge gossips
+    /// them). Goes through its mailbox.
+    gossip: Option<actix::Recipient<GossipTx>>,
 }
 
 impl MempoolActor {
@@ -45,6 +48,7 @@ impl MempoolActor {
             dropped: HashMap::new(),
             dropped_order: VecDeque::new(),
             watcher: None,
+            gossip: None,
         }
     }
 
@@ -96,7 +100,8 @@ impl Handler<Submit> for MempoolActor {
     type Result = ResponseActFuture<Self, Result<Hash, SubmitError>>;
 
     fn handle(&mut self, msg: Submit, _: &mut Self::Context) -> Self::Result {
-        let checked = self.precheck(&msg.0);
+        let checked = self.precheck(&msg.bytes);
+        let gossip = (msg.origin == Origin::Local).then_some(msg.bytes);
         let chain = self.chain.clone();
         let signer = checked.as_ref().map(|(s, _)| s.tx.signer).ok();
         Box::pin(
@@ -160,6 +165,9 @@ impl Handler<Submit> for MempoolActor {
                 act.by_hash.insert(hash, (signer, nonce));
                 act.dropped.remove(&hash);
                 debug!(%hash, %signer, nonce, "transaction admitted");
+                if let (Some(g), Some(bytes)) = (&act.gossip, gossip) {
+                    g.do_send(GossipTx(bytes));
+                }
                 if let Some(w) = &act.watcher {
                     if w.connected() {
                         w.do_send(TxAdmitted);
@@ -248,5 +256,13 @@ impl Handler<WatchAdmissions> for MempoolActor {
 
     fn handle(&mut self, msg: WatchAdmissions, _: &mut Self::Context) {
         self.watcher = Some(msg.0);
+    }
+}
+
+impl Handler<SetGossip> for MempoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetGossip, _: &mut Self::Context) {
+        self.gossip = Some(msg.0);
     }
 }

@@ -24,9 +24,13 @@ impl MempoolHandle {
         MempoolHandle { addr }
     }
 
-    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Result<Hash, SubmitError>, NodeError> {
+    pub async fn submit(
+        &self,
+        bytes: Vec<u8>,
+        origin: Origin,
+    ) -> Result<Result<Hash, SubmitError>, NodeError> {
         self.addr
-            .send(Submit(bytes))
+            .send(Submit { bytes, origin })
             .await
             .map_err(|_| NodeError::Stopped("mempool"))
     }
@@ -52,6 +56,11 @@ impl MempoolHandle {
             })
             .await
             .map_err(|_| NodeError::Stopped("mempool"))
+    }
+
+    /// Have `gossip` sent the bytes of every admitted local transaction.
+    pub fn set_gossip(&self, gossip: actix::Recipient<GossipTx>) {
+        self.addr.do_send(SetGossip(gossip));
     }
 
     /// Have `watcher` told of every admitted transaction (instant sealing).

@@ -32,10 +32,32 @@ impl SubmitError {
     }
 }
 
+/// Where a submitted transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This node's RPC: admitted transactions are gossiped.
+    Local,
+    /// Gossip from a peer: the network already forwards it.
+    Peer,
+}
+
 /// Admit encoded transaction bytes; returns the transaction hash.
 #[derive(Message)]
 #[rtype(result = "Result<Hash, SubmitError>")]
-pub struct Submit(pub Vec<u8>);
+pub struct Submit {
+    pub bytes: Vec<u8>,
+    pub origin: Origin,
+}
+
+/// An admitted local transaction's bytes, for the network to gossip.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GossipTx(pub Vec<u8>);
+
+/// Send every admitted local transaction to `0` for gossip.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetGossip(pub actix::Recipient<GossipTx>);
 
 /// Up to `max` transactions for the next block: per sender, a run of consecutive nonces.
 #[derive(Message)]

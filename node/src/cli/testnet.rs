@@ -1,0 +1,441 @@
+//! `agora testnet`: a local multi-process network in one command. `init` writes the
+//! genesis, one validator key per validator and `nodes.json` (each node's name, data dir,
+//! addresses, peer id and the exact argv that starts it); `up` starts them as child
+//! processes, shows live progress and stops them on Ctrl-C; `status` reads every node's RPC.
+//! A small orchestration layer: nodes are ordinary `agora node` processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agora_core::{Genesis, Keypair};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Out;
+use crate::client::RpcClient;
+
+#[derive(Subcommand, Debug)]
+pub enum TestnetCmd {
+    /// Write a local network's genesis, validator keys and nodes.json into a directory.
+    Init(InitArgs),
+    /// Start a local network (init first if the directory has none) and show its progress
+    /// until Ctrl-C, which stops every node cleanly.
+    Up(UpArgs),
+    /// Height, finalized height, round and peers of every node of a local network.
+    Status {
+        #[arg(long, default_value = "./testnet")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InitArgs {
+    /// Validators (equal voting power).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Full nodes (follow and verify, no vote).
+    #[arg(long, default_value_t = 0)]
+    pub full_nodes: usize,
+    #[arg(long, default_value = "./testnet")]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    pub block_time_ms: u64,
+    /// First p2p port; node i listens on P+i and serves RPC on P+100+i. 0: free ports
+    /// picked now.
+    #[arg(long, default_value_t = 30400)]
+    pub base_port: u16,
+    /// Replace an existing network in the directory (its data is deleted).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// Stop by itself once every node has finalized this height (scripts, CI).
+    #[arg(long)]
+    pub until_height: Option<u64>,
+}
+
+/// One node of a local network, as nodes.json lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub name: String,
+    pub role: String,
+    pub account: Option<String>,
+    pub peer_id: String,
+    pub data_dir: PathBuf,
+    pub rpc_url: String,
+    pub p2p_addr: String,
+    pub key_file: Option<PathBuf>,
+    pub log: PathBuf,
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodesFile {
+    pub chain_id: u64,
+    pub genesis: PathBuf,
+    pub genesis_hash: String,
+    pub block_time_ms: u64,
+    pub nodes: Vec<NodeEntry>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn nodes_path(dir: &Path) -> PathBuf {
+    dir.join("nodes.json")
+}
+
+pub fn read_nodes(dir: &Path) -> anyhow::Result<NodesFile> {
+    let path = nodes_path(dir);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (run `agora testnet init --dir {}` first)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a nodes file", path.display()))
+}
+
+pub fn init(args: &InitArgs, out: Out) -> anyhow::Result<NodesFile> {
+    if args.validators == 0 || args.validators > 64 {
+        bail!("--validators must be 1..=64");
+    }
+    if args.full_nodes > 64 {
+        bail!("--full-nodes must be at most 64");
+    }
+    if !(100..=600_000).contains(&args.block_time_ms) {
+        bail!("--block-time-ms must be 100..=600000");
+    }
+    let dir = &args.dir;
+    if nodes_path(dir).exists() {
+        if !args.force {
+            bail!("{} already holds a network (nodes.json): use it with `agora testnet up --dir {}`, or pass --force to replace it", dir.display(), dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let exe = std::env::current_exe().context("finding the agora binary")?;
+
+    let keys: Vec<Keypair> = (0..args.validators)
+        .map(|_| Keypair::generate(&mut rand::rngs::OsRng))
+        .collect();
+    let mut genesis = Genesis::dev();
+    genesis.block_time_ms = args.block_time_ms;
+    genesis.authorities = keys.iter().map(Keypair::account).collect();
+    let genesis_path = dir.join("genesis.toml");
+    std::fs::write(&genesis_path, toml::to_string(&genesis)?)?;
+    let genesis_hash = genesis.build()?.block.hash();
+
+    let total = args.validators + args.full_nodes;
+    let mut ports = Vec::with_capacity(total);
+    for i in 0..total {
+        ports.push(if args.base_port == 0 {
+            (free_port()?, free_port()?)
+        } else {
+            let p2p =
+                u16::try_from(usize::from(args.base_port) + i).context("port out of range")?;
+            let rpc = u16::try_from(usize::from(args.base_port) + 100 + i)
+                .context("port out of range")?;
+            (p2p, rpc)
+        });
+    }
+    let mut nodes = Vec::with_capacity(total);
+    for (i, &(p2p, rpc)) in ports.iter().enumerate() {
+        let validator = keys.get(i);
+        let name = match validator {
+            Some(_) => format!("validator-{i}"),
+            None => format!("full-{}", i - args.validators),
+        };
+        let data_dir = dir.join(&name);
+        std::fs::create_dir_all(&data_dir)?;
+        let (key_file, identity) = match validator {
+            Some(k) => {
+                let path = dir.join(format!("{name}.key"));
+                crate::validator_key::write(&path, k)?;
+                (Some(path), k.seed())
+            }
+            None => (None, crate::validator_key::node_key(&data_dir)?.seed()),
+        };
+        let peer_id = agora_p2p::peer_id_from_seed(identity)?;
+        nodes.push(NodeEntry {
+            account: validator.map(|k| k.account().to_string()),
+            role: if validator.is_some() {
+                "validator"
+            } else {
+                "full"
+            }
+            .into(),
+            peer_id: peer_id.to_string(),
+            rpc_url: format!("http://127.0.0.1:{rpc}"),
+            p2p_addr: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
+            log: data_dir.join("node.log"),
+            data_dir,
+            key_file,
+            name,
+            argv: Vec::new(),
+        });
+    }
+    let bootnodes: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.role == "validator")
+        .map(|n| n.p2p_addr.clone())
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let (p2p, rpc) = ports[i];
+        let mut argv = vec![
+            exe.display().to_string(),
+            "node".into(),
+            "--genesis".into(),
+            genesis_path.display().to_string(),
+            "--data-dir".into(),
+            n.data_dir.display().to_string(),
+            "--rpc-addr".into(),
+            format!("127.0.0.1:{rpc}"),
+            "--p2p-addr".into(),
+            format!("/ip4/127.0.0.1/tcp/{p2p}"),
+        ];
+        let others: Vec<&String> = bootnodes.iter().filter(|b| **b != n.p2p_addr).collect();
+        if !others.is_empty() {
+            argv.push("--bootnodes".into());
+            argv.push(
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        if let Some(k) = &n.key_file {
+            argv.push("--validator-key".into());
+            argv.push(k.display().to_string());
+        }
+        n.argv = argv;
+    }
+    let file = NodesFile {
+        chain_id: genesis.chain_id,
+        genesis: genesis_path,
+        genesis_hash: genesis_hash.to_string(),
+        block_time_ms: args.block_time_ms,
+        nodes,
+    };
+    std::fs::write(nodes_path(&dir), serde_json::to_string_pretty(&file)?)?;
+    out.progress(&format!(
+        "wrote {} ({} validators, {} full nodes, {} ms blocks)",
+        dir.display(),
+        args.validators,
+        args.full_nodes,
+        args.block_time_ms
+    ));
+    Ok(file)
+}
+
+/// Every node's view: head, consensus round and peers (errors as values: a node that is
+/// down is reported, not fatal).
+async fn poll(nodes: &NodesFile) -> Vec<Value> {
+    let mut rows = Vec::with_capacity(nodes.nodes.len());
+    for n in &nodes.nodes {
+        let rpc = RpcClient::new(&n.rpc_url).with_timeout(Duration::from_secs(2));
+        let head = rpc.call("chain_head", Value::Null).await;
+        let status = rpc.call("consensus_status", Value::Null).await;
+        let peers = rpc.call("net_peers", Value::Null).await;
+        rows.push(match head {
+            Ok(h) => json!({
+                "name": n.name,
+                "role": n.role,
+                "up": true,
+                "finalized_height": h["height"],
+                "head": h["hash"],
+                "consensus_height": status.as_ref().ok().map(|s| s["height"].clone()),
+                "round": status.as_ref().ok().map(|s| s["round"].clone()),
+                "peers": peers.as_ref().ok().and_then(|p| p.as_array().map(Vec::len)),
+                "rpc_url": n.rpc_url,
+            }),
+            Err(e) => json!({"name": n.name, "role": n.role, "up": false, "error": e.to_string(), "rpc_url": n.rpc_url}),
+        });
+    }
+    rows
+}
+
+fn row_text(r: &Value) -> String {
+    if r["up"] == true {
+        format!(
+            "{} h={} r={} peers={}",
+            r["name"].as_str().unwrap_or("?"),
+            r["finalized_height"],
+            r["round"].as_u64().map_or("-".into(), |x| x.to_string()),
+            r["peers"].as_u64().map_or("-".into(), |x| x.to_string())
+        )
+    } else {
+        format!("{} down", r["name"].as_str().unwrap_or("?"))
+    }
+}
+
+fn stop_all(children: &mut [(String, Child)]) {
+    for (_, c) in children.iter() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+    }
+    for (name, c) in children.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    eprintln!("{name} did not stop in 10 s: killing it");
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
+    let nodes = if nodes_path(&args.init.dir).exists() && !args.init.force {
+        read_nodes(&args.init.dir)?
+    } else {
+        init(&args.init, out)?
+    };
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for n in &nodes.nodes {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .with_context(|| format!("opening {}", n.log.display()))?;
+        let (program, rest) = n.argv.split_first().context("empty argv in nodes.json")?;
+        let child = Command::new(program)
+            .args(rest)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", n.name));
+        match child {
+            Ok(c) => children.push((n.name.clone(), c)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e);
+            }
+        }
+    }
+    out.progress(&format!(
+        "started {} nodes (logs: <dir>/<node>/node.log); Ctrl-C stops them",
+        children.len()
+    ));
+    let started = Instant::now();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = actix_rt::time::interval(Duration::from_secs(1));
+    let reason = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break "Ctrl-C".to_string(),
+            _ = sigterm.recv() => break "SIGTERM".to_string(),
+            _ = tick.tick() => {}
+        }
+        for (name, c) in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                out.progress(&format!("{name} exited ({status}); see its node.log"));
+            }
+        }
+        let rows = poll(&nodes).await;
+        let line: Vec<String> = rows.iter().map(row_text).collect();
+        out.progress(&format!(
+            "[{:>4}s] {}",
+            started.elapsed().as_secs(),
+            line.join(" | ")
+        ));
+        if let Some(target) = args.until_height {
+            let all = rows
+                .iter()
+                .all(|r| r["finalized_height"].as_u64().is_some_and(|h| h >= target));
+            if all {
+                break format!("every node finalized height {target}");
+            }
+        }
+    };
+    out.progress(&format!("{reason}: stopping the nodes"));
+    stop_all(&mut children);
+    let rows = poll(&nodes).await;
+    out.print(
+        &json!({"stopped": children.len(), "reason": reason, "dir": args.init.dir, "nodes": rows}),
+        || format!("stopped {} nodes", children.len()),
+    );
+    Ok(())
+}
+
+pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
+    match cmd {
+        TestnetCmd::Init(args) => {
+            let file = init(&args, out)?;
+            out.print(&serde_json::to_value(&file)?, || {
+                let mut text = String::new();
+                for n in &file.nodes {
+                    text.push_str(&format!(
+                        "{:<13} {:<9} rpc {}  p2p {}\n",
+                        n.name, n.role, n.rpc_url, n.p2p_addr
+                    ));
+                }
+                text.push_str(&format!(
+                    "start them all: agora testnet up --dir {}",
+                    args.dir.display()
+                ));
+                text
+            });
+            Ok(())
+        }
+        TestnetCmd::Up(args) => up(args, out).await,
+        TestnetCmd::Status { dir } => {
+            let nodes = read_nodes(&dir)?;
+            let rows = poll(&nodes).await;
+            out.print(&json!(rows), || {
+                let mut text = format!(
+                    "{:<13} {:<9} {:>9} {:>7} {:>5}  head\n",
+                    "node", "role", "finalized", "round", "peers"
+                );
+                for r in &rows {
+                    if r["up"] == true {
+                        text.push_str(&format!(
+                            "{:<13} {:<9} {:>9} {:>7} {:>5}  {}\n",
+                            r["name"].as_str().unwrap_or(""),
+                            r["role"].as_str().unwrap_or(""),
+                            r["finalized_height"],
+                            r["round"].as_u64().map_or("-".into(), |x| x.to_string()),
+                            r["peers"].as_u64().map_or("-".into(), |x| x.to_string()),
+                            r["head"].as_str().unwrap_or("")
+                        ));
+                    } else {
+                        text.push_str(&format!(
+                            "{:<13} {:<9} down: {}\n",
+                            r["name"].as_str().unwrap_or(""),
+                            r["role"].as_str().unwrap_or(""),
+                            r["error"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                text.trim_end().to_string()
+            });
+            Ok(())
+        }
+    }
+}
