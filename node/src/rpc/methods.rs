@@ -118,7 +118,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 }
             };
             match state.chain.block(at).await? {
-                Some(info) => to_value(BlockView::of(&info.block, info.cert)),
+                Some(info) => to_value(BlockView::of(&info.block, info.cert, &state.params)),
                 None => Err(RpcError::new(NOT_FOUND, "no such block")),
             }
         }

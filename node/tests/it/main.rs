@@ -4,6 +4,7 @@ mod compute;
 mod dev_node;
 mod harness;
 mod market;
+mod network;
 mod rpc_errors;
 mod sim;
 mod subscribe;
