@@ -66,6 +66,39 @@ impl RpcClient {
             .ok_or_else(|| anyhow!("node answered without a result"))
     }
 
+    /// One JSON-RPC batch: the answers in request order, each a result or an error object.
+    pub async fn batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> anyhow::Result<Vec<Result<Value, Value>>> {
+        let req: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p))| json!({"jsonrpc": "2.0", "id": i, "method": m, "params": p}))
+            .collect();
+        let mut resp = self
+            .http
+            .post(&self.url)
+            .send_json(&req)
+            .await
+            .map_err(|e| anyhow!("cannot reach the node at {}: {e}", self.url))?;
+        let body: Value = resp.json().limit(64 * 1024 * 1024).await?;
+        let mut out: Vec<(u64, Result<Value, Value>)> = body
+            .as_array()
+            .ok_or_else(|| anyhow!("batch answered with {body}"))?
+            .iter()
+            .map(|r| {
+                let id = r["id"].as_u64().unwrap_or(u64::MAX);
+                match r.get("error") {
+                    Some(e) => (id, Err(e.clone())),
+                    None => (id, Ok(r["result"].clone())),
+                }
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
     /// Poll `chain_tx` until the transaction is finalized or dropped, or `timeout` passes.
     pub async fn wait_for_tx(&self, hash: &str, timeout: Duration) -> anyhow::Result<Value> {
         let start = Instant::now();

@@ -23,7 +23,10 @@ mod tests;
 
 pub use libp2p::{multiaddr, Multiaddr, PeerId};
 pub use memory::{MemoryHub, MemoryNetwork};
-pub use protocol::{Announcement, SyncRequest, SyncResponse, Topic, SYNC_BLOCKS_MAX};
+pub use protocol::{
+    Announcement, SyncRequest, SyncResponse, Topic, TxBatch, SYNC_BLOCKS_MAX, TX_BATCH_MAX,
+    TX_BATCH_MAX_BYTES,
+};
 pub use service::{
     Events, MessageId, NetError, NetEvent, Network, PeerInfo, ReplyId, Verdict, NET_COMMANDS_MAX,
     NET_EVENTS_MAX,

@@ -10,7 +10,8 @@ use bincode::{Decode, Encode};
 /// one network never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Topic {
-    /// Signed transactions (`SignedTransaction` encoding).
+    /// Signed transactions, batched ([`TxBatch`]): one message per burst, not per
+    /// transaction, so a burst of thousands does not overflow peers' send queues.
     Transactions,
     /// Consensus messages (`agora_core::consensus::Message` encoding): proposals carry a
     /// whole block, so this topic's size limit is the block limit.
@@ -34,10 +35,41 @@ impl Topic {
     /// Largest message accepted on the topic.
     pub fn max_bytes(self) -> usize {
         match self {
-            Topic::Transactions => codec::MAX_TX_BYTES + 1024,
+            Topic::Transactions => TX_BATCH_MAX_BYTES + 1024,
             Topic::Consensus => codec::MAX_BLOCK_BYTES + 64 * 1024,
             Topic::Blocks => 4 * 1024,
         }
+    }
+}
+
+/// Most transactions in one gossip batch.
+pub const TX_BATCH_MAX: usize = 512;
+/// Largest encoded gossip batch of transactions.
+pub const TX_BATCH_MAX_BYTES: usize = 1024 * 1024;
+
+/// Encoded transactions gossiped together.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct TxBatch(pub Vec<Vec<u8>>);
+
+impl TxBatch {
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        codec::try_encode::<_, TX_BATCH_MAX_BYTES>(self, "transaction batch")
+    }
+
+    /// Decode, refusing more than [`TX_BATCH_MAX`] transactions or any over the
+    /// transaction size limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let batch: TxBatch = codec::decode::<_, TX_BATCH_MAX_BYTES>(bytes, "transaction batch")?;
+        if batch.0.len() > TX_BATCH_MAX || batch.0.iter().any(|t| t.len() > codec::MAX_TX_BYTES) {
+            return Err(CodecError::Malformed {
+                what: "transaction batch",
+                reason: format!(
+                    "more than {TX_BATCH_MAX} transactions or one over {} bytes",
+                    codec::MAX_TX_BYTES
+                ),
+            });
+        }
+        Ok(batch)
     }
 }
 
@@ -154,6 +186,7 @@ mod tests {
             let _ = SyncRequest::decode(&bytes);
             let _ = SyncResponse::decode(&bytes);
             let _ = Announcement::decode(&bytes);
+            let _ = TxBatch::decode(&bytes);
             let _ = agora_core::consensus::Message::decode(&bytes);
             let _ = agora_core::SignedTransaction::decode(&bytes);
         }

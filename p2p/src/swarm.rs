@@ -206,6 +206,8 @@ fn build_gossipsub(
         .heartbeat_interval(Duration::from_millis(500))
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
+        // Room for bursts (a proposal round of votes plus many transaction batches).
+        .connection_handler_queue_len(20_000)
         // The global limit bounds every inbound frame: the largest topic's (a proposal
         // with its block). Each topic then has its own, smaller where it can be.
         .max_transmit_size(Topic::Consensus.max_bytes());

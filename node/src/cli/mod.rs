@@ -9,6 +9,7 @@ mod sim_consensus;
 mod stake;
 mod subnet;
 mod testnet;
+mod testnet_bench;
 mod tx;
 mod wallet;
 mod weights;

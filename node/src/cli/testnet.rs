@@ -29,6 +29,9 @@ pub enum TestnetCmd {
         #[arg(long, default_value = "./testnet")]
         dir: PathBuf,
     },
+    /// Measure a local network: finality latency after proposal, and transfers finalized
+    /// per second on N validators against the single-node dev chain, in one run.
+    Bench(super::testnet_bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -108,6 +111,15 @@ pub fn read_nodes(dir: &Path) -> anyhow::Result<NodesFile> {
 }
 
 pub fn init(args: &InitArgs, out: Out) -> anyhow::Result<NodesFile> {
+    init_with(args, &[], out)
+}
+
+/// [`init`], with `extra` accounts funded in genesis (benchmarks).
+pub fn init_with(
+    args: &InitArgs,
+    extra: &[agora_core::genesis::GenesisBalance],
+    out: Out,
+) -> anyhow::Result<NodesFile> {
     if args.validators == 0 || args.validators > 64 {
         bail!("--validators must be 1..=64");
     }
@@ -134,6 +146,7 @@ pub fn init(args: &InitArgs, out: Out) -> anyhow::Result<NodesFile> {
     let mut genesis = Genesis::dev();
     genesis.block_time_ms = args.block_time_ms;
     genesis.authorities = keys.iter().map(Keypair::account).collect();
+    genesis.balances.extend_from_slice(extra);
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, toml::to_string(&genesis)?)?;
     let genesis_hash = genesis.build()?.block.hash();
@@ -243,7 +256,7 @@ pub fn init(args: &InitArgs, out: Out) -> anyhow::Result<NodesFile> {
 
 /// Every node's view: head, consensus round and peers (errors as values: a node that is
 /// down is reported, not fatal).
-async fn poll(nodes: &NodesFile) -> Vec<Value> {
+pub async fn poll(nodes: &NodesFile) -> Vec<Value> {
     let mut rows = Vec::with_capacity(nodes.nodes.len());
     for n in &nodes.nodes {
         let rpc = RpcClient::new(&n.rpc_url).with_timeout(Duration::from_secs(2));
@@ -282,7 +295,7 @@ fn row_text(r: &Value) -> String {
     }
 }
 
-fn stop_all(children: &mut [(String, Child)]) {
+pub fn stop_all(children: &mut [(String, Child)]) {
     for (_, c) in children.iter() {
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
@@ -405,6 +418,7 @@ pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
         TestnetCmd::Up(args) => up(args, out).await,
+        TestnetCmd::Bench(args) => super::testnet_bench::run(args, out).await,
         TestnetCmd::Status { dir } => {
             let nodes = read_nodes(&dir)?;
             let rows = poll(&nodes).await;

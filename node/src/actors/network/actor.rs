@@ -9,7 +9,7 @@ use agora_core::consensus::{Message as ConsensusMessage, ValidatorSet};
 use agora_core::Hash;
 use agora_p2p::{
     Announcement, NetError, NetEvent, Network, PeerId, PeerInfo, SyncRequest, SyncResponse, Topic,
-    Verdict, SYNC_BLOCKS_MAX,
+    TxBatch, Verdict, SYNC_BLOCKS_MAX, TX_BATCH_MAX, TX_BATCH_MAX_BYTES,
 };
 use tracing::{debug, warn};
 
@@ -48,6 +48,10 @@ pub struct NetworkActor {
     validators: ValidatorSet,
     consensus: Option<Recipient<FromNetwork>>,
     strikes: HashMap<PeerId, u32>,
+    /// Local transactions waiting to go out in one gossip batch.
+    outgoing: Vec<Vec<u8>>,
+    outgoing_bytes: usize,
+    flush_scheduled: bool,
 }
 
 impl NetworkActor {
@@ -70,6 +74,9 @@ impl NetworkActor {
             validators,
             consensus: None,
             strikes: HashMap::new(),
+            outgoing: Vec::new(),
+            outgoing_bytes: 0,
+            flush_scheduled: false,
         }
     }
 
@@ -156,23 +163,44 @@ impl NetworkActor {
                 }
             }
             Topic::Transactions => {
+                let batch = match TxBatch::decode(&data) {
+                    Ok(b) => b,
+                    Err(_) => {
+                        self.net.report(id, from, Verdict::Reject);
+                        self.strike(from, "undecodable transaction batch");
+                        return;
+                    }
+                };
                 let mempool = self.mempool.clone();
                 ctx.spawn(
-                    async move { mempool.submit(data, Origin::Peer).await }
-                        .into_actor(self)
-                        .map(move |result, act, _| {
-                            let verdict = match result {
-                                Ok(Ok(_)) => Verdict::Accept,
+                    async move {
+                        let mut forged = None;
+                        let mut admitted = 0usize;
+                        for tx in batch.0 {
+                            match mempool.submit(tx, Origin::Peer).await {
+                                Ok(Ok(_)) => admitted += 1,
                                 // Malformed, forged, oversize or for another chain: the
-                                // sender is at fault.
+                                // sender is at fault. Stale or unaffordable: honest races.
                                 Ok(Err(SubmitError::Invalid(e))) if is_forgery(e.kind()) => {
-                                    act.strike(from, e.kind());
-                                    Verdict::Reject
+                                    forged = Some(e.kind());
                                 }
-                                _ => Verdict::Ignore,
-                            };
-                            act.net.report(id, from, verdict);
-                        }),
+                                _ => {}
+                            }
+                        }
+                        (forged, admitted)
+                    }
+                    .into_actor(self)
+                    .map(move |(forged, admitted), act, _| {
+                        let verdict = match forged {
+                            Some(kind) => {
+                                act.strike(from, kind);
+                                Verdict::Reject
+                            }
+                            None if admitted > 0 => Verdict::Accept,
+                            None => Verdict::Ignore,
+                        };
+                        act.net.report(id, from, verdict);
+                    }),
                 );
             }
             Topic::Blocks => match Announcement::decode(&data) {
@@ -275,18 +303,49 @@ impl StreamHandler<NetEvent> for NetworkActor {
     }
 }
 
-impl Handler<GossipTx> for NetworkActor {
-    type Result = ();
-    fn handle(&mut self, msg: GossipTx, ctx: &mut Self::Context) {
+/// How long a local transaction may wait for others to share its gossip message.
+const TX_BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
+impl NetworkActor {
+    fn flush_transactions(&mut self, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let batch = TxBatch(std::mem::take(&mut self.outgoing));
+        self.outgoing_bytes = 0;
         let net = self.net.clone();
         ctx.spawn(
             async move {
-                if let Err(e) = net.publish(Topic::Transactions, msg.0).await {
-                    debug!("gossiping a transaction: {e}");
+                match batch.encode() {
+                    Ok(bytes) => {
+                        if let Err(e) = net.publish(Topic::Transactions, bytes).await {
+                            debug!("gossiping transactions: {e}");
+                        }
+                    }
+                    Err(e) => warn!("transaction batch: {e}"),
                 }
             }
             .into_actor(self),
         );
+    }
+}
+
+impl Handler<GossipTx> for NetworkActor {
+    type Result = ();
+    fn handle(&mut self, msg: GossipTx, ctx: &mut Self::Context) {
+        // Batches stay under the topic's limits: flush before one would overflow.
+        if self.outgoing.len() >= TX_BATCH_MAX
+            || self.outgoing_bytes + msg.0.len() + 16 > TX_BATCH_MAX_BYTES
+        {
+            self.flush_transactions(ctx);
+        }
+        self.outgoing_bytes += msg.0.len() + 16;
+        self.outgoing.push(msg.0);
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(TX_BATCH_DELAY, |act, ctx| act.flush_transactions(ctx));
+        }
     }
 }
 
