@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use tokio::sync::{broadcast, mpsc};
 use tracing::info;
 
-use crate::actors::chain::{ChainActor, ChainHandle, HEAD_EVENTS_MAX};
+use crate::actors::chain::{ChainActor, ChainHandle, ChainReader, CHAIN_READERS, HEAD_EVENTS_MAX};
 use crate::actors::consensus::{ConsensusActor, ConsensusHandle};
 use crate::actors::mempool::{MempoolActor, MempoolHandle};
 use crate::actors::network::{NetworkActor, NetworkHandle};
@@ -163,15 +163,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
     let chain = {
+        let reader_store = store.clone();
+        let reader = SyncArbiter::start(CHAIN_READERS, move || {
+            ChainReader::new(reader_store.clone())
+        });
         let actor = ChainActor::new(store, params.clone(), heads.clone())?;
         let slot = std::sync::Mutex::new(Some(actor));
-        ChainHandle::new(SyncArbiter::start(1, move || {
+        let writer = SyncArbiter::start(1, move || {
             // A SyncArbiter of one thread calls its factory exactly once.
             slot.lock()
                 .ok()
                 .and_then(|mut s| s.take())
                 .unwrap_or_else(|| unreachable!("the chain actor is started once"))
-        }))
+        });
+        ChainHandle::new(writer, reader)
     };
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);

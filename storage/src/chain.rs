@@ -24,12 +24,17 @@ pub struct TxLocation {
 /// The chain over a [`KvStore`]. Cheap to clone; the node's chain actor is its only writer.
 pub struct ChainStore<S: KvStore> {
     kv: Arc<S>,
+    /// Commits take it exclusively; readers that need several rows from one block's state
+    /// hold it shared ([`ChainStore::consistent`]), so they never see half of a commit's
+    /// effect spread across their reads.
+    gate: Arc<parking_lot::RwLock<()>>,
 }
 
 impl<S: KvStore> Clone for ChainStore<S> {
     fn clone(&self) -> Self {
         ChainStore {
             kv: self.kv.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -46,7 +51,10 @@ impl<S: KvStore> ChainStore<S> {
     /// Open the chain in `kv`, writing `genesis` first if the store is empty. Refuses a
     /// store with another schema version or written from another genesis.
     pub fn open(kv: Arc<S>, genesis: &Genesis) -> Result<Self, StorageError> {
-        let store = ChainStore { kv };
+        let store = ChainStore {
+            kv,
+            gate: Arc::new(parking_lot::RwLock::new(())),
+        };
         let built = genesis.build()?;
         let genesis_hash = built.block.hash();
         match store.kv.get(Table::Meta, meta::SCHEMA_VERSION)? {
@@ -147,7 +155,14 @@ impl<S: KvStore> ChainStore<S> {
         {
             batch.delete(Table::ConsensusWal, key);
         }
+        let _exclusive = self.gate.write();
         self.kv.write(batch)
+    }
+
+    /// Hold this while reading several rows that must come from one committed state (a
+    /// metagraph, a block and its certificate): commits wait until it is dropped.
+    pub fn consistent(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.gate.read()
     }
 
     /// Durably record one of this validator's own signed consensus messages before it is

@@ -258,6 +258,23 @@ mod memory {
         super::schema_version_is_checked(Arc::new(MemStore::new()));
     }
 
+    /// A reader holding the consistency gate sees no commit until it lets go.
+    #[test]
+    fn commits_wait_for_consistent_readers() {
+        let genesis = Genesis::dev();
+        let chain = ChainStore::open(Arc::new(MemStore::new()), &genesis).unwrap();
+        let view = chain.consistent();
+        let writer = {
+            let (chain, genesis) = (chain.clone(), genesis.clone());
+            std::thread::spawn(move || grow(&chain, &genesis, 1))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(chain.head_height().unwrap(), 0, "committed under a reader");
+        drop(view);
+        writer.join().unwrap();
+        assert_eq!(chain.head_height().unwrap(), 1);
+    }
+
     #[test]
     fn own_vote_log() {
         let kv = Arc::new(MemStore::new());

@@ -4,9 +4,11 @@
 
 mod actor;
 mod msg;
+mod reader;
 
 pub use actor::{ChainActor, HEAD_EVENTS_MAX};
 pub use msg::*;
+pub use reader::{ChainReader, CHAIN_READERS};
 
 use actix::Addr;
 use agora_core::block::{Block, FinalityCert};
@@ -18,11 +20,24 @@ use crate::NodeError;
 #[derive(Clone)]
 pub struct ChainHandle {
     addr: Addr<ChainActor>,
+    reader: Addr<ChainReader>,
 }
 
 impl ChainHandle {
-    pub fn new(addr: Addr<ChainActor>) -> Self {
-        ChainHandle { addr }
+    pub fn new(addr: Addr<ChainActor>, reader: Addr<ChainReader>) -> Self {
+        ChainHandle { addr, reader }
+    }
+
+    async fn read_side<M>(&self, msg: M) -> Result<M::Result, NodeError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        ChainReader: actix::Handler<M>,
+    {
+        self.reader
+            .send(msg)
+            .await
+            .map_err(|_| NodeError::Stopped("chain reader"))
     }
 
     async fn ask<M>(&self, msg: M) -> Result<M::Result, NodeError>
@@ -111,23 +126,23 @@ impl ChainHandle {
     }
 
     pub async fn head(&self) -> Result<HeadInfo, NodeError> {
-        self.ask(GetHead).await?
+        self.read_side(GetHead).await?
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Account, NodeError> {
-        self.ask(GetAccount(id)).await?
+        self.read_side(GetAccount(id)).await?
     }
 
     pub async fn supply(&self) -> Result<Supply, NodeError> {
-        self.ask(GetSupply).await?
+        self.read_side(GetSupply).await?
     }
 
     pub async fn block(&self, at: BlockRef) -> Result<Option<BlockInfo>, NodeError> {
-        self.ask(GetBlock(at)).await?
+        self.read_side(GetBlock(at)).await?
     }
 
     pub async fn tx(&self, hash: Hash) -> Result<Option<TxInfo>, NodeError> {
-        self.ask(GetTx(hash)).await?
+        self.read_side(GetTx(hash)).await?
     }
 
     /// Run `query` against the committed state.
@@ -137,6 +152,6 @@ impl ChainHandle {
             + Send
             + 'static,
     {
-        self.ask(ReadState(Box::new(query))).await?
+        self.read_side(ReadState(Box::new(query))).await?
     }
 }
