@@ -56,6 +56,8 @@ enum Done {
     Synced {
         produced: Vec<(Produced, u64)>,
         more: bool,
+        /// The peer failed us (invalid data, refusal, no answer): try another.
+        failed: bool,
     },
 }
 
@@ -75,6 +77,9 @@ pub struct ConsensusActor {
     answered: HashMap<u64, Instant>,
     syncing: bool,
     last_sync_peer: Option<PeerId>,
+    /// Peers known to have finalized at least the height given (from status answers,
+    /// announcements, messages of later heights): where to sync from.
+    ahead: std::collections::BTreeMap<PeerId, u64>,
     fatal: tokio::sync::mpsc::Sender<String>,
 }
 
@@ -115,6 +120,7 @@ impl ConsensusActor {
             answered: HashMap::new(),
             syncing: false,
             last_sync_peer: None,
+            ahead: std::collections::BTreeMap::new(),
             fatal,
         }
     }
@@ -255,8 +261,17 @@ impl ConsensusActor {
                     info!(height = produced.head.height, hash = %produced.head.hash, txs = produced.head.tx_count, "finalized block");
                 }
             }
-            Done::Synced { produced, more } => {
+            Done::Synced {
+                produced,
+                more,
+                failed,
+            } => {
                 self.syncing = false;
+                if failed {
+                    if let Some(peer) = self.last_sync_peer {
+                        self.ahead.remove(&peer);
+                    }
+                }
                 if let Some((last, ts)) = produced.last() {
                     self.parent_timestamp_ms = *ts;
                     info!(height = last.head.height, "synced from peers");
@@ -265,9 +280,28 @@ impl ConsensusActor {
                     });
                     self.queue.extend(effects);
                 }
+                let here = self.machine.height();
+                self.ahead.retain(|_, h| *h >= here);
                 if more {
                     ctx.notify(SyncMore);
+                } else if failed {
+                    // Keep syncing from others that are ahead.
+                    if let Some((&next, _)) = self.ahead.iter().next() {
+                        ctx.notify(SyncFrom(next));
+                    }
                 }
+            }
+        }
+    }
+
+    /// Remember that `peer` finalized at least `height`. Bounded: past the limit the
+    /// peer with the lowest height is forgotten.
+    fn note_ahead(&mut self, peer: PeerId, height: u64) {
+        let known = self.ahead.entry(peer).or_insert(height);
+        *known = (*known).max(height);
+        if self.ahead.len() > AHEAD_MAX {
+            if let Some((&low, _)) = self.ahead.iter().min_by_key(|(_, h)| **h) {
+                self.ahead.remove(&low);
             }
         }
     }
@@ -363,6 +397,7 @@ impl ConsensusActor {
                     return Ok(Done::Synced {
                         produced: Vec::new(),
                         more: false,
+                        failed: true,
                     });
                 }
                 Err(e) => {
@@ -370,6 +405,7 @@ impl ConsensusActor {
                     return Ok(Done::Synced {
                         produced: Vec::new(),
                         more: false,
+                        failed: true,
                     });
                 }
             };
@@ -390,12 +426,18 @@ impl ConsensusActor {
                         return Ok(Done::Synced {
                             produced,
                             more: false,
+                            failed: true,
                         });
                     }
                 }
             }
             let more = full && !produced.is_empty();
-            Ok(Done::Synced { produced, more })
+            let failed = produced.is_empty();
+            Ok(Done::Synced {
+                produced,
+                more,
+                failed,
+            })
         });
         self.last_sync_peer = Some(peer);
     }
@@ -452,6 +494,7 @@ impl Handler<FromNetwork> for ConsensusActor {
                         self.answer_straggler(h, ctx);
                     }
                 } else if h > here.saturating_add(1) {
+                    self.note_ahead(from, h.saturating_sub(1));
                     self.sync_from(from, ctx);
                 } else {
                     self.input(Input::Message(msg), ctx);
@@ -459,6 +502,7 @@ impl Handler<FromNetwork> for ConsensusActor {
             }
             FromNetwork::Announced { from, height } => {
                 if height >= here {
+                    self.note_ahead(from, height);
                     self.sync_from(from, ctx);
                 }
             }
@@ -470,6 +514,7 @@ impl Handler<FromNetwork> for ConsensusActor {
                         .map(move |answer, act, ctx| {
                             if let Ok(SyncResponse::Status { height, .. }) = answer {
                                 if height >= act.machine.height() {
+                                    act.note_ahead(peer, height);
                                     act.sync_from(peer, ctx);
                                 }
                             }
@@ -483,6 +528,20 @@ impl Handler<FromNetwork> for ConsensusActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct SyncMore;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SyncFrom(PeerId);
+
+impl Handler<SyncFrom> for ConsensusActor {
+    type Result = ();
+    fn handle(&mut self, msg: SyncFrom, ctx: &mut Self::Context) {
+        self.sync_from(msg.0, ctx);
+    }
+}
+
+/// Peers remembered as being ahead. Overflow policy: the lowest is forgotten.
+const AHEAD_MAX: usize = 256;
 
 impl Handler<SyncMore> for ConsensusActor {
     type Result = ();

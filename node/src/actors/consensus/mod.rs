@@ -36,3 +36,6 @@ impl ConsensusHandle {
         self.addr.clone().recipient()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -391,10 +391,11 @@ struct Penalize(PeerId, String);
 impl Handler<Penalize> for NetworkActor {
     type Result = ();
     fn handle(&mut self, msg: Penalize, _: &mut Self::Context) {
-        // Serving an invalid block or certificate is worth many strikes.
-        for _ in 0..BAN_AFTER_STRIKES / 2 {
-            self.strike(msg.0, &msg.1);
-        }
+        // Serving a block or certificate that does not check is never an honest mistake
+        // (certificates prove themselves): banned at once.
+        warn!(peer = %msg.0, "banning peer: {}", msg.1);
+        self.net.ban(msg.0);
+        self.strikes.remove(&msg.0);
     }
 }
 
