@@ -62,6 +62,9 @@ pub struct UpArgs {
     /// Stop by itself once every node has finalized this height (scripts, CI).
     #[arg(long)]
     pub until_height: Option<u64>,
+    /// Leave a node that exits (or is killed) down instead of restarting it.
+    #[arg(long)]
+    pub no_restart: bool,
 }
 
 /// One node of a local network, as nodes.json lists it.
@@ -284,9 +287,12 @@ pub async fn poll(nodes: &NodesFile) -> Vec<Value> {
 fn row_text(r: &Value) -> String {
     if r["up"] == true {
         format!(
-            "{} h={} r={} peers={}",
+            "{} h={} #{} r={} peers={}",
             r["name"].as_str().unwrap_or("?"),
             r["finalized_height"],
+            r["head"]
+                .as_str()
+                .map_or("?", |h| h.get(2..8).unwrap_or("?")),
             r["round"].as_u64().map_or("-".into(), |x| x.to_string()),
             r["peers"].as_u64().map_or("-".into(), |x| x.to_string())
         )
@@ -320,6 +326,29 @@ pub fn stop_all(children: &mut [(String, Child)]) {
     }
 }
 
+/// A node that keeps dying is left down after this many restarts.
+const RESTARTS_MAX: u32 = 5;
+
+fn start_node(n: &NodeEntry) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&n.log)
+        .with_context(|| format!("opening {}", n.log.display()))?;
+    let (program, rest) = n.argv.split_first().context("empty argv in nodes.json")?;
+    Command::new(program)
+        .args(rest)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", n.name))
+}
+
 async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
     let nodes = if nodes_path(&args.init.dir).exists() && !args.init.force {
         read_nodes(&args.init.dir)?
@@ -328,24 +357,7 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
     };
     let mut children: Vec<(String, Child)> = Vec::new();
     for n in &nodes.nodes {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&n.log)
-            .with_context(|| format!("opening {}", n.log.display()))?;
-        let (program, rest) = n.argv.split_first().context("empty argv in nodes.json")?;
-        let child = Command::new(program)
-            .args(rest)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", n.name));
-        match child {
+        match start_node(n) {
             Ok(c) => children.push((n.name.clone(), c)),
             Err(e) => {
                 stop_all(&mut children);
@@ -358,6 +370,7 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
         children.len()
     ));
     let started = Instant::now();
+    let mut restarts = vec![0u32; children.len()];
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = actix_rt::time::interval(Duration::from_secs(1));
     let reason = loop {
@@ -366,9 +379,24 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
             _ = sigterm.recv() => break "SIGTERM".to_string(),
             _ = tick.tick() => {}
         }
-        for (name, c) in children.iter_mut() {
+        for (i, (name, c)) in children.iter_mut().enumerate() {
             if let Ok(Some(status)) = c.try_wait() {
-                out.progress(&format!("{name} exited ({status}); see its node.log"));
+                restarts[i] += 1;
+                if args.no_restart || restarts[i] > RESTARTS_MAX {
+                    if restarts[i] == RESTARTS_MAX + 1 || args.no_restart {
+                        out.progress(&format!(
+                            "{name} exited ({status}); not restarting it (see its node.log)"
+                        ));
+                    }
+                    continue;
+                }
+                out.progress(&format!(
+                    "{name} exited ({status}); restarting it from its data dir"
+                ));
+                match start_node(&nodes.nodes[i]) {
+                    Ok(new) => *c = new,
+                    Err(e) => out.progress(&format!("{name}: {e:#}")),
+                }
             }
         }
         let rows = poll(&nodes).await;

@@ -248,3 +248,58 @@ fn four_validators_finalize_survive_a_kill_and_a_full_node_agrees() {
             >= 3
     );
 }
+
+/// `agora testnet up` in one command: init, start, progress, stop by itself at a height;
+/// `status` then reports every node down, by name; `init` refuses to overwrite.
+#[test]
+fn testnet_up_runs_a_network_to_a_height_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let net = net.to_str().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "testnet",
+            "up",
+            "--validators",
+            "3",
+            "--dir",
+            net,
+            "--base-port",
+            "0",
+            "--block-time-ms",
+            "200",
+            "--until-height",
+            "4",
+            "--json",
+        ])
+        .env("AGORA_WALLET_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["stopped"], 3, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("height 4"), "{v}");
+    let status = cli_json(dir.path(), &["testnet", "status", "--dir", net]);
+    let rows = status.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r["up"] == false && r["name"].as_str().unwrap().starts_with("validator-")),
+        "{status}"
+    );
+    let (code, _, err) = cli(dir.path(), &["testnet", "init", "--dir", net]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already holds a network"), "{err}");
+    // Keys are private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("net/validator-0.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
