@@ -83,6 +83,12 @@ pub struct ConsensusActor {
     fatal: tokio::sync::mpsc::Sender<String>,
 }
 
+/// How far ahead of this node's clock a proposal's timestamp may be before it gets a nil
+/// prevote: two block times, and at least 5 s of clock skew.
+fn max_clock_skew_ms(block_time: Duration) -> u64 {
+    (2 * block_time.as_millis() as u64).max(5_000)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -164,7 +170,10 @@ impl ConsensusActor {
                     let due = self
                         .parent_timestamp_ms
                         .saturating_add(self.block_time.as_millis() as u64);
-                    let wait = Duration::from_millis(due.saturating_sub(now_ms()));
+                    // Never more than one block time, whatever the parent claims (a parent
+                    // stamped in the future must not stall every later leader).
+                    let wait =
+                        Duration::from_millis(due.saturating_sub(now_ms())).min(self.block_time);
                     ctx.run_later(wait, move |act, ctx| act.build(height, round, ctx));
                 }
                 Effect::Broadcast(msg) => {
@@ -183,8 +192,15 @@ impl ConsensusActor {
                 }
                 Effect::Verify(block) => {
                     let chain = self.chain.clone();
+                    let latest_ok = now_ms().saturating_add(max_clock_skew_ms(self.block_time));
                     self.wait(ctx, async move {
                         let hash = block.hash();
+                        if block.header.timestamp_ms > latest_ok {
+                            // Not a rule of block validity (sync accepts it once final):
+                            // this validator just will not vote for a block from the future.
+                            warn!(block = %hash, timestamp_ms = block.header.timestamp_ms, "proposed block is stamped too far in the future: prevoting nil");
+                            return Ok(Done::Input(Box::new(Input::Verified { block: hash, valid: false })));
+                        }
                         let valid = match chain.verify(block).await? {
                             Ok(()) => true,
                             Err(reason) => {
