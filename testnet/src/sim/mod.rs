@@ -36,8 +36,8 @@ pub struct SimConfig {
     pub heights: u64,
     /// One-way network delay d.
     pub delay_ms: u64,
-    /// Turn on seeded faults: jitter up to d, loss and duplication up to 5%, partitions
-    /// that heal, and crashes that restart.
+    /// Turn on seeded faults: links slower by up to d/2 each, jitter up to d, loss and
+    /// duplication up to 5%, partitions that heal, and crashes that restart.
     pub faults: bool,
     /// Consensus timeouts follow this block time.
     pub block_time_ms: u64,
@@ -178,6 +178,9 @@ pub fn run(cfg: &SimConfig, seed: u64) -> SimReport {
         }
     };
     let mut net = Net::new(n, link);
+    if cfg.faults {
+        net.vary_links(&mut rng, d / 2);
+    }
     let consensus = Config {
         chain_id: genesis.chain_id,
         timeouts: Timeouts::for_block_time(genesis.block_time_ms),

@@ -77,6 +77,9 @@ pub struct Net {
     pub link: LinkModel,
     /// Partition group of each node; equal groups can talk.
     groups: Vec<u8>,
+    /// Extra one-way delay of each directed link (from * nodes + to), drawn per run: links
+    /// differ, as they do between real machines.
+    link_extra_ms: Vec<u64>,
     pub sent: u64,
     pub lost: u64,
 }
@@ -91,6 +94,7 @@ impl Net {
             now_ms: 0,
             link,
             groups: vec![0; nodes],
+            link_extra_ms: vec![0; nodes * nodes],
             sent: 0,
             lost: 0,
         }
@@ -123,6 +127,18 @@ impl Net {
         let event = self.events[slot].take();
         self.free.push(slot);
         event.map(|e| (t, e))
+    }
+
+    /// Give every directed link its own extra delay, up to `max_ms`.
+    pub fn vary_links(&mut self, rng: &mut Rng, max_ms: u64) {
+        for d in &mut self.link_extra_ms {
+            *d = rng.next_u64() % (max_ms + 1);
+        }
+    }
+
+    fn link_delay(&self, from: usize, to: usize) -> u64 {
+        let n = self.groups.len();
+        self.link.delay_ms + self.link_extra_ms.get(from * n + to).copied().unwrap_or(0)
     }
 
     pub fn partition(&mut self, groups: Vec<u8>) {
@@ -161,7 +177,7 @@ impl Net {
                 0
             };
             self.after(
-                self.link.delay_ms + jitter,
+                self.link_delay(from, to) + jitter,
                 Event::Deliver {
                     to,
                     from,
@@ -178,6 +194,9 @@ impl Net {
             self.lost += 1;
             return;
         }
-        self.after(self.link.delay_ms, Event::Deliver { to, from, packet });
+        self.after(
+            self.link_delay(from, to),
+            Event::Deliver { to, from, packet },
+        );
     }
 }
