@@ -15,6 +15,7 @@
 
 mod memory;
 pub mod protocol;
+pub mod query;
 mod service;
 mod swarm;
 
