@@ -17,6 +17,7 @@ struct Hub {
     members: BTreeMap<PeerId, mpsc::Sender<NetEvent>>,
     cut: BTreeSet<(PeerId, PeerId)>,
     replies: BTreeMap<u64, oneshot::Sender<SyncResponse>>,
+    query_replies: BTreeMap<u64, oneshot::Sender<Vec<u8>>>,
     next_reply: u64,
     banned: BTreeSet<(PeerId, PeerId)>,
 }
@@ -158,6 +159,49 @@ impl Network for MemoryNetwork {
 
     fn ban(&self, peer: PeerId) {
         self.hub.lock().banned.insert((self.me, peer));
+    }
+
+    async fn query(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let fail = |reason: &str| NetError::Request {
+            peer: peer.to_string(),
+            reason: reason.to_string(),
+        };
+        let rx = {
+            let mut hub = self.hub.lock();
+            if !hub.linked(self.me, peer) {
+                return Err(fail("unreachable"));
+            }
+            let Some(sender) = hub.members.get(&peer).cloned() else {
+                return Err(fail("unknown peer"));
+            };
+            hub.next_reply += 1;
+            let reply = ReplyId(hub.next_reply);
+            let (tx, rx) = oneshot::channel();
+            hub.query_replies.insert(reply.0, tx);
+            if sender
+                .try_send(NetEvent::Query {
+                    peer: self.me,
+                    data,
+                    reply,
+                })
+                .is_err()
+            {
+                hub.query_replies.remove(&reply.0);
+                return Err(fail("peer is overloaded"));
+            }
+            rx
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(20), rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(fail("no answer")),
+            Err(_) => Err(fail("timed out")),
+        }
+    }
+
+    fn answer(&self, reply: ReplyId, data: Vec<u8>) {
+        if let Some(tx) = self.hub.lock().query_replies.remove(&reply.0) {
+            let _ = tx.send(data);
+        }
     }
 
     async fn peers(&self) -> Vec<PeerInfo> {

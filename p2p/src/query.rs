@@ -186,6 +186,23 @@ impl Refusal {
     }
 }
 
+/// What a miner sends back: its signed answer, or why it refused.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum QueryAnswer {
+    Answered(SignedResponse),
+    Refused(Refusal),
+}
+
+impl QueryAnswer {
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        codec::try_encode::<_, RESPONSE_MAX_BYTES>(self, "query answer")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode::<_, RESPONSE_MAX_BYTES>(bytes, "query answer")
+    }
+}
+
 /// Who may query: the miner's view of chain state (validator permit, or stake above the
 /// subnet's threshold).
 pub trait Admission {

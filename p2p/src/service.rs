@@ -37,6 +37,13 @@ pub enum NetEvent {
         request: SyncRequest,
         reply: ReplyId,
     },
+    /// A neuron query (signed bytes, `crate::query`); answer with [`Network::answer`], or
+    /// drop it (the caller's query fails).
+    Query {
+        peer: PeerId,
+        data: Vec<u8>,
+        reply: ReplyId,
+    },
     PeerConnected(PeerId),
     PeerDisconnected(PeerId),
 }
@@ -82,6 +89,10 @@ pub trait Network: Send + Sync + 'static {
     fn respond(&self, reply: ReplyId, response: SyncResponse);
     /// Disconnect `peer` and refuse it from now on.
     fn ban(&self, peer: PeerId);
+    /// Send a neuron query to `peer`; its answer's bytes.
+    async fn query(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetError>;
+    /// Answer an inbound query.
+    fn answer(&self, reply: ReplyId, data: Vec<u8>);
     async fn peers(&self) -> Vec<PeerInfo>;
 }
 

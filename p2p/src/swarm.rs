@@ -27,6 +27,8 @@ pub const PENDING_REPLIES_MAX: usize = 256;
 /// Outbound requests in flight. Overflow policy: new ones fail at once.
 pub const PENDING_REQUESTS_MAX: usize = 256;
 const SYNC_PROTOCOL: &str = "/agora/sync/1";
+/// Concurrent query streams per connection.
+const QUERY_STREAMS_MAX: usize = 64;
 /// How long a sync request may take once its stream is open.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often unreachable bootnodes are dialed again.
@@ -53,6 +55,7 @@ pub struct NetConfig {
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    query: request_response::Behaviour<QueryCodec>,
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
@@ -62,6 +65,55 @@ struct Behaviour {
 /// Length-prefixed (u32 LE) frames of the sync messages, bounded both ways.
 #[derive(Debug, Clone, Default)]
 struct SyncCodec;
+
+/// Neuron queries: opaque signed bytes (`crate::query`), framed and bounded the same way;
+/// the miner's guard decodes and checks them.
+#[derive(Debug, Clone, Default)]
+struct QueryCodec;
+
+impl request_response::Codec for QueryCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, crate::query::QUERY_MAX_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, crate::query::RESPONSE_MAX_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
 
 async fn read_frame<T: libp2p::futures::AsyncRead + Unpin + Send>(
     io: &mut T,
@@ -148,6 +200,8 @@ impl request_response::Codec for SyncCodec {
 }
 
 enum Command {
+    Query(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, NetError>>),
+    Answer(ReplyId, Vec<u8>),
     Publish(Topic, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     Report(MessageId, PeerId, Verdict),
     Request(
@@ -265,6 +319,15 @@ impl Libp2pNetwork {
                 [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
             ),
+            query: request_response::Behaviour::new(
+                [(
+                    StreamProtocol::new(crate::query::QUERY_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(QUERY_STREAMS_MAX),
+            ),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/agora/1".into(),
                 key.public(),
@@ -330,6 +393,8 @@ impl Libp2pNetwork {
             next_reply: 0,
             banned: HashSet::new(),
             requests: HashMap::new(),
+            query_replies: BTreeMap::new(),
+            queries: HashMap::new(),
             dropped_events: 0,
             connected: HashSet::new(),
         };
@@ -426,6 +491,22 @@ impl Network for Libp2pNetwork {
         let _ = self.commands.try_send(Command::Ban(peer));
     }
 
+    async fn query(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Query(peer, data, tx)).await?;
+        match tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(5), rx).await {
+            Ok(answer) => answer.map_err(|_| NetError::Stopped)?,
+            Err(_) => Err(NetError::Request {
+                peer: peer.to_string(),
+                reason: "timed out".into(),
+            }),
+        }
+    }
+
+    fn answer(&self, reply: ReplyId, data: Vec<u8>) {
+        let _ = self.commands.try_send(Command::Answer(reply, data));
+    }
+
     async fn peers(&self) -> Vec<PeerInfo> {
         let (tx, rx) = oneshot::channel();
         if self.send(Command::Peers(tx)).await.is_err() {
@@ -445,6 +526,8 @@ struct SwarmTask {
     /// Peers this node banned (bounded by how many it ever met; never shrinks).
     banned: HashSet<PeerId>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetError>>>,
+    query_replies: BTreeMap<u64, ResponseChannel<Vec<u8>>>,
+    queries: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     dropped_events: u64,
     connected: HashSet<PeerId>,
 }
@@ -529,6 +612,26 @@ impl SwarmTask {
                 }
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 self.requests.insert(id, done);
+            }
+            Command::Query(peer, data, done) => {
+                if self.banned.contains(&peer) || self.queries.len() >= PENDING_REQUESTS_MAX {
+                    let _ = done.send(Err(NetError::Request {
+                        peer: peer.to_string(),
+                        reason: "banned, or too many queries in flight".into(),
+                    }));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().query.send_request(&peer, data);
+                self.queries.insert(id, done);
+            }
+            Command::Answer(reply, data) => {
+                if let Some(channel) = self.query_replies.remove(&reply.0) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .query
+                        .send_response(channel, data);
+                }
             }
             Command::Respond(reply, response) => {
                 if let Some(channel) = self.replies.remove(&reply.0) {
@@ -634,6 +737,52 @@ impl SwarmTask {
                 },
             )) => {
                 if let Some(done) = self.requests.remove(&request_id) {
+                    let _ = done.send(Err(NetError::Request {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Query(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if self.query_replies.len() >= PENDING_REPLIES_MAX {
+                        return; // dropping the channel fails the caller's query
+                    }
+                    let reply = self.next_reply;
+                    self.next_reply += 1;
+                    self.query_replies.insert(reply, channel);
+                    if !self.emit(NetEvent::Query {
+                        peer,
+                        data: request,
+                        reply: ReplyId(reply),
+                    }) {
+                        self.query_replies.remove(&reply);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(done) = self.queries.remove(&request_id) {
+                        let _ = done.send(Ok(response));
+                    }
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Query(
+                request_response::Event::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                },
+            )) => {
+                if let Some(done) = self.queries.remove(&request_id) {
                     let _ = done.send(Err(NetError::Request {
                         peer: peer.to_string(),
                         reason: error.to_string(),

@@ -185,3 +185,144 @@ async fn memory_gossip_requests_partitions_and_bans() {
     assert!(c.request(ids[0], SyncRequest::Status).await.is_err());
     assert_eq!(c.peers().await.len(), 1);
 }
+
+/// A miner on `net`: every query goes through the guard; admitted ones are answered with
+/// the body reversed, signed by the miner's key.
+fn serve_queries(
+    net: impl Network + Clone,
+    mut events: Events,
+    miner: agora_core::Keypair,
+    validator: agora_core::AccountId,
+) -> tokio::task::JoinHandle<()> {
+    use crate::query::*;
+    struct Only(agora_core::AccountId);
+    impl Admission for Only {
+        fn admit(&self, _: u16, caller: &agora_core::AccountId) -> Result<(), String> {
+            if *caller == self.0 {
+                Ok(())
+            } else {
+                Err("no permit".into())
+            }
+        }
+    }
+    tokio::spawn(async move {
+        let cfg = GuardConfig {
+            chain_id: 5,
+            window_blocks: 10,
+            per_caller_per_second: 100,
+            queue_max: 8,
+            callers_max: 64,
+        };
+        let mut guard = Guard::new(cfg, 0);
+        let admission = Only(validator);
+        while let Some(e) = events.recv().await {
+            match e {
+                NetEvent::Query { data, reply, .. } => {
+                    let answer = match guard.check(&data, 3, 1_000, &admission) {
+                        Ok(q) => {
+                            let body: Vec<u8> = q.body.iter().rev().copied().collect();
+                            guard.done();
+                            QueryAnswer::Answered(SignedResponse::sign(&q, body, &miner))
+                        }
+                        Err(refusal) => QueryAnswer::Refused(refusal),
+                    };
+                    net.answer(reply, answer.encode().unwrap());
+                }
+                NetEvent::Gossip { id, from, .. } => net.report(id, from, Verdict::Accept),
+                _ => {}
+            }
+        }
+    })
+}
+
+/// One validator queries one miner: an answer it can verify, and typed refusals.
+async fn query_round_trip(
+    validator_net: &dyn Network,
+    miner_peer: PeerId,
+    miner: &agora_core::Keypair,
+    validator: &agora_core::Keypair,
+) {
+    use crate::query::*;
+    let q = SignedQuery::sign(5, 1, "echo", 1, 3, b"ping".to_vec(), validator);
+    let answer = QueryAnswer::decode(
+        &validator_net
+            .query(miner_peer, q.encode().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    match answer {
+        QueryAnswer::Answered(r) => {
+            assert!(r.verify(&q, &miner.account()));
+            assert_eq!(r.body, b"gnip");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same query again is a replay; one from a stranger is not admitted.
+    let again = QueryAnswer::decode(
+        &validator_net
+            .query(miner_peer, q.encode().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        matches!(again, QueryAnswer::Refused(Refusal::Replayed)),
+        "{again:?}"
+    );
+    let stranger = SignedQuery::sign(
+        5,
+        1,
+        "echo",
+        2,
+        3,
+        b"x".to_vec(),
+        &agora_core::Keypair::dev("stranger"),
+    );
+    let refused = QueryAnswer::decode(
+        &validator_net
+            .query(miner_peer, stranger.encode().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        matches!(refused, QueryAnswer::Refused(Refusal::NotAdmitted(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neuron_queries_over_libp2p_and_memory() {
+    let (v, m) = (
+        agora_core::Keypair::dev("validator-hotkey"),
+        agora_core::Keypair::dev("miner-hotkey"),
+    );
+    // libp2p: the miner's identity is its hotkey.
+    let miner_cfg = NetConfig {
+        chain_id: 5,
+        genesis_hash: Hash([9; 32]),
+        key_seed: m.seed(),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootnodes: vec![],
+        mdns: false,
+        local: true,
+    };
+    let (miner_net, miner_events, addrs) = Libp2pNetwork::start(miner_cfg).await.unwrap();
+    let miner_peer = miner_net.local_peer_id();
+    assert_eq!(miner_peer, peer_id_from_seed(m.seed()).unwrap());
+    let task = serve_queries(miner_net.clone(), miner_events, m.clone(), v.account());
+    let boot = addrs[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(miner_peer));
+    let (val_net, _val_events, _) = libp2p_node(42, vec![boot]).await;
+    query_round_trip(&val_net, miner_peer, &m, &v).await;
+    task.abort();
+
+    let hub = MemoryHub::new();
+    let (mem_miner, mem_events) = hub.join(miner_peer);
+    let (mem_val, _e) = hub.join(peer_id_from_seed(v.seed()).unwrap());
+    let task = serve_queries(mem_miner, mem_events, m.clone(), v.account());
+    query_round_trip(&mem_val, miner_peer, &m, &v).await;
+    task.abort();
+}

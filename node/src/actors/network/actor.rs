@@ -299,6 +299,8 @@ impl StreamHandler<NetEvent> for NetworkActor {
                 }
             }
             NetEvent::PeerDisconnected(peer) => debug!(%peer, "peer disconnected"),
+            // A node serves no neuron queries: dropping the reply fails the caller's query.
+            NetEvent::Query { peer, .. } => debug!(%peer, "neuron query to a node: refused"),
         }
     }
 }
