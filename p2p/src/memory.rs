@@ -82,6 +82,45 @@ pub struct MemoryNetwork {
     me: PeerId,
 }
 
+impl MemoryNetwork {
+    /// Deliver a request (`event`, filed under a fresh reply id in `slot`) to `peer` and
+    /// wait for its answer, at most 20 s.
+    async fn ask<R>(
+        &self,
+        peer: PeerId,
+        slot: fn(&mut Hub) -> &mut BTreeMap<u64, oneshot::Sender<R>>,
+        event: impl FnOnce(PeerId, ReplyId) -> NetEvent,
+    ) -> Result<R, NetError> {
+        let fail = |reason: &str| NetError::Request {
+            peer: peer.to_string(),
+            reason: reason.to_string(),
+        };
+        let rx = {
+            let mut hub = self.hub.lock();
+            if !hub.linked(self.me, peer) {
+                return Err(fail("unreachable"));
+            }
+            let Some(sender) = hub.members.get(&peer).cloned() else {
+                return Err(fail("unknown peer"));
+            };
+            hub.next_reply += 1;
+            let reply = ReplyId(hub.next_reply);
+            let (tx, rx) = oneshot::channel();
+            slot(&mut hub).insert(reply.0, tx);
+            if sender.try_send(event(self.me, reply)).is_err() {
+                slot(&mut hub).remove(&reply.0);
+                return Err(fail("peer is overloaded"));
+            }
+            rx
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(20), rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(fail("no answer")),
+            Err(_) => Err(fail("timed out")),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Network for MemoryNetwork {
     fn local_peer_id(&self) -> PeerId {
@@ -115,40 +154,16 @@ impl Network for MemoryNetwork {
     fn report(&self, _: MessageId, _: PeerId, _: Verdict) {}
 
     async fn request(&self, peer: PeerId, request: SyncRequest) -> Result<SyncResponse, NetError> {
-        let fail = |reason: &str| NetError::Request {
-            peer: peer.to_string(),
-            reason: reason.to_string(),
-        };
-        let rx = {
-            let mut hub = self.hub.lock();
-            if !hub.linked(self.me, peer) {
-                return Err(fail("unreachable"));
-            }
-            let Some(sender) = hub.members.get(&peer).cloned() else {
-                return Err(fail("unknown peer"));
-            };
-            hub.next_reply += 1;
-            let reply = ReplyId(hub.next_reply);
-            let (tx, rx) = oneshot::channel();
-            hub.replies.insert(reply.0, tx);
-            if sender
-                .try_send(NetEvent::Request {
-                    peer: self.me,
-                    request,
-                    reply,
-                })
-                .is_err()
-            {
-                hub.replies.remove(&reply.0);
-                return Err(fail("peer is overloaded"));
-            }
-            rx
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(20), rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(fail("no answer")),
-            Err(_) => Err(fail("timed out")),
-        }
+        self.ask(
+            peer,
+            |hub| &mut hub.replies,
+            |me, reply| NetEvent::Request {
+                peer: me,
+                request,
+                reply,
+            },
+        )
+        .await
     }
 
     fn respond(&self, reply: ReplyId, response: SyncResponse) {
@@ -162,40 +177,16 @@ impl Network for MemoryNetwork {
     }
 
     async fn query(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetError> {
-        let fail = |reason: &str| NetError::Request {
-            peer: peer.to_string(),
-            reason: reason.to_string(),
-        };
-        let rx = {
-            let mut hub = self.hub.lock();
-            if !hub.linked(self.me, peer) {
-                return Err(fail("unreachable"));
-            }
-            let Some(sender) = hub.members.get(&peer).cloned() else {
-                return Err(fail("unknown peer"));
-            };
-            hub.next_reply += 1;
-            let reply = ReplyId(hub.next_reply);
-            let (tx, rx) = oneshot::channel();
-            hub.query_replies.insert(reply.0, tx);
-            if sender
-                .try_send(NetEvent::Query {
-                    peer: self.me,
-                    data,
-                    reply,
-                })
-                .is_err()
-            {
-                hub.query_replies.remove(&reply.0);
-                return Err(fail("peer is overloaded"));
-            }
-            rx
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(20), rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(fail("no answer")),
-            Err(_) => Err(fail("timed out")),
-        }
+        self.ask(
+            peer,
+            |hub| &mut hub.query_replies,
+            |me, reply| NetEvent::Query {
+                peer: me,
+                data,
+                reply,
+            },
+        )
+        .await
     }
 
     fn answer(&self, reply: ReplyId, data: Vec<u8>) {

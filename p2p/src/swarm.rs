@@ -389,12 +389,10 @@ impl Libp2pNetwork {
             topics,
             cfg,
             events,
-            replies: BTreeMap::new(),
+            sync: Exchange::default(),
+            query: Exchange::default(),
             next_reply: 0,
             banned: HashSet::new(),
-            requests: HashMap::new(),
-            query_replies: BTreeMap::new(),
-            queries: HashMap::new(),
             dropped_events: 0,
             connected: HashSet::new(),
         };
@@ -516,18 +514,88 @@ impl Network for Libp2pNetwork {
     }
 }
 
+/// One request-response protocol's bookkeeping: inbound requests awaiting the node's
+/// answer (at most [`PENDING_REPLIES_MAX`]) and outbound ones awaiting the peer's (at most
+/// [`PENDING_REQUESTS_MAX`]).
+struct Exchange<Resp> {
+    replies: BTreeMap<u64, ResponseChannel<Resp>>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
+}
+
+impl<Resp> Default for Exchange<Resp> {
+    fn default() -> Self {
+        Exchange {
+            replies: BTreeMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+}
+
+fn request_failed(peer: &PeerId, reason: impl Into<String>) -> NetError {
+    NetError::Request {
+        peer: peer.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl<Resp> Exchange<Resp> {
+    /// Settle outbound answers and failures; an inbound request comes back filed under a
+    /// new reply id (or is dropped, failing the peer's request, when too many wait).
+    fn event<Req>(
+        &mut self,
+        next_reply: &mut u64,
+        event: request_response::Event<Req, Resp>,
+    ) -> Option<(PeerId, Req, ReplyId)> {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if self.replies.len() >= PENDING_REPLIES_MAX {
+                        return None;
+                    }
+                    let reply = *next_reply;
+                    *next_reply += 1;
+                    self.replies.insert(reply, channel);
+                    Some((peer, request, ReplyId(reply)))
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(done) = self.pending.remove(&request_id) {
+                        let _ = done.send(Ok(response));
+                    }
+                    None
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(done) = self.pending.remove(&request_id) {
+                    let _ = done.send(Err(request_failed(&peer, error.to_string())));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
     topics: HashMap<TopicHash, Topic>,
     cfg: NetConfig,
     events: mpsc::Sender<NetEvent>,
-    replies: BTreeMap<u64, ResponseChannel<SyncResponse>>,
+    sync: Exchange<SyncResponse>,
+    query: Exchange<Vec<u8>>,
+    /// Reply ids for inbound requests of both protocols.
     next_reply: u64,
     /// Peers this node banned (bounded by how many it ever met; never shrinks).
     banned: HashSet<PeerId>,
-    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetError>>>,
-    query_replies: BTreeMap<u64, ResponseChannel<Vec<u8>>>,
-    queries: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     dropped_events: u64,
     connected: HashSet<PeerId>,
 }
@@ -596,36 +664,23 @@ impl SwarmTask {
                     );
             }
             Command::Request(peer, request, done) => {
-                if self.banned.contains(&peer) {
-                    let _ = done.send(Err(NetError::Request {
-                        peer: peer.to_string(),
-                        reason: "banned".into(),
-                    }));
-                    return;
-                }
-                if self.requests.len() >= PENDING_REQUESTS_MAX {
-                    let _ = done.send(Err(NetError::Request {
-                        peer: peer.to_string(),
-                        reason: "too many requests in flight".into(),
-                    }));
+                if let Some(reason) = self.refuse_outbound(&peer, self.sync.pending.len()) {
+                    let _ = done.send(Err(request_failed(&peer, reason)));
                     return;
                 }
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-                self.requests.insert(id, done);
+                self.sync.pending.insert(id, done);
             }
             Command::Query(peer, data, done) => {
-                if self.banned.contains(&peer) || self.queries.len() >= PENDING_REQUESTS_MAX {
-                    let _ = done.send(Err(NetError::Request {
-                        peer: peer.to_string(),
-                        reason: "banned, or too many queries in flight".into(),
-                    }));
+                if let Some(reason) = self.refuse_outbound(&peer, self.query.pending.len()) {
+                    let _ = done.send(Err(request_failed(&peer, reason)));
                     return;
                 }
                 let id = self.swarm.behaviour_mut().query.send_request(&peer, data);
-                self.queries.insert(id, done);
+                self.query.pending.insert(id, done);
             }
             Command::Answer(reply, data) => {
-                if let Some(channel) = self.query_replies.remove(&reply.0) {
+                if let Some(channel) = self.query.replies.remove(&reply.0) {
                     let _ = self
                         .swarm
                         .behaviour_mut()
@@ -634,7 +689,7 @@ impl SwarmTask {
                 }
             }
             Command::Respond(reply, response) => {
-                if let Some(channel) = self.replies.remove(&reply.0) {
+                if let Some(channel) = self.sync.replies.remove(&reply.0) {
                     let _ = self
                         .swarm
                         .behaviour_mut()
@@ -661,6 +716,17 @@ impl SwarmTask {
                     .collect();
                 let _ = done.send(peers);
             }
+        }
+    }
+
+    /// Why an outbound request to `peer` cannot go out now (`in_flight` of its protocol).
+    fn refuse_outbound(&self, peer: &PeerId, in_flight: usize) -> Option<&'static str> {
+        if self.banned.contains(peer) {
+            Some("banned")
+        } else if in_flight >= PENDING_REQUESTS_MAX {
+            Some("too many requests in flight")
+        } else {
+            None
         }
     }
 
@@ -697,96 +763,22 @@ impl SwarmTask {
                     data: message.data,
                 });
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
-                peer,
-                message,
-                ..
-            })) => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if self.replies.len() >= PENDING_REPLIES_MAX {
-                        return; // dropping the channel fails the peer's request
-                    }
-                    let reply = self.next_reply;
-                    self.next_reply += 1;
-                    self.replies.insert(reply, channel);
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
+                if let Some((peer, request, reply)) = self.sync.event(&mut self.next_reply, event) {
                     if !self.emit(NetEvent::Request {
                         peer,
                         request,
-                        reply: ReplyId(reply),
+                        reply,
                     }) {
-                        self.replies.remove(&reply);
+                        self.sync.replies.remove(&reply.0);
                     }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(done) = self.requests.remove(&request_id) {
-                        let _ = done.send(Ok(response));
-                    }
-                }
-            },
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(
-                request_response::Event::OutboundFailure {
-                    peer,
-                    request_id,
-                    error,
-                    ..
-                },
-            )) => {
-                if let Some(done) = self.requests.remove(&request_id) {
-                    let _ = done.send(Err(NetError::Request {
-                        peer: peer.to_string(),
-                        reason: error.to_string(),
-                    }));
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Query(request_response::Event::Message {
-                peer,
-                message,
-                ..
-            })) => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if self.query_replies.len() >= PENDING_REPLIES_MAX {
-                        return; // dropping the channel fails the caller's query
+            SwarmEvent::Behaviour(BehaviourEvent::Query(event)) => {
+                if let Some((peer, data, reply)) = self.query.event(&mut self.next_reply, event) {
+                    if !self.emit(NetEvent::Query { peer, data, reply }) {
+                        self.query.replies.remove(&reply.0);
                     }
-                    let reply = self.next_reply;
-                    self.next_reply += 1;
-                    self.query_replies.insert(reply, channel);
-                    if !self.emit(NetEvent::Query {
-                        peer,
-                        data: request,
-                        reply: ReplyId(reply),
-                    }) {
-                        self.query_replies.remove(&reply);
-                    }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(done) = self.queries.remove(&request_id) {
-                        let _ = done.send(Ok(response));
-                    }
-                }
-            },
-            SwarmEvent::Behaviour(BehaviourEvent::Query(
-                request_response::Event::OutboundFailure {
-                    peer,
-                    request_id,
-                    error,
-                    ..
-                },
-            )) => {
-                if let Some(done) = self.queries.remove(&request_id) {
-                    let _ = done.send(Err(NetError::Request {
-                        peer: peer.to_string(),
-                        reason: error.to_string(),
-                    }));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
