@@ -60,6 +60,79 @@ fn is_loopback(addr: &agora_p2p::Multiaddr) -> bool {
     })
 }
 
+/// The chain actor (one thread: it alone writes) and its readers.
+pub fn start_chain(
+    store: ChainStore<RocksStore>,
+    params: &agora_core::ChainParams,
+    heads: broadcast::Sender<crate::actors::chain::HeadInfo>,
+) -> anyhow::Result<ChainHandle> {
+    let reader_store = store.clone();
+    let reader = SyncArbiter::start(CHAIN_READERS, move || {
+        ChainReader::new(reader_store.clone())
+    });
+    let actor = ChainActor::new(store, params.clone(), heads)?;
+    let slot = std::sync::Mutex::new(Some(actor));
+    let writer = SyncArbiter::start(1, move || {
+        // A SyncArbiter of one thread calls its factory exactly once.
+        slot.lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_else(|| unreachable!("the chain actor is started once"))
+    });
+    Ok(ChainHandle::new(writer, reader))
+}
+
+/// The network bridge over `net` and the consensus actor behind it, wired together, for a
+/// node whose committed head is `head` (validating with `key`, following without one).
+#[allow(clippy::too_many_arguments)]
+pub fn start_consensus(
+    net: std::sync::Arc<dyn agora_p2p::Network>,
+    events: agora_p2p::Events,
+    chain: &ChainHandle,
+    mempool: &MempoolHandle,
+    params: &agora_core::ChainParams,
+    genesis_hash: agora_core::Hash,
+    key: Option<agora_core::Keypair>,
+    head: &agora_core::Header,
+    fatal: mpsc::Sender<String>,
+) -> anyhow::Result<(NetworkHandle, ConsensusHandle)> {
+    let validators = params.validator_set().context("genesis validator set")?;
+    let local = net.local_peer_id();
+    let network = NetworkHandle::new(
+        NetworkActor::new(
+            net,
+            events,
+            chain.clone(),
+            mempool.clone(),
+            params.chain_id,
+            genesis_hash,
+            validators.clone(),
+        )
+        .start(),
+        local,
+    );
+    let consensus = ConsensusHandle::new(
+        ConsensusActor::new(
+            agora_core::consensus::Config {
+                chain_id: params.chain_id,
+                timeouts: agora_core::consensus::Timeouts::for_block_time(params.block_time_ms),
+            },
+            validators,
+            key,
+            head.height,
+            head.timestamp_ms,
+            params.block_time_ms,
+            chain.clone(),
+            mempool.clone(),
+            network.clone(),
+            fatal,
+        )
+        .start(),
+    );
+    network.set_consensus(consensus.recipient());
+    Ok((network, consensus))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn start_network(
     cfg: &NetworkConfig,
@@ -100,38 +173,17 @@ fn start_network(
         local: is_loopback(&cfg.p2p_addr),
     })?;
     let local = agora_p2p::Network::local_peer_id(&net);
-    let network = NetworkHandle::new(
-        NetworkActor::new(
-            std::sync::Arc::new(net),
-            events,
-            chain.clone(),
-            mempool.clone(),
-            params.chain_id,
-            genesis_hash,
-            validators.clone(),
-        )
-        .start(),
-        local,
-    );
-    let consensus = ConsensusHandle::new(
-        ConsensusActor::new(
-            agora_core::consensus::Config {
-                chain_id: params.chain_id,
-                timeouts: agora_core::consensus::Timeouts::for_block_time(params.block_time_ms),
-            },
-            validators,
-            key.clone(),
-            head.height,
-            head.timestamp_ms,
-            params.block_time_ms,
-            chain.clone(),
-            mempool.clone(),
-            network.clone(),
-            fatal,
-        )
-        .start(),
-    );
-    network.set_consensus(consensus.recipient());
+    let (network, consensus) = start_consensus(
+        std::sync::Arc::new(net),
+        events,
+        chain,
+        mempool,
+        params,
+        genesis_hash,
+        key.clone(),
+        head,
+        fatal,
+    )?;
     let info = NetInfo {
         peer_id: local.to_string(),
         listen: listen.iter().map(|a| format!("{a}/p2p/{local}")).collect(),
@@ -162,22 +214,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     info!(chain_id = params.chain_id, genesis = %genesis_hash, height = head.height, head = %head.hash(), data_dir = %cfg.data_dir.display(), "opened chain");
 
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
-    let chain = {
-        let reader_store = store.clone();
-        let reader = SyncArbiter::start(CHAIN_READERS, move || {
-            ChainReader::new(reader_store.clone())
-        });
-        let actor = ChainActor::new(store, params.clone(), heads.clone())?;
-        let slot = std::sync::Mutex::new(Some(actor));
-        let writer = SyncArbiter::start(1, move || {
-            // A SyncArbiter of one thread calls its factory exactly once.
-            slot.lock()
-                .ok()
-                .and_then(|mut s| s.take())
-                .unwrap_or_else(|| unreachable!("the chain actor is started once"))
-        });
-        ChainHandle::new(writer, reader)
-    };
+    let chain = start_chain(store, &params, heads.clone())?;
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
 

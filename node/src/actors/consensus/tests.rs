@@ -4,16 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, SyncArbiter};
+use actix::Actor;
 use agora_core::block::FinalityCert;
 use agora_core::{Block, Genesis, Keypair};
 use agora_p2p::{MemoryHub, NetEvent, Network, SyncRequest, SyncResponse};
 use agora_storage::{ChainStore, MemStore, Pipeline, RocksStore};
 
-use super::ConsensusActor;
-use crate::actors::chain::{ChainActor, ChainHandle, ChainReader};
 use crate::actors::mempool::{MempoolActor, MempoolHandle};
-use crate::actors::network::{NetworkActor, NetworkHandle};
 
 /// Three blocks certified by the dev authority, built on a chain of their own.
 fn certified_chain(genesis: &Genesis) -> Vec<(Block, FinalityCert)> {
@@ -94,50 +91,26 @@ async fn sync_bans_a_peer_serving_forged_certificates_and_finishes_from_an_hones
     let rocks = Arc::new(RocksStore::open(&dir.path().join("db")).unwrap());
     let store = ChainStore::open(rocks.clone(), &genesis).unwrap();
     let (heads, _) = tokio::sync::broadcast::channel(16);
-    let reader_store = store.clone();
-    let actor = ChainActor::new(store, params.clone(), heads).unwrap();
-    let slot = std::sync::Mutex::new(Some(actor));
-    let chain = ChainHandle::new(
-        SyncArbiter::start(1, move || slot.lock().unwrap().take().unwrap()),
-        SyncArbiter::start(1, move || ChainReader::new(reader_store.clone())),
-    );
+    let chain = crate::node::start_chain(store, &params, heads).unwrap();
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let hub = MemoryHub::new();
     let me = agora_p2p::peer_id_from_seed([1; 32]).unwrap();
     let (net, events) = hub.join(me);
     let net = Arc::new(net);
-    let validators = params.validator_set().unwrap();
-    let network = NetworkHandle::new(
-        NetworkActor::new(
-            net.clone(),
-            events,
-            chain.clone(),
-            mempool.clone(),
-            params.chain_id,
-            genesis_hash,
-            validators.clone(),
-        )
-        .start(),
-        me,
-    );
     let (fatal, _fatal_rx) = tokio::sync::mpsc::channel(1);
-    let consensus = ConsensusActor::new(
-        agora_core::consensus::Config {
-            chain_id: params.chain_id,
-            timeouts: agora_core::consensus::Timeouts::for_block_time(params.block_time_ms),
-        },
-        validators,
+    let genesis_header = genesis.build().unwrap().block.header;
+    crate::node::start_consensus(
+        net.clone(),
+        events,
+        &chain,
+        &mempool,
+        &params,
+        genesis_hash,
         None,
-        0,
-        0,
-        params.block_time_ms,
-        chain.clone(),
-        mempool,
-        network.clone(),
+        &genesis_header,
         fatal,
     )
-    .start();
-    network.set_consensus(consensus.recipient());
+    .unwrap();
     actix_rt::time::sleep(Duration::from_millis(50)).await;
 
     // The forger connects first and is asked first.
