@@ -32,7 +32,10 @@ pub struct NodeConfig {
 /// How a networked node joins its peers.
 pub struct NetworkConfig {
     pub validator_key: Option<PathBuf>,
-    pub p2p_addr: agora_p2p::Multiaddr,
+    /// Where to listen. A networked node always listens (default `/ip4/0.0.0.0/tcp/30333`);
+    /// a dev node only when given one, and then only serves the DHT that neurons use to
+    /// find each other (no consensus: it is the one authority).
+    pub p2p_addr: Option<agora_p2p::Multiaddr>,
     pub bootnodes: Vec<agora_p2p::Multiaddr>,
     pub mdns: bool,
 }
@@ -52,12 +55,53 @@ pub struct NetInfo {
     pub validator: Option<agora_core::AccountId>,
 }
 
-fn is_loopback(addr: &agora_p2p::Multiaddr) -> bool {
+/// Whether a listen address is on loopback (a local network: every peer shares one IP).
+pub fn is_loopback(addr: &agora_p2p::Multiaddr) -> bool {
     addr.iter().any(|p| match p {
         agora_p2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
         agora_p2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
         _ => false,
     })
+}
+
+/// The default libp2p listen address of a networked node.
+pub const DEFAULT_P2P_ADDR: &str = "/ip4/0.0.0.0/tcp/30333";
+
+/// A dev node's network: only the DHT and identify, so miners and validators started
+/// against it find each other. Gossip is ignored, sync requests and queries go unanswered.
+fn start_dev_discovery(
+    cfg: &NetworkConfig,
+    listen: &agora_p2p::Multiaddr,
+    data_dir: &std::path::Path,
+    params: &agora_core::ChainParams,
+    genesis_hash: agora_core::Hash,
+) -> anyhow::Result<NetInfo> {
+    let (net, mut events, addrs) = agora_p2p::Libp2pNetwork::spawn(agora_p2p::NetConfig {
+        chain_id: params.chain_id,
+        genesis_hash,
+        key_seed: crate::validator_key::node_key(data_dir)?.seed(),
+        listen: listen.clone(),
+        bootnodes: cfg.bootnodes.clone(),
+        mdns: cfg.mdns,
+        local: is_loopback(listen),
+    })?;
+    let local = agora_p2p::Network::local_peer_id(&net);
+    actix_rt::spawn(async move {
+        // The handle lives as long as this task: dropping it would stop the swarm.
+        let net = net;
+        while let Some(event) = events.recv().await {
+            if let agora_p2p::NetEvent::Gossip { id, from, .. } = event {
+                agora_p2p::Network::report(&net, id, from, agora_p2p::Verdict::Ignore);
+            }
+        }
+    });
+    let info = NetInfo {
+        peer_id: local.to_string(),
+        listen: addrs.iter().map(|a| format!("{a}/p2p/{local}")).collect(),
+        validator: None,
+    };
+    info!(peer_id = %local, listen = ?info.listen, "dev node: serving the DHT for neurons");
+    Ok(info)
 }
 
 /// The chain actor (one thread: it alone writes) and its readers.
@@ -163,14 +207,20 @@ fn start_network(
         Some(k) => k.seed(),
         None => crate::validator_key::node_key(data_dir)?.seed(),
     };
+    let p2p_addr = match &cfg.p2p_addr {
+        Some(a) => a.clone(),
+        None => DEFAULT_P2P_ADDR
+            .parse()
+            .context("the default p2p address")?,
+    };
     let (net, events, listen) = agora_p2p::Libp2pNetwork::spawn(agora_p2p::NetConfig {
         chain_id: params.chain_id,
         genesis_hash,
         key_seed: identity,
-        listen: cfg.p2p_addr.clone(),
+        listen: p2p_addr.clone(),
         bootnodes: cfg.bootnodes.clone(),
         mdns: cfg.mdns,
-        local: is_loopback(&cfg.p2p_addr),
+        local: is_loopback(&p2p_addr),
     })?;
     let local = agora_p2p::Network::local_peer_id(&net);
     let (network, consensus) = start_consensus(
@@ -220,6 +270,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let mut producer = None;
     let mut networked = None;
+    let mut dev_net_info = None;
     if let Some(seal) = cfg.dev {
         let key = Keypair::dev("alice");
         if !params.authorities.contains(&key.account()) {
@@ -244,6 +295,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             seal = ?seal,
             "dev mode: producing and finalizing blocks alone"
         );
+        if let Some(listen) = &cfg.network.p2p_addr {
+            dev_net_info = Some(start_dev_discovery(
+                &cfg.network,
+                listen,
+                &cfg.data_dir,
+                &params,
+                genesis_hash,
+            )?);
+        }
     } else {
         networked = Some(start_network(
             &cfg.network,
@@ -266,7 +326,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         producer: producer.clone(),
         consensus: networked.as_ref().map(|n| n.consensus.clone()),
         network: networked.as_ref().map(|n| n.network.clone()),
-        net_info: networked.as_ref().map(|n| n.info.clone()),
+        net_info: networked.as_ref().map(|n| n.info.clone()).or(dev_net_info),
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;

@@ -33,6 +33,6 @@ pub use service::{
     NET_EVENTS_MAX,
 };
 pub use swarm::{
-    identity_from_seed, peer_id_from_seed, Libp2pNetwork, NetConfig, PENDING_REPLIES_MAX,
-    PENDING_REQUESTS_MAX,
+    identity_from_seed, is_public, peer_id_from_seed, Libp2pNetwork, NetConfig,
+    PENDING_REPLIES_MAX, PENDING_REQUESTS_MAX,
 };

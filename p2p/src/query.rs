@@ -3,7 +3,8 @@
 //! A validator's query is signed by its hotkey over (chain id, netuid, task, nonce, block
 //! height, body hash); a miner's response is signed over the query's hash and its own body,
 //! so any reply is evidence anyone can check later. The miner runs [`Guard::check`] on every
-//! request before any task work, in this order: size, decoding, chain, signature, freshness,
+//! request before any task work, in this order: size, decoding, chain, subnet and task,
+//! signature, sender (the Noise-authenticated peer must be the signing hotkey), freshness,
 //! replay, admission, rate limit, queue. Each refusal is a typed [`Refusal`] the caller sees.
 //!
 //! Replays: a query is fresh only if its block is within `window_blocks` of the miner's head
@@ -17,6 +18,7 @@ use agora_core::codec::{self, CodecError};
 use agora_core::crypto::hash_with_domain;
 use agora_core::{AccountId, Hash, Keypair};
 use bincode::{Decode, Encode};
+use libp2p::PeerId;
 
 pub const QUERY_PROTOCOL: &str = "/agora/query/1";
 pub const QUERY_DOMAIN: &[u8] = b"agora/query/v1";
@@ -151,8 +153,12 @@ pub enum Refusal {
     Malformed(String),
     #[error("query is for chain {got}, this miner serves chain {expected}")]
     WrongChain { expected: u64, got: u64 },
+    #[error("query is for {got}, this miner serves {expected}")]
+    WrongTarget { expected: String, got: String },
     #[error("the body does not match its hash, or the signature is not the caller's")]
     BadSignature,
+    #[error("the query came from peer {peer}, not from the hotkey that signed it")]
+    NotFromCaller { peer: String },
     #[error("query signed at block {block}: fresh queries are above {floor} and within {window} blocks of the head {head}")]
     Stale {
         block: u64,
@@ -176,7 +182,9 @@ impl Refusal {
             Refusal::Oversize { .. } => "oversize",
             Refusal::Malformed(_) => "malformed",
             Refusal::WrongChain { .. } => "wrong_chain",
+            Refusal::WrongTarget { .. } => "wrong_target",
             Refusal::BadSignature => "bad_signature",
+            Refusal::NotFromCaller { .. } => "not_from_caller",
             Refusal::Stale { .. } => "stale",
             Refusal::Replayed => "replayed",
             Refusal::NotAdmitted(_) => "not_admitted",
@@ -209,9 +217,18 @@ pub trait Admission {
     fn admit(&self, netuid: u16, caller: &AccountId) -> Result<(), String>;
 }
 
+/// The libp2p peer id a hotkey speaks as (a neuron's identity key is its hotkey).
+pub fn peer_of_hotkey(hotkey: &AccountId) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&hotkey.0).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct GuardConfig {
     pub chain_id: u64,
+    /// The subnet and task this miner serves.
+    pub netuid: u16,
+    pub task: &'static str,
     /// How many blocks old a query may be.
     pub window_blocks: u64,
     /// Queries per caller per second.
@@ -251,11 +268,13 @@ impl Guard {
         }
     }
 
-    /// Check `bytes` at chain height `head` and time `now_ms`. On success the query holds a
-    /// work slot until [`Guard::done`].
+    /// Check `bytes`, received from the transport-authenticated peer `from` (`None` where
+    /// there is no transport identity), at chain height `head` and time `now_ms`. On success
+    /// the query holds a work slot until [`Guard::done`].
     pub fn check(
         &mut self,
         bytes: &[u8],
+        from: Option<&PeerId>,
         head: u64,
         now_ms: u64,
         admission: &dyn Admission,
@@ -279,8 +298,21 @@ impl Guard {
                 got: h.chain_id,
             });
         }
+        if h.netuid != self.cfg.netuid || h.task != self.cfg.task {
+            return Err(Refusal::WrongTarget {
+                expected: format!("subnet {} task {}", self.cfg.netuid, self.cfg.task),
+                got: format!("subnet {} task {}", h.netuid, h.task),
+            });
+        }
         if body_hash(&q.body) != h.body_hash || !h.caller.verify(&q.hash().0, &q.signature) {
             return Err(Refusal::BadSignature);
+        }
+        if let Some(peer) = from {
+            if peer_of_hotkey(&h.caller).as_ref() != Some(peer) {
+                return Err(Refusal::NotFromCaller {
+                    peer: peer.to_string(),
+                });
+            }
         }
         let oldest = head
             .saturating_sub(self.cfg.window_blocks)
@@ -357,6 +389,8 @@ mod tests {
     fn cfg() -> GuardConfig {
         GuardConfig {
             chain_id: 7,
+            netuid: 1,
+            task: "compute",
             window_blocks: 10,
             per_caller_per_second: 3,
             queue_max: 4,
@@ -392,7 +426,9 @@ mod tests {
                 .unwrap()
         };
         let refuse = |g: &mut Guard, bytes: &[u8], head| {
-            g.check(bytes, head, 5_000, &permits).unwrap_err().kind()
+            g.check(bytes, None, head, 5_000, &permits)
+                .unwrap_err()
+                .kind()
         };
 
         assert_eq!(
@@ -404,6 +440,16 @@ mod tests {
             .encode()
             .unwrap();
         assert_eq!(refuse(&mut g, &wrong_chain, 105), "wrong_chain");
+        let wrong_subnet = SignedQuery::sign(7, 2, "compute", 1, 105, vec![], &v);
+        assert_eq!(
+            refuse(&mut g, &wrong_subnet.encode().unwrap(), 105),
+            "wrong_target"
+        );
+        let wrong_task = SignedQuery::sign(7, 1, "echo", 1, 105, vec![], &v);
+        assert_eq!(
+            refuse(&mut g, &wrong_task.encode().unwrap(), 105),
+            "wrong_target"
+        );
         // Unsigned (zero signature) and forged signature.
         let mut unsigned = SignedQuery::sign(7, 1, "compute", 1, 105, vec![], &v);
         unsigned.signature = [0; 64];
@@ -417,6 +463,17 @@ mod tests {
             refuse(&mut g, &forged.encode().unwrap(), 105),
             "bad_signature"
         );
+        // Signed by the validator but sent by another peer (a relay, or a stolen query).
+        let relayed = g
+            .check(
+                &q(1, 105, &v),
+                peer_of_hotkey(&stranger.account()).as_ref(),
+                105,
+                5_000,
+                &permits,
+            )
+            .unwrap_err();
+        assert_eq!(relayed.kind(), "not_from_caller");
         // Stale: older than the window, or signed before the miner started (block <= 100).
         assert_eq!(refuse(&mut g, &q(1, 90, &v), 110), "stale");
         assert_eq!(refuse(&mut g, &q(1, 100, &v), 105), "stale");
@@ -429,23 +486,30 @@ mod tests {
         assert_eq!(g.admitted, 0, "no refused query reached the task");
 
         let good = q(1, 105, &v);
-        g.check(&good, 105, 5_000, &permits).unwrap();
+        g.check(
+            &good,
+            peer_of_hotkey(&v.account()).as_ref(),
+            105,
+            5_000,
+            &permits,
+        )
+        .unwrap();
         assert_eq!(refuse(&mut g, &good, 106), "replayed");
-        g.check(&q(2, 105, &v), 105, 5_100, &permits).unwrap();
-        g.check(&q(3, 105, &v), 105, 5_200, &permits).unwrap();
+        g.check(&q(2, 105, &v), None, 105, 5_100, &permits).unwrap();
+        g.check(&q(3, 105, &v), None, 105, 5_200, &permits).unwrap();
         assert_eq!(refuse(&mut g, &q(4, 105, &v), 105), "rate_limited");
         // Next second: allowed again, until the work queue (4) is full.
-        g.check(&q(5, 105, &v), 105, 6_000, &permits).unwrap();
+        g.check(&q(5, 105, &v), None, 105, 6_000, &permits).unwrap();
         assert_eq!(refuse(&mut g, &q(6, 105, &v), 105), "busy");
         g.done();
-        g.check(&q(6, 105, &v), 105, 6_100, &permits).unwrap();
+        g.check(&q(6, 105, &v), None, 105, 6_100, &permits).unwrap();
         assert_eq!(g.admitted, 5);
 
         // A restarted miner (head 106 at start) refuses everything signed before it.
         let mut restarted = Guard::new(cfg(), 106);
         assert_eq!(refuse(&mut restarted, &good, 107), "stale");
         assert!(restarted
-            .check(&q(1, 107, &v), 107, 7_000, &permits)
+            .check(&q(1, 107, &v), None, 107, 7_000, &permits)
             .is_ok());
     }
 
@@ -462,10 +526,11 @@ mod tests {
             0,
         );
         for block in 1..=1000u64 {
-            let bytes = SignedQuery::sign(7, 1, "echo", block, block, vec![], &v)
+            let bytes = SignedQuery::sign(7, 1, "compute", block, block, vec![], &v)
                 .encode()
                 .unwrap();
-            g.check(&bytes, block, block * 1000, &permits).unwrap();
+            g.check(&bytes, None, block, block * 1000, &permits)
+                .unwrap();
             g.done();
         }
         assert!(g.seen.len() <= 11, "{} remembered", g.seen.len());

@@ -34,6 +34,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often unreachable bootnodes are dialed again.
 const REDIAL_EVERY: Duration = Duration::from_secs(3);
 const KAD_PROTOCOL: &str = "/agora/kad/1";
+/// How long a DHT lookup of a neuron may take.
+const LOCATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -212,6 +214,11 @@ enum Command {
     Respond(ReplyId, SyncResponse),
     Ban(PeerId),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Locate(
+        PeerId,
+        bool,
+        oneshot::Sender<Result<Vec<Multiaddr>, NetError>>,
+    ),
 }
 
 /// The node's handle on the libp2p task.
@@ -308,7 +315,7 @@ impl Libp2pNetwork {
             None
         };
         let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-        kad_config.set_query_timeout(Duration::from_secs(30));
+        kad_config.set_query_timeout(LOCATE_TIMEOUT);
         let mut kad =
             kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
         // Serve the DHT even without a confirmed public address (local networks).
@@ -395,6 +402,7 @@ impl Libp2pNetwork {
             banned: HashSet::new(),
             dropped_events: 0,
             connected: HashSet::new(),
+            locating: HashMap::new(),
         };
         tokio::spawn(task.run(command_rx));
         info!(peer_id = %local, listen = ?listening, "p2p listening");
@@ -441,6 +449,46 @@ impl Libp2pNetwork {
     async fn send(&self, c: Command) -> Result<(), NetError> {
         self.commands.send(c).await.map_err(|_| NetError::Stopped)
     }
+
+    /// Find `peer` (a neuron: its peer id is its hotkey) through the DHT and dial it.
+    /// Returns the addresses dialed, empty when already connected. Loopback and private
+    /// addresses are used only with `allow_private`.
+    pub async fn locate(
+        &self,
+        peer: PeerId,
+        allow_private: bool,
+    ) -> Result<Vec<Multiaddr>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Locate(peer, allow_private, tx)).await?;
+        match tokio::time::timeout(LOCATE_TIMEOUT + Duration::from_secs(5), rx).await {
+            Ok(answer) => answer.map_err(|_| NetError::Stopped)?,
+            Err(_) => Err(request_failed(&peer, "DHT lookup timed out")),
+        }
+    }
+}
+
+/// Whether an address may be dialed without the operator allowing private networks: not
+/// loopback, private, link-local, shared (CGNAT) or unspecified.
+pub fn is_public(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().all(|p| match p {
+        Protocol::Ip4(ip) => {
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xC0) == 64))
+        }
+        Protocol::Ip6(ip) => {
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xFE00) == 0xFC00
+                || (first & 0xFFC0) == 0xFE80)
+        }
+        _ => true,
+    })
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -598,6 +646,14 @@ struct SwarmTask {
     banned: HashSet<PeerId>,
     dropped_events: u64,
     connected: HashSet<PeerId>,
+    /// DHT lookups of neurons in flight (at most [`PENDING_REQUESTS_MAX`]).
+    locating: HashMap<kad::QueryId, Locating>,
+}
+
+struct Locating {
+    peer: PeerId,
+    allow_private: bool,
+    done: oneshot::Sender<Result<Vec<Multiaddr>, NetError>>,
 }
 
 impl SwarmTask {
@@ -703,6 +759,23 @@ impl SwarmTask {
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::Locate(peer, allow_private, done) => {
+                if self.connected.contains(&peer) {
+                    let _ = done.send(Ok(Vec::new()));
+                } else if let Some(reason) = self.refuse_outbound(&peer, self.locating.len()) {
+                    let _ = done.send(Err(request_failed(&peer, reason)));
+                } else {
+                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.locating.insert(
+                        id,
+                        Locating {
+                            peer,
+                            allow_private,
+                            done,
+                        },
+                    );
+                }
+            }
             Command::Peers(done) => {
                 let gs = &self.swarm.behaviour().gossipsub;
                 let peers = self
@@ -717,6 +790,41 @@ impl SwarmTask {
                 let _ = done.send(peers);
             }
         }
+    }
+
+    /// The end of a DHT lookup: dial the peer at the addresses found (those allowed).
+    fn dial_located(
+        &mut self,
+        l: &Locating,
+        found: Vec<kad::PeerInfo>,
+    ) -> Result<Vec<Multiaddr>, NetError> {
+        if self.connected.contains(&l.peer) {
+            // The lookup itself reached it.
+            return Ok(Vec::new());
+        }
+        let addrs: Vec<Multiaddr> = found
+            .into_iter()
+            .filter(|p| p.peer_id == l.peer)
+            .flat_map(|p| p.addrs)
+            .filter(|a| l.allow_private || is_public(a))
+            .collect();
+        if addrs.is_empty() {
+            return Err(request_failed(
+                &l.peer,
+                if l.allow_private {
+                    "not found in the DHT"
+                } else {
+                    "not found in the DHT at a public address (allow private addresses for a local network)"
+                },
+            ));
+        }
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(l.peer)
+            .addresses(addrs.clone())
+            .build();
+        self.swarm
+            .dial(opts)
+            .map_err(|e| request_failed(&l.peer, e.to_string()))?;
+        Ok(addrs)
     }
 
     /// Why an outbound request to `peer` cannot go out now (`in_flight` of its protocol).
@@ -788,6 +896,21 @@ impl SwarmTask {
             })) => {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            })) if step.last => {
+                if let Some(l) = self.locating.remove(&id) {
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    let answer = self.dial_located(&l, peers);
+                    let _ = l.done.send(answer);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {

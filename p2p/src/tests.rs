@@ -208,6 +208,8 @@ fn serve_queries(
     tokio::spawn(async move {
         let cfg = GuardConfig {
             chain_id: 5,
+            netuid: 1,
+            task: "echo",
             window_blocks: 10,
             per_caller_per_second: 100,
             queue_max: 8,
@@ -217,8 +219,8 @@ fn serve_queries(
         let admission = Only(validator);
         while let Some(e) = events.recv().await {
             match e {
-                NetEvent::Query { data, reply, .. } => {
-                    let answer = match guard.check(&data, 3, 1_000, &admission) {
+                NetEvent::Query { peer, data, reply } => {
+                    let answer = match guard.check(&data, Some(&peer), 3, 1_000, &admission) {
                         Ok(q) => {
                             let body: Vec<u8> = q.body.iter().rev().copied().collect();
                             guard.done();
@@ -258,7 +260,8 @@ async fn query_round_trip(
         }
         other => panic!("{other:?}"),
     }
-    // The same query again is a replay; one from a stranger is not admitted.
+    // The same query again is a replay; one signed by a stranger but sent from this peer
+    // is refused as not the caller's.
     let again = QueryAnswer::decode(
         &validator_net
             .query(miner_peer, q.encode().unwrap())
@@ -287,26 +290,34 @@ async fn query_round_trip(
     )
     .unwrap();
     assert!(
-        matches!(refused, QueryAnswer::Refused(Refusal::NotAdmitted(_))),
+        matches!(refused, QueryAnswer::Refused(Refusal::NotFromCaller { .. })),
         "{refused:?}"
     );
 }
 
+fn miner_cfg_template() -> NetConfig {
+    NetConfig {
+        chain_id: 5,
+        genesis_hash: Hash([9; 32]),
+        key_seed: [0; 32],
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootnodes: vec![],
+        mdns: false,
+        local: true,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neuron_queries_over_libp2p_and_memory() {
+    use crate::query::*;
     let (v, m) = (
         agora_core::Keypair::dev("validator-hotkey"),
         agora_core::Keypair::dev("miner-hotkey"),
     );
     // libp2p: the miner's identity is its hotkey.
     let miner_cfg = NetConfig {
-        chain_id: 5,
-        genesis_hash: Hash([9; 32]),
         key_seed: m.seed(),
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootnodes: vec![],
-        mdns: false,
-        local: true,
+        ..miner_cfg_template()
     };
     let (miner_net, miner_events, addrs) = Libp2pNetwork::start(miner_cfg).await.unwrap();
     let miner_peer = miner_net.local_peer_id();
@@ -315,7 +326,26 @@ async fn neuron_queries_over_libp2p_and_memory() {
     let boot = addrs[0]
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(miner_peer));
-    let (val_net, _val_events, _) = libp2p_node(42, vec![boot]).await;
+    let (val_net, _val_events, _) = libp2p_node(42, vec![boot.clone()]).await;
+    // A peer that is not the signing hotkey is refused before anything else is looked at.
+    let q = SignedQuery::sign(5, 1, "echo", 9, 3, b"x".to_vec(), &v);
+    let relayed = QueryAnswer::decode(
+        &val_net
+            .query(miner_peer, q.encode().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        matches!(relayed, QueryAnswer::Refused(Refusal::NotFromCaller { .. })),
+        "{relayed:?}"
+    );
+    let val_cfg = NetConfig {
+        key_seed: v.seed(),
+        bootnodes: vec![boot],
+        ..miner_cfg_template()
+    };
+    let (val_net, _val_events, _) = Libp2pNetwork::start(val_cfg).await.unwrap();
     query_round_trip(&val_net, miner_peer, &m, &v).await;
     task.abort();
 

@@ -2,6 +2,7 @@
 
 mod chain;
 mod compute;
+mod neuron;
 mod output;
 mod root;
 mod sim;
@@ -22,6 +23,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 pub use output::Out;
+pub use tx::send as tx_send;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,6 +64,12 @@ pub enum Command {
     /// The root network (netuid 0): register, list, legacy root weights.
     #[command(subcommand)]
     Root(root::RootCmd),
+    /// Mine a subnet: serve its task to validators over libp2p (run), or show a miner's status.
+    #[command(subcommand)]
+    Miner(neuron::MinerCmd),
+    /// Validate a subnet: query its miners, score them, send weights (run), or show status.
+    #[command(subcommand)]
+    Validator(neuron::ValidatorCmd),
     /// GPU compute: adapters wgpu finds, and kernel benchmarks (GPU vs CPU).
     #[command(subcommand)]
     Compute(compute::ComputeCmd),
@@ -101,9 +109,11 @@ pub struct NodeArgs {
     /// it a networked node is a full node: it follows, verifies certificates, serves RPC.
     #[arg(long, env = "AGORA_VALIDATOR_KEY", conflicts_with = "dev")]
     pub validator_key: Option<PathBuf>,
-    /// libp2p listen address (`/tcp/0` picks a free port; `net_info` shows it).
-    #[arg(long, env = "AGORA_P2P_ADDR", default_value = "/ip4/0.0.0.0/tcp/30333")]
-    pub p2p_addr: agora_p2p::Multiaddr,
+    /// libp2p listen address (`/tcp/0` picks a free port; `net_info` shows it). Default for
+    /// a networked node: /ip4/0.0.0.0/tcp/30333. A --dev node listens only when given one,
+    /// and then serves the DHT through which miners and validators find each other.
+    #[arg(long, env = "AGORA_P2P_ADDR")]
+    pub p2p_addr: Option<agora_p2p::Multiaddr>,
     /// Peers to join, comma separated: `/ip4/127.0.0.1/tcp/30333/p2p/12D3Koo...`.
     #[arg(long, env = "AGORA_BOOTNODES", value_delimiter = ',')]
     pub bootnodes: Vec<agora_p2p::Multiaddr>,
@@ -175,6 +185,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Weights(cmd) => weights::run(cmd, out).await,
         Command::Root(cmd) => root::run(cmd, out).await,
         Command::Testnet(cmd) => testnet::run(cmd, out).await,
+        Command::Miner(cmd) => neuron::run_miner(cmd, out, &cli.log).await,
+        Command::Validator(cmd) => neuron::run_validator(cmd, out, &cli.log).await,
         Command::Genesis => {
             let g = Genesis::dev();
             if out.json {

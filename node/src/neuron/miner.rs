@@ -1,0 +1,314 @@
+//! `agora miner run`: a miner process. Its libp2p identity is its hotkey; it joins the DHT
+//! through the node (or given bootnodes) so validators find it by hotkey; every query goes
+//! through the guard (`agora_p2p::query::Guard`) before one worker thread runs the task on
+//! it, in arrival order, at most `queue_max` waiting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_core::Keypair;
+use agora_p2p::query::{Admission, Guard, GuardConfig, QueryAnswer, SignedQuery, SignedResponse};
+use agora_p2p::{Libp2pNetwork, Multiaddr, NetEvent, Network, ReplyId, Verdict};
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::status;
+use super::task::MinerTask;
+use super::view::{self, SubnetView};
+use crate::client::RpcClient;
+
+/// Misbehaviour on purpose, for tests and demos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Answer with a corrupted result (the task builds it; e.g. one wrong product element).
+    Wrong,
+    /// Answer correctly but `slow_ms` late.
+    Slow,
+    /// Pass the guard and never answer.
+    Silent,
+}
+
+pub struct MinerConfig {
+    pub netuid: u16,
+    pub hotkey: Keypair,
+    pub hotkey_name: String,
+    pub rpc_url: String,
+    pub task: Arc<dyn MinerTask>,
+    pub fault: Option<Fault>,
+    pub slow_ms: u64,
+    pub p2p_addr: Multiaddr,
+    pub bootnodes: Vec<Multiaddr>,
+    /// Callers without a validator permit need at least this much alpha staked (rao).
+    pub admit_stake: u64,
+    pub window_blocks: u64,
+    pub per_caller_per_second: u32,
+    pub queue_max: u32,
+    pub status_file: PathBuf,
+}
+
+/// Who may query: registered hotkeys with a validator permit, or with `min_stake` alpha.
+struct Admit<'a> {
+    view: &'a SubnetView,
+    min_stake: u64,
+}
+
+impl Admission for Admit<'_> {
+    fn admit(&self, netuid: u16, caller: &agora_core::AccountId) -> Result<(), String> {
+        match self.view.neuron(caller) {
+            None => Err(format!("{caller} is not registered on subnet {netuid}")),
+            Some(n) if n.validator_permit || n.stake >= self.min_stake => Ok(()),
+            Some(n) => Err(format!(
+                "uid {} has no validator permit and {} alpha staked, below the {} this miner asks",
+                n.uid,
+                agora_core::format_tao(n.stake),
+                agora_core::format_tao(self.min_stake)
+            )),
+        }
+    }
+}
+
+/// A task's answer on its way back to the network.
+struct Done {
+    query: SignedQuery,
+    reply: ReplyId,
+    answer: Result<Vec<u8>, String>,
+}
+
+/// Counters the status shows.
+#[derive(Default)]
+struct Counters {
+    received: u64,
+    answered: u64,
+    failed: u64,
+    silenced: u64,
+    refused: BTreeMap<&'static str, u64>,
+    /// Calls into the task code: what no refused query may reach.
+    task_calls: u64,
+    last_work_ms: u64,
+}
+
+/// Run until Ctrl-C or SIGTERM.
+pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
+    let client = RpcClient::new(&cfg.rpc_url).with_timeout(Duration::from_secs(10));
+    let ids = view::chain_ids(&client).await?;
+    let first = view::subnet_view(&client, cfg.netuid).await?;
+    let me = cfg.hotkey.account();
+    let uid = first.neuron(&me).map(|n| n.uid).ok_or_else(|| {
+        anyhow!(
+            "hotkey {me} is not registered on subnet {}: register it first with `agora subnet register --netuid {} --hotkey {}`",
+            cfg.netuid, cfg.netuid, cfg.hotkey_name
+        )
+    })?;
+    let bootnodes = if cfg.bootnodes.is_empty() {
+        view::node_bootnodes(&client).await?
+    } else {
+        cfg.bootnodes.clone()
+    };
+    let (net, mut events, listen) = Libp2pNetwork::spawn(agora_p2p::NetConfig {
+        chain_id: ids.chain_id,
+        genesis_hash: ids.genesis_hash,
+        key_seed: cfg.hotkey.seed(),
+        listen: cfg.p2p_addr.clone(),
+        bootnodes,
+        mdns: false,
+        local: crate::node::is_loopback(&cfg.p2p_addr),
+    })?;
+    let peer_id = net.local_peer_id();
+    info!(netuid = cfg.netuid, uid, hotkey = %me, %peer_id, listen = ?listen, task = cfg.task.name(), fault = ?cfg.fault, "miner serving");
+
+    let mut guard = Guard::new(
+        GuardConfig {
+            chain_id: ids.chain_id,
+            netuid: cfg.netuid,
+            task: cfg.task.name(),
+            window_blocks: cfg.window_blocks,
+            per_caller_per_second: cfg.per_caller_per_second,
+            queue_max: cfg.queue_max,
+            callers_max: 4096,
+        },
+        first.head,
+    );
+    let (view_tx, view_rx) = watch::channel(first);
+    let refresher = spawn_refresher(client, cfg.netuid, ids.block_time_ms, view_tx);
+
+    // One worker thread runs the task, in arrival order; the guard bounds what waits.
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<(SignedQuery, ReplyId)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let task = cfg.task.clone();
+    let worker_done = done_tx.clone();
+    std::thread::Builder::new()
+        .name("miner-task".into())
+        .spawn(move || {
+            while let Ok((query, reply)) = work_rx.recv() {
+                let answer = task.answer(&query.body);
+                if worker_done
+                    .send(Done {
+                        query,
+                        reply,
+                        answer,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .context("starting the task thread")?;
+
+    let mut counts = Counters::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_logged = (0, 0);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let started = status::now_ms();
+    let outcome = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(NetEvent::Query { peer, data, reply }) => {
+                    counts.received += 1;
+                    let v = view_rx.borrow().clone();
+                    let admit = Admit { view: &v, min_stake: cfg.admit_stake };
+                    match guard.check(&data, Some(&peer), v.head, status::now_ms(), &admit) {
+                        Err(refusal) => {
+                            *counts.refused.entry(refusal.kind()).or_default() += 1;
+                            if let Ok(bytes) = QueryAnswer::Refused(refusal).encode() {
+                                net.answer(reply, bytes);
+                            }
+                        }
+                        Ok(_) if cfg.fault == Some(Fault::Silent) => {
+                            counts.silenced += 1;
+                            guard.done();
+                        }
+                        Ok(query) => {
+                            counts.task_calls += 1;
+                            if work_tx.send((query, reply)).is_err() {
+                                break Err(anyhow!("the task thread stopped"));
+                            }
+                        }
+                    }
+                }
+                Some(NetEvent::Gossip { id, from, .. }) => net.report(id, from, Verdict::Ignore),
+                Some(_) => {}
+                None => break Err(anyhow!("the p2p network stopped")),
+            },
+            done = done_rx.recv() => {
+                let Some(done) = done else { break Err(anyhow!("the task thread stopped")) };
+                guard.done();
+                counts.last_work_ms = status::now_ms();
+                let answer = match done.answer {
+                    Ok(body) => {
+                        counts.answered += 1;
+                        QueryAnswer::Answered(SignedResponse::sign(&done.query, body, &cfg.hotkey))
+                    }
+                    Err(e) => {
+                        counts.failed += 1;
+                        QueryAnswer::Refused(agora_p2p::query::Refusal::Malformed(e))
+                    }
+                };
+                match answer.encode() {
+                    Ok(bytes) if cfg.fault == Some(Fault::Slow) => {
+                        let net = net.clone();
+                        let delay = Duration::from_millis(cfg.slow_ms);
+                        actix_rt::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            net.answer(done.reply, bytes);
+                        });
+                    }
+                    Ok(bytes) => net.answer(done.reply, bytes),
+                    Err(e) => warn!("answer too large to send: {e}"),
+                }
+            }
+            _ = tick.tick() => {
+                let v = view_rx.borrow().clone();
+                let refused: u64 = counts.refused.values().sum();
+                if (counts.answered, refused) != last_logged {
+                    info!(
+                        head = v.head,
+                        answered = counts.answered,
+                        refused = ?counts.refused,
+                        silenced = counts.silenced,
+                        "miner uid {uid}: {} answered, {refused} refused since start",
+                        counts.answered
+                    );
+                    last_logged = (counts.answered, refused);
+                }
+                let s = json!({
+                    "role": "miner",
+                    "netuid": cfg.netuid,
+                    "uid": v.neuron(&me).map(|n| n.uid),
+                    "hotkey": me,
+                    "peer_id": peer_id.to_string(),
+                    "listen": listen.iter().map(|a| format!("{a}/p2p/{peer_id}")).collect::<Vec<_>>(),
+                    "task": cfg.task.name(),
+                    "fault": cfg.fault,
+                    "head": v.head,
+                    "started_ms": started,
+                    "queries": {
+                        "received": counts.received,
+                        "answered": counts.answered,
+                        "failed": counts.failed,
+                        "silenced": counts.silenced,
+                        "refused": counts.refused,
+                        "task_calls": counts.task_calls,
+                    },
+                    "last_work_ms": counts.last_work_ms,
+                    "incentive": v.neuron(&me).map(|n| n.incentive),
+                });
+                if let Err(e) = status::write(&cfg.status_file, &s) {
+                    warn!("status: {e:#}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: miner stopping"); break Ok(()) }
+            _ = sigterm.recv() => { info!("SIGTERM: miner stopping"); break Ok(()) }
+        }
+    };
+    refresher.abort();
+    drop(done_tx);
+    outcome
+}
+
+/// Keep the subnet view current: every block time, from the node. A node that stops
+/// answering leaves the last view in place (and is logged).
+pub fn spawn_refresher(
+    client: RpcClient,
+    netuid: u16,
+    block_time_ms: u64,
+    tx: watch::Sender<SubnetView>,
+) -> actix_rt::task::JoinHandle<()> {
+    actix_rt::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(block_time_ms.max(100)));
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            every.tick().await;
+            match view::subnet_view(&client, netuid).await {
+                Ok(v) => {
+                    if failing_since.take().is_some() {
+                        info!("node reachable again");
+                    }
+                    let _ = tx.send(v);
+                }
+                Err(e) => {
+                    if failing_since.is_none() {
+                        warn!("cannot read the chain: {e:#}");
+                        failing_since = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Refuse a configuration that cannot work, before starting anything.
+pub fn check(cfg: &MinerConfig) -> anyhow::Result<()> {
+    if cfg.queue_max == 0 || cfg.per_caller_per_second == 0 {
+        bail!("--queue-max and --rate-limit must be at least 1");
+    }
+    if cfg.window_blocks == 0 {
+        bail!("--window-blocks must be at least 1");
+    }
+    Ok(())
+}
