@@ -167,11 +167,17 @@ pub fn write_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// The package's directory: at run time where the test runner says (a shared target
+    /// directory may hold binaries built from another checkout), else where it was built.
+    pub(crate) fn manifest_dir() -> String {
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+    }
+
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/data/{name}", manifest_dir());
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 

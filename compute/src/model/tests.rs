@@ -405,7 +405,7 @@ fn inputs_parse_from_json_and_npy() {
         .contains("integer array"));
     let ids = std::fs::read(format!(
         "{}/tests/data/tokens_i8.npy",
-        env!("CARGO_MANIFEST_DIR")
+        crate::npy::tests::manifest_dir()
     ))
     .unwrap();
     assert_eq!(

@@ -2,14 +2,16 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const CASE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testnet/cases/two-validators.json"
-);
-const SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testnet/scenarios/copier-vs-honest.toml"
-);
+fn case() -> String {
+    format!("{}/../testnet/cases/two-validators.json", manifest_dir())
+}
+
+fn scenario() -> String {
+    format!(
+        "{}/../testnet/scenarios/copier-vs-honest.toml",
+        manifest_dir()
+    )
+}
 
 #[test]
 fn sim_epoch_prints_the_documented_output_and_names_bad_fields() {
@@ -21,7 +23,7 @@ fn sim_epoch_prints_the_documented_output_and_names_bad_fields() {
             "sim",
             "epoch",
             "--input",
-            CASE,
+            &case(),
             "--output",
             out_path.to_str().unwrap(),
         ],
@@ -64,7 +66,7 @@ fn sim_epoch_prints_the_documented_output_and_names_bad_fields() {
 
     // Wrapped in {"input": ...} gives the same result.
     let wrapped = dir.path().join("wrapped.json");
-    let case: Value = serde_json::from_str(&std::fs::read_to_string(CASE).unwrap()).unwrap();
+    let case: Value = serde_json::from_str(&std::fs::read_to_string(case()).unwrap()).unwrap();
     std::fs::write(&wrapped, serde_json::json!({"input": case}).to_string()).unwrap();
     let (_, again, _) = cli(
         dir.path(),
@@ -96,7 +98,7 @@ fn sim_epochs_prints_a_table_and_writes_csv() {
             "sim",
             "epochs",
             "--scenario",
-            SCENARIO,
+            &scenario(),
             "--csv",
             csv.to_str().unwrap(),
         ],
@@ -109,7 +111,7 @@ fn sim_epochs_prints_a_table_and_writes_csv() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("epoch,validator,strategy,stake_tao"));
     assert_eq!(text.lines().count(), 1 + 40 * 7);
-    let v = cli_json(dir.path(), &["sim", "epochs", "--scenario", SCENARIO]);
+    let v = cli_json(dir.path(), &["sim", "epochs", "--scenario", &scenario()]);
     assert_eq!(v["epochs"].as_array().unwrap().len(), 40);
     assert_eq!(v["totals"].as_array().unwrap().len(), 7);
 }
