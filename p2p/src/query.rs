@@ -25,6 +25,10 @@ pub const QUERY_DOMAIN: &[u8] = b"agora/query/v1";
 pub const RESPONSE_DOMAIN: &[u8] = b"agora/query-response/v1";
 /// Largest encoded query.
 pub const QUERY_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Largest query frame the transport reads: a query up to 64 KiB over the limit reaches
+/// the guard and is refused as [`Refusal::Oversize`] (a typed answer); a larger frame is
+/// cut at the transport without being read (the caller sees its request fail).
+pub const QUERY_FRAME_MAX_BYTES: usize = QUERY_MAX_BYTES + 64 * 1024;
 /// Largest encoded response.
 pub const RESPONSE_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Longest task name.

@@ -82,7 +82,7 @@ impl request_response::Codec for QueryCodec {
     where
         T: libp2p::futures::AsyncRead + Unpin + Send,
     {
-        read_frame(io, crate::query::QUERY_MAX_BYTES).await
+        read_frame(io, crate::query::QUERY_FRAME_MAX_BYTES).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>

@@ -11,6 +11,12 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agora");
 
+/// The package's directory: at run time where the test runner says (a shared target
+/// directory may hold binaries built from another checkout), else where it was built.
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -28,6 +34,19 @@ pub fn fast_genesis(dir: &Path) -> (Genesis, PathBuf) {
     (g, path)
 }
 
+/// The dev genesis for subnet tests, written into `dir`: 250 ms blocks, 10-block epochs,
+/// weights every 2 blocks, commit-reveal as asked.
+pub fn subnet_genesis(dir: &Path, commit_reveal: bool) -> PathBuf {
+    let mut g = Genesis::dev();
+    g.block_time_ms = 250;
+    g.subnets.defaults.tempo = 10;
+    g.subnets.defaults.weights_rate_limit = 2;
+    g.subnets.defaults.commit_reveal = commit_reveal;
+    let path = dir.join("genesis.toml");
+    std::fs::write(&path, toml::to_string(&g).unwrap()).unwrap();
+    path
+}
+
 /// How a test node runs: read-only, or a dev chain with a sealing mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -39,6 +58,9 @@ pub enum Mode {
     Instant,
     /// `--dev --seal manual`: blocks only on `dev_produceBlocks`.
     Manual,
+    /// `--dev --seal interval --p2p-addr ...`: a block clock, and the DHT neurons find
+    /// each other through.
+    IntervalDht,
 }
 
 /// A running node; killed on drop.
@@ -76,6 +98,10 @@ impl Node {
             }
             Mode::Manual => {
                 cmd.args(["--dev", "--seal", "manual"]);
+            }
+            Mode::IntervalDht => {
+                cmd.args(["--dev", "--seal", "interval"]);
+                cmd.args(["--p2p-addr", "/ip4/127.0.0.1/tcp/0"]);
             }
         }
         let node = Node {
@@ -156,6 +182,45 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A process a test started (a miner, a validator); killed by its PID on drop.
+pub struct Proc {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Start `agora args...` with the test wallets, logging to `log`.
+    pub fn start(wallets: &Path, log: PathBuf, args: &[&str]) -> Proc {
+        let child = Command::new(BIN)
+            .args(args)
+            .env("AGORA_WALLET_DIR", wallets)
+            .env("AGORA_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

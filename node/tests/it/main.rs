@@ -5,6 +5,7 @@ mod dev_node;
 mod harness;
 mod market;
 mod network;
+mod neurons;
 mod rpc_errors;
 mod sim;
 mod subscribe;

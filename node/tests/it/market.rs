@@ -20,12 +20,7 @@ impl Market {
     fn start(wallets: &[(&str, &[&str])]) -> Market {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("wallets");
-        let mut g = agora_core::Genesis::dev();
-        g.block_time_ms = 250;
-        g.subnets.defaults.tempo = 10;
-        g.subnets.defaults.weights_rate_limit = 2;
-        let genesis = dir.path().join("genesis.toml");
-        std::fs::write(&genesis, toml::to_string(&g).unwrap()).unwrap();
+        let genesis = subnet_genesis(dir.path(), false);
         let node = Node::start(dir.path(), &genesis, Mode::Instant, "1");
         for (wallet, hotkeys) in wallets {
             cli_json(&w, &["wallet", "regen", "--name", wallet, "--dev", wallet]);
