@@ -221,6 +221,19 @@ pub trait Admission {
     fn admit(&self, netuid: u16, caller: &AccountId) -> Result<(), String>;
 }
 
+/// Admission by a fixed list of callers (benchmarks, tests, private deployments).
+pub struct AllowList(pub Vec<AccountId>);
+
+impl Admission for AllowList {
+    fn admit(&self, _: u16, caller: &AccountId) -> Result<(), String> {
+        if self.0.contains(caller) {
+            Ok(())
+        } else {
+            Err(format!("{caller} is not on this miner's allow list"))
+        }
+    }
+}
+
 /// The libp2p peer id a hotkey speaks as (a neuron's identity key is its hotkey).
 pub fn peer_of_hotkey(hotkey: &AccountId) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&hotkey.0).ok()?;
@@ -378,18 +391,6 @@ impl Guard {
 mod tests {
     use super::*;
 
-    struct Permits(Vec<AccountId>);
-
-    impl Admission for Permits {
-        fn admit(&self, _: u16, caller: &AccountId) -> Result<(), String> {
-            if self.0.contains(caller) {
-                Ok(())
-            } else {
-                Err("no validator permit and stake below the subnet's threshold".into())
-            }
-        }
-    }
-
     fn cfg() -> GuardConfig {
         GuardConfig {
             chain_id: 7,
@@ -422,7 +423,7 @@ mod tests {
     #[test]
     fn the_guard_refuses_each_bad_query_before_any_work() {
         let (v, stranger) = (Keypair::dev("val"), Keypair::dev("stranger"));
-        let permits = Permits(vec![v.account()]);
+        let permits = AllowList(vec![v.account()]);
         let mut g = Guard::new(cfg(), 100);
         let q = |nonce, block, key: &Keypair| {
             SignedQuery::sign(7, 1, "compute", nonce, block, vec![1, 2, 3], key)
@@ -520,7 +521,7 @@ mod tests {
     #[test]
     fn replay_memory_is_bounded_by_the_window() {
         let v = Keypair::dev("val");
-        let permits = Permits(vec![v.account()]);
+        let permits = AllowList(vec![v.account()]);
         let mut g = Guard::new(
             GuardConfig {
                 per_caller_per_second: u32::MAX,

@@ -195,16 +195,6 @@ fn serve_queries(
     validator: agora_core::AccountId,
 ) -> tokio::task::JoinHandle<()> {
     use crate::query::*;
-    struct Only(agora_core::AccountId);
-    impl Admission for Only {
-        fn admit(&self, _: u16, caller: &agora_core::AccountId) -> Result<(), String> {
-            if *caller == self.0 {
-                Ok(())
-            } else {
-                Err("no permit".into())
-            }
-        }
-    }
     tokio::spawn(async move {
         let cfg = GuardConfig {
             chain_id: 5,
@@ -216,7 +206,7 @@ fn serve_queries(
             callers_max: 64,
         };
         let mut guard = Guard::new(cfg, 0);
-        let admission = Only(validator);
+        let admission = AllowList(vec![validator]);
         while let Some(e) = events.recv().await {
             match e {
                 NetEvent::Query { peer, data, reply } => {

@@ -85,6 +85,9 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Measure the subnet market: blocks with epochs over 128 subnets, add_stake and set_weights per second.
     BenchMarket(crate::bench_market::MarketBenchArgs),
+    /// Measure neuron queries: one validator and 16 miners on loopback, requests/s and
+    /// p50/p99, against Python's axon/dendrite pattern with --python.
+    BenchQuery(crate::neuron::bench::QueryBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -198,5 +201,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => crate::bench::run(args, out),
         Command::BenchMarket(args) => crate::bench_market::run(args, out),
+        Command::BenchQuery(args) => {
+            init_logs(&cli.log);
+            crate::neuron::bench::run(args, out)
+        }
     }
 }

@@ -73,7 +73,7 @@ impl Admission for Admit<'_> {
 }
 
 /// A task's answer on its way back to the network.
-struct Done {
+pub struct Done {
     query: SignedQuery,
     reply: ReplyId,
     answer: Result<Vec<u8>, String>,
@@ -81,15 +81,144 @@ struct Done {
 
 /// Counters the status shows.
 #[derive(Default)]
-struct Counters {
-    received: u64,
-    answered: u64,
-    failed: u64,
-    silenced: u64,
-    refused: BTreeMap<&'static str, u64>,
+pub struct Counters {
+    pub received: u64,
+    pub answered: u64,
+    pub failed: u64,
+    pub silenced: u64,
+    pub refused: BTreeMap<&'static str, u64>,
     /// Calls into the task code: what no refused query may reach.
-    task_calls: u64,
-    last_work_ms: u64,
+    pub task_calls: u64,
+    pub last_work_ms: u64,
+}
+
+/// The serving core of a miner (what `agora miner run` runs, and what `agora bench-query`
+/// measures): every query through the guard, then the task, inline when it is light, else
+/// on one worker thread in arrival order; answers signed with the hotkey.
+pub struct Server {
+    guard: Guard,
+    task: Arc<dyn MinerTask>,
+    key: Keypair,
+    fault: Option<Fault>,
+    slow_ms: u64,
+    work: std::sync::mpsc::Sender<(SignedQuery, ReplyId)>,
+    pub counts: Counters,
+}
+
+impl Server {
+    /// The server and the receiver of its worker's answers (feed them to [`Server::done`]).
+    pub fn new(
+        guard: Guard,
+        task: Arc<dyn MinerTask>,
+        key: Keypair,
+        fault: Option<Fault>,
+        slow_ms: u64,
+    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<Done>)> {
+        let (work, work_rx) = std::sync::mpsc::channel::<(SignedQuery, ReplyId)>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let worker_task = task.clone();
+        std::thread::Builder::new()
+            .name("miner-task".into())
+            .spawn(move || {
+                while let Ok((query, reply)) = work_rx.recv() {
+                    let answer = worker_task.answer(&query.body);
+                    let done = Done {
+                        query,
+                        reply,
+                        answer,
+                    };
+                    if done_tx.send(done).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("starting the task thread")?;
+        let server = Server {
+            guard,
+            task,
+            key,
+            fault,
+            slow_ms,
+            work,
+            counts: Counters::default(),
+        };
+        Ok((server, done_rx))
+    }
+
+    /// An inbound query from `peer`, at chain height `head`.
+    pub fn query(
+        &mut self,
+        net: &Libp2pNetwork,
+        peer: &agora_p2p::PeerId,
+        data: &[u8],
+        reply: ReplyId,
+        head: u64,
+        admission: &dyn Admission,
+    ) -> anyhow::Result<()> {
+        self.counts.received += 1;
+        match self
+            .guard
+            .check(data, Some(peer), head, status::now_ms(), admission)
+        {
+            Err(refusal) => {
+                *self.counts.refused.entry(refusal.kind()).or_default() += 1;
+                if let Ok(bytes) = QueryAnswer::Refused(refusal).encode() {
+                    net.answer(reply, bytes);
+                }
+            }
+            Ok(_) if self.fault == Some(Fault::Silent) => {
+                self.counts.silenced += 1;
+                self.guard.done();
+            }
+            Ok(query) if self.task.light() => {
+                self.counts.task_calls += 1;
+                let answer = self.task.answer(&query.body);
+                self.done(
+                    net,
+                    Done {
+                        query,
+                        reply,
+                        answer,
+                    },
+                );
+            }
+            Ok(query) => {
+                self.counts.task_calls += 1;
+                if self.work.send((query, reply)).is_err() {
+                    bail!("the task thread stopped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A task's answer: sign it and send it (late, with `--fault slow`).
+    pub fn done(&mut self, net: &Libp2pNetwork, done: Done) {
+        self.guard.done();
+        self.counts.last_work_ms = status::now_ms();
+        let answer = match done.answer {
+            Ok(body) => {
+                self.counts.answered += 1;
+                QueryAnswer::Answered(SignedResponse::sign(&done.query, body, &self.key))
+            }
+            Err(e) => {
+                self.counts.failed += 1;
+                QueryAnswer::Refused(agora_p2p::query::Refusal::Malformed(e))
+            }
+        };
+        match answer.encode() {
+            Ok(bytes) if self.fault == Some(Fault::Slow) => {
+                let net = net.clone();
+                let delay = Duration::from_millis(self.slow_ms);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    net.answer(done.reply, bytes);
+                });
+            }
+            Ok(bytes) => net.answer(done.reply, bytes),
+            Err(e) => warn!("answer too large to send: {e}"),
+        }
+    }
 }
 
 /// Run until Ctrl-C or SIGTERM.
@@ -121,7 +250,7 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
     let peer_id = net.local_peer_id();
     info!(netuid = cfg.netuid, uid, hotkey = %me, %peer_id, listen = ?listen, task = cfg.task.name(), fault = ?cfg.fault, "miner serving");
 
-    let mut guard = Guard::new(
+    let guard = Guard::new(
         GuardConfig {
             chain_id: ids.chain_id,
             netuid: cfg.netuid,
@@ -135,32 +264,14 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
     );
     let (view_tx, view_rx) = watch::channel(first);
     let refresher = spawn_refresher(client, cfg.netuid, ids.block_time_ms, view_tx);
+    let (mut server, mut done_rx) = Server::new(
+        guard,
+        cfg.task.clone(),
+        cfg.hotkey.clone(),
+        cfg.fault,
+        cfg.slow_ms,
+    )?;
 
-    // One worker thread runs the task, in arrival order; the guard bounds what waits.
-    let (work_tx, work_rx) = std::sync::mpsc::channel::<(SignedQuery, ReplyId)>();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let task = cfg.task.clone();
-    let worker_done = done_tx.clone();
-    std::thread::Builder::new()
-        .name("miner-task".into())
-        .spawn(move || {
-            while let Ok((query, reply)) = work_rx.recv() {
-                let answer = task.answer(&query.body);
-                if worker_done
-                    .send(Done {
-                        query,
-                        reply,
-                        answer,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        })
-        .context("starting the task thread")?;
-
-    let mut counts = Counters::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_logged = (0, 0);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -169,61 +280,23 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         tokio::select! {
             event = events.recv() => match event {
                 Some(NetEvent::Query { peer, data, reply }) => {
-                    counts.received += 1;
                     let v = view_rx.borrow().clone();
                     let admit = Admit { view: &v, min_stake: cfg.admit_stake };
-                    match guard.check(&data, Some(&peer), v.head, status::now_ms(), &admit) {
-                        Err(refusal) => {
-                            *counts.refused.entry(refusal.kind()).or_default() += 1;
-                            if let Ok(bytes) = QueryAnswer::Refused(refusal).encode() {
-                                net.answer(reply, bytes);
-                            }
-                        }
-                        Ok(_) if cfg.fault == Some(Fault::Silent) => {
-                            counts.silenced += 1;
-                            guard.done();
-                        }
-                        Ok(query) => {
-                            counts.task_calls += 1;
-                            if work_tx.send((query, reply)).is_err() {
-                                break Err(anyhow!("the task thread stopped"));
-                            }
-                        }
+                    if let Err(e) = server.query(&net, &peer, &data, reply, v.head, &admit) {
+                        break Err(e);
                     }
                 }
                 Some(NetEvent::Gossip { id, from, .. }) => net.report(id, from, Verdict::Ignore),
                 Some(_) => {}
                 None => break Err(anyhow!("the p2p network stopped")),
             },
-            done = done_rx.recv() => {
-                let Some(done) = done else { break Err(anyhow!("the task thread stopped")) };
-                guard.done();
-                counts.last_work_ms = status::now_ms();
-                let answer = match done.answer {
-                    Ok(body) => {
-                        counts.answered += 1;
-                        QueryAnswer::Answered(SignedResponse::sign(&done.query, body, &cfg.hotkey))
-                    }
-                    Err(e) => {
-                        counts.failed += 1;
-                        QueryAnswer::Refused(agora_p2p::query::Refusal::Malformed(e))
-                    }
-                };
-                match answer.encode() {
-                    Ok(bytes) if cfg.fault == Some(Fault::Slow) => {
-                        let net = net.clone();
-                        let delay = Duration::from_millis(cfg.slow_ms);
-                        actix_rt::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            net.answer(done.reply, bytes);
-                        });
-                    }
-                    Ok(bytes) => net.answer(done.reply, bytes),
-                    Err(e) => warn!("answer too large to send: {e}"),
-                }
-            }
+            done = done_rx.recv() => match done {
+                Some(done) => server.done(&net, done),
+                None => break Err(anyhow!("the task thread stopped")),
+            },
             _ = tick.tick() => {
                 let v = view_rx.borrow().clone();
+                let counts = &server.counts;
                 let refused: u64 = counts.refused.values().sum();
                 if (counts.answered, refused) != last_logged {
                     info!(
@@ -267,7 +340,6 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         }
     };
     refresher.abort();
-    drop(done_tx);
     outcome
 }
 

@@ -9,10 +9,13 @@
 //! - [`miner`], [`validator`]: the runtimes behind `agora miner run` and
 //!   `agora validator run`; [`view`]: what they read of the chain over RPC; [`status`]:
 //!   the status files `agora miner status` / `agora validator status` read.
+//! - [`bench`]: `agora bench-query`, the query protocol measured against Python's
+//!   axon/dendrite pattern.
 //!
 //! The query protocol itself (signed queries and answers, the miner's guard) is
 //! `agora_p2p::query`.
 
+pub mod bench;
 pub mod compute_task;
 pub mod miner;
 pub mod status;

@@ -5,6 +5,11 @@ pub trait MinerTask: Send + Sync {
     fn name(&self) -> &'static str;
     /// Answer a request's body (already admitted by the guard).
     fn answer(&self, request: &[u8]) -> Result<Vec<u8>, String>;
+    /// Cheap enough (microseconds) to answer on the thread that received the query,
+    /// without a hop to a worker thread.
+    fn light(&self) -> bool {
+        false
+    }
 }
 
 /// The validator's side of a task.
@@ -14,6 +19,10 @@ pub trait ValidatorTask: Send + Sync {
     fn request(&self, seed: u64) -> Vec<u8>;
     /// Score an answer in 0..=1: 0 for a wrong or unreadable answer, otherwise by latency.
     fn score(&self, request: &[u8], answer: &[u8], latency_ms: u64) -> f32;
+    /// Cheap enough (microseconds) to score on the thread that received the answer.
+    fn light(&self) -> bool {
+        false
+    }
 }
 
 /// The latency part of a correct answer's score: 1 at 0 ms, 1/2 at `half_ms`, falling
