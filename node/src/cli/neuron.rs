@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_compute::Backend;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::subnet::SignOpts;
 use super::Out;
 use crate::neuron::compute_task::{ComputeMiner, ComputeValidator, MAX_N};
+use crate::neuron::inference_task::{InferenceMiner, InferenceValidator, Loaded};
 use crate::neuron::miner::{self, Fault, MinerConfig};
 use crate::neuron::status;
 use crate::neuron::validator::{self, ValidatorConfig};
@@ -20,6 +22,30 @@ use crate::wallet::KeyRole;
 pub enum TaskKind {
     /// Proof-of-compute: matrix products checked with Freivalds' test.
     Compute,
+    /// The subnet's model (`agora subnet set-model`) on batches; a sample recomputed.
+    Inference,
+}
+
+/// The model file of `--task inference`.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// The safetensors file the subnet names (by its blake3 hash).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The model loaded on `device`, with its bytes' hash.
+    fn load(&self, device: Option<&str>) -> anyhow::Result<Loaded> {
+        let path = self.model.as_ref().context(
+            "--task inference needs --model FILE (the safetensors file the subnet names)",
+        )?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+        let backend = Backend::auto(device);
+        tracing::info!(device = %backend.name(), model = %path.display(), "loading the model");
+        Loaded::open(&bytes, backend).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
 }
 
 /// Who the neuron is and where its status goes.
@@ -58,6 +84,8 @@ pub enum MinerCmd {
         p2p: P2pArgs,
         #[arg(long, value_enum, default_value = "compute")]
         task: TaskKind,
+        #[command(flatten)]
+        model: ModelArgs,
         /// `cpu`, `gpu`, an adapter index or name (default: the best GPU, else the CPU).
         #[arg(long)]
         device: Option<String>,
@@ -97,6 +125,17 @@ pub enum ValidatorCmd {
         p2p: P2pArgs,
         #[arg(long, value_enum, default_value = "compute")]
         task: TaskKind,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Device the validator recomputes inference samples on (default: the best GPU).
+        #[arg(long)]
+        device: Option<String>,
+        /// Inference: rows per query.
+        #[arg(long, default_value_t = 8)]
+        batch: u32,
+        /// Inference on a transformer: tokens per sequence.
+        #[arg(long, default_value_t = 16)]
+        seq: u32,
         /// Blocks between rounds.
         #[arg(long, default_value_t = 10)]
         interval_blocks: u64,
@@ -188,6 +227,7 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
             who,
             p2p,
             task,
+            model,
             device,
             fault,
             slow_ms,
@@ -198,14 +238,23 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
         } => {
             super::init_logs(log);
             let hotkey = who.hotkey()?;
-            let task: Arc<dyn crate::neuron::task::MinerTask> = match task {
+            let fault_wrong = fault == Some(Fault::Wrong);
+            let (task, model_hash): (Arc<dyn crate::neuron::task::MinerTask>, _) = match task {
                 TaskKind::Compute => {
                     let backend = Backend::auto(device.as_deref());
                     tracing::info!(device = %backend.name(), "compute backend");
-                    Arc::new(ComputeMiner {
-                        backend,
-                        fault_wrong: fault == Some(Fault::Wrong),
-                    })
+                    (
+                        Arc::new(ComputeMiner {
+                            backend,
+                            fault_wrong,
+                        }),
+                        None,
+                    )
+                }
+                TaskKind::Inference => {
+                    let model = model.load(device.as_deref())?;
+                    let hash = model.hash;
+                    (Arc::new(InferenceMiner { model, fault_wrong }), Some(hash))
                 }
             };
             let cfg = MinerConfig {
@@ -223,6 +272,7 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
                 per_caller_per_second: rate_limit,
                 queue_max,
                 status_file: who.status_file("miner")?,
+                model: model_hash,
             };
             miner::check(&cfg)?;
             miner::run(cfg).await
@@ -237,6 +287,10 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
             who,
             p2p,
             task,
+            model,
+            device,
+            batch,
+            seq,
             interval_blocks,
             size,
             half_ms,
@@ -251,12 +305,33 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
                 anyhow::bail!("--size must be in 1..={MAX_N}");
             }
             let hotkey = who.hotkey()?;
-            let task: Arc<dyn crate::neuron::task::ValidatorTask> = match task {
-                TaskKind::Compute => Arc::new(ComputeValidator {
-                    n: size,
-                    half_ms,
-                    secret: rand::random(),
-                }),
+            let (task, model_hash): (Arc<dyn crate::neuron::task::ValidatorTask>, _) = match task {
+                TaskKind::Compute => (
+                    Arc::new(ComputeValidator {
+                        n: size,
+                        half_ms,
+                        secret: rand::random(),
+                    }),
+                    None,
+                ),
+                TaskKind::Inference => {
+                    let max = crate::neuron::inference_task::MAX_BATCH;
+                    if batch == 0 || batch > max {
+                        anyhow::bail!("--batch must be in 1..={max}");
+                    }
+                    let model = model.load(device.as_deref())?;
+                    let hash = model.hash;
+                    (
+                        Arc::new(InferenceValidator {
+                            model,
+                            batch,
+                            seq,
+                            half_ms,
+                            secret: rand::random(),
+                        }),
+                        Some(hash),
+                    )
+                }
             };
             let status_file = who.status_file("validator")?;
             let evidence_dir =
@@ -276,6 +351,7 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
                 status_file,
                 evidence_dir,
                 rounds,
+                model: model_hash,
             })
             .await
         }

@@ -158,6 +158,21 @@ pub enum SubnetCmd {
         #[command(flatten)]
         sign: SignOpts,
     },
+    /// Name the subnet's inference model: the owner hotkey serves the blake3 hash of the
+    /// safetensors file (`/agora-model/blake3/<hex>`); miners and validators of
+    /// `--task inference` refuse to run any other file.
+    SetModel {
+        #[arg(long)]
+        netuid: u16,
+        /// The subnet owner's hotkey.
+        #[arg(long, default_value = "default")]
+        hotkey: String,
+        /// The safetensors file.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        #[command(flatten)]
+        sign: SignOpts,
+    },
 }
 
 /// A hyperparameter value from the command line: an integer, or a boolean as 1/0.
@@ -474,6 +489,32 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
                 "serve",
                 extra,
                 |s| format!("{}: serving info published", s.human()),
+                out,
+            )
+            .await?;
+        }
+        SubnetCmd::SetModel {
+            netuid,
+            hotkey,
+            model,
+            sign,
+        } => {
+            let bytes = std::fs::read(&model)
+                .with_context(|| format!("reading model {}", model.display()))?;
+            agora_compute::model::Model::from_bytes(&bytes)
+                .with_context(|| format!("{} is not a model Agora runs", model.display()))?;
+            let hash = crate::neuron::inference_task::model_hash(&bytes);
+            let entry = crate::neuron::inference_task::model_entry(&hash);
+            let extra = json!({"netuid": netuid, "model": model, "hash": hash, "entry": entry});
+            sign.submit(
+                &KeyRole::Hotkey(hotkey),
+                Call::Serve {
+                    netuid,
+                    addrs: vec![entry],
+                },
+                "set_model",
+                extra,
+                |s| format!("{}: subnet {netuid} runs model {hash}", s.human()),
                 out,
             )
             .await?;

@@ -49,6 +49,8 @@ pub struct MinerConfig {
     pub per_caller_per_second: u32,
     pub queue_max: u32,
     pub status_file: PathBuf,
+    /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
+    pub model: Option<agora_core::Hash>,
 }
 
 /// Who may query: registered hotkeys with a validator permit, or with `min_stake` alpha.
@@ -233,6 +235,7 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
             cfg.netuid, cfg.netuid, cfg.hotkey_name
         )
     })?;
+    view::check_model(&first, cfg.netuid, cfg.model)?;
     let bootnodes = if cfg.bootnodes.is_empty() {
         view::node_bootnodes(&client).await?
     } else {

@@ -41,6 +41,8 @@ pub struct ValidatorConfig {
     pub evidence_dir: PathBuf,
     /// Stop after this many rounds (tests, one-shot scoring); run forever without.
     pub rounds: Option<u64>,
+    /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
+    pub model: Option<agora_core::Hash>,
 }
 
 /// One neuron's result in a round.
@@ -92,6 +94,7 @@ pub async fn run(cfg: ValidatorConfig) -> anyhow::Result<()> {
             cfg.netuid, cfg.netuid, cfg.hotkey_name
         )
     })?;
+    view::check_model(&first, cfg.netuid, cfg.model)?;
     let bootnodes = if cfg.bootnodes.is_empty() {
         view::node_bootnodes(&client).await?
     } else {

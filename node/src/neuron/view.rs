@@ -36,6 +36,8 @@ pub struct SubnetView {
     pub reveal_period_epochs: u64,
     pub weights_rate_limit: u64,
     pub neurons: Vec<NeuronInfo>,
+    /// The inference model the subnet names (its owner hotkey's served model entry).
+    pub model: Option<Hash>,
 }
 
 impl SubnetView {
@@ -66,6 +68,11 @@ pub async fn subnet_view(client: &RpcClient, netuid: u16) -> anyhow::Result<Subn
     if m.is_null() {
         bail!("subnet {netuid} does not exist (`agora subnet list` shows the subnets)");
     }
+    if m["owner_hotkey"].is_null() {
+        return Err(anyhow!(
+            "the metagraph of subnet {netuid} names no owner hotkey"
+        ));
+    }
     let hyper = &m["hyperparams"];
     let neurons = m["neurons"]
         .as_array()
@@ -82,8 +89,20 @@ pub async fn subnet_view(client: &RpcClient, netuid: u16) -> anyhow::Result<Subn
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let owner: Option<AccountId> = serde_json::from_value(m["owner_hotkey"].clone()).ok();
+    let model = m["neurons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| serde_json::from_value::<AccountId>(n["hotkey"].clone()).ok() == owner)
+        .flat_map(|n| n["axon"]["addrs"].as_array().cloned().unwrap_or_default())
+        .find_map(|a| {
+            a.as_str()
+                .and_then(super::inference_task::parse_model_entry)
+        });
     Ok(SubnetView {
         head,
+        model,
         epoch_index: field(&m, "epoch_index")?,
         commit_reveal: field(hyper, "commit_reveal")?,
         reveal_period_epochs: field(hyper, "reveal_period_epochs")?,
@@ -105,4 +124,18 @@ pub async fn node_bootnodes(client: &RpcClient) -> anyhow::Result<Vec<agora_p2p:
                 .with_context(|| format!("the node's p2p address {a}"))
         })
         .collect()
+}
+
+/// A neuron running a model (`model`: its file's hash) must run the one the subnet names.
+pub fn check_model(view: &SubnetView, netuid: u16, model: Option<Hash>) -> anyhow::Result<()> {
+    match (model, view.model) {
+        (None, _) => Ok(()),
+        (Some(_), None) => bail!(
+            "subnet {netuid} names no model: its owner sets one with `agora subnet set-model --netuid {netuid} --model FILE`"
+        ),
+        (Some(mine), Some(named)) if mine != named => bail!(
+            "the --model file hashes to {mine}, but subnet {netuid} runs {named}"
+        ),
+        _ => Ok(()),
+    }
 }

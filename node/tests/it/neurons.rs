@@ -52,7 +52,7 @@ impl Subnet {
 
     fn run(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
-        if args[0] != "wallet" {
+        if !matches!(args[0], "wallet" | "compute") {
             all.extend_from_slice(&["--rpc-url", self.url.as_str()]);
         }
         cli_json(&self.w, &all)
@@ -424,4 +424,153 @@ fn status_hotkey(status: &Value) -> AccountId {
 /// The key `Subnet::start` gave `wallet`'s hotkey `hotkey`.
 fn hotkey_of(wallet: &str, hotkey: &str) -> Keypair {
     Keypair::dev(&format!("{wallet}-{hotkey}"))
+}
+
+/// The inference task through the binary: the owner names a model by hash, miners running
+/// it answer batches, the validator recomputes a sample: the honest miner is `ok`, the
+/// cheater `wrong`; a miner with another model file is refused at start.
+#[test]
+fn inference_miners_are_checked_against_the_subnets_model() {
+    let net = Subnet::start(
+        false,
+        &[("bob", "val"), ("charlie", "honest"), ("charlie", "cheat")],
+    );
+    net.run(&[
+        "stake", "add", "--netuid", "1", "--hotkey", "val", "--amount", "100", "--name", "bob",
+    ]);
+    let dir = net.dir.path();
+    let model = dir.join("gpt.safetensors");
+    let other = dir.join("other.safetensors");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    for (file, seed) in [(&model, "1"), (&other, "2")] {
+        net.run(&[
+            "compute",
+            "example-model",
+            "gpt",
+            "--out",
+            &path(file),
+            "--seed",
+            seed,
+        ]);
+    }
+    // Before the owner names one, an inference miner cannot start.
+    let (code, _, err) = cli(
+        &net.w,
+        &[
+            "miner",
+            "run",
+            "--netuid",
+            "1",
+            "--name",
+            "charlie",
+            "--hotkey",
+            "honest",
+            "--task",
+            "inference",
+            "--model",
+            &path(&model),
+            "--rpc-url",
+            &net.url,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("names no model"), "{err}");
+    let set = net.run(&[
+        "subnet",
+        "set-model",
+        "--netuid",
+        "1",
+        "--name",
+        "alice",
+        "--model",
+        &path(&model),
+    ]);
+    assert_eq!(set["status"], "finalized", "{set}");
+    let (code, _, err) = cli(
+        &net.w,
+        &[
+            "miner",
+            "run",
+            "--netuid",
+            "1",
+            "--name",
+            "charlie",
+            "--hotkey",
+            "honest",
+            "--task",
+            "inference",
+            "--model",
+            &path(&other),
+            "--rpc-url",
+            &net.url,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("but subnet 1 runs"), "{err}");
+
+    let inference = [
+        "--task",
+        "inference",
+        "--model",
+        &path(&model),
+        "--admit-stake",
+        "10",
+    ];
+    let mut honest = net.miner("charlie", "honest", &inference);
+    let mut cheat_args = inference.to_vec();
+    cheat_args.extend(["--fault", "wrong"]);
+    let mut cheat = net.miner("charlie", "cheat", &cheat_args);
+    let mut v = Proc::start(
+        &net.w,
+        dir.join("validator.log"),
+        &[
+            "validator",
+            "run",
+            "--netuid",
+            "1",
+            "--name",
+            "bob",
+            "--hotkey",
+            "val",
+            "--p2p-addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--allow-private-addrs",
+            "--interval-blocks",
+            "2",
+            "--task",
+            "inference",
+            "--model",
+            &path(&model),
+            "--device",
+            "cpu",
+            "--batch",
+            "4",
+            "--seq",
+            "8",
+            "--rpc-url",
+            &net.url,
+        ],
+    );
+    let (honest_uid, cheat_uid) = (net.uid("charlie", "honest"), net.uid("charlie", "cheat"));
+    let mut verdicts = (None, None);
+    wait_for(
+        "a round with both miners answering",
+        40,
+        &mut [&mut honest, &mut cheat, &mut v],
+        || {
+            let Some(s) = net.status("validator", "bob", "val") else {
+                return false;
+            };
+            let of = |uid: u64| {
+                s["last_round"]["outcomes"]
+                    .as_array()?
+                    .iter()
+                    .find(|o| o["uid"] == uid)
+                    .and_then(|o| o["verdict"].as_str().map(str::to_string))
+            };
+            verdicts = (of(honest_uid), of(cheat_uid));
+            verdicts.0.as_deref() == Some("ok")
+        },
+    );
+    assert_eq!(verdicts.1.as_deref(), Some("wrong"), "{verdicts:?}");
 }
