@@ -58,6 +58,13 @@ impl Subnet {
         cli_json(&self.w, &all)
     }
 
+    /// bob stakes 100 TAO on his hotkey `val`.
+    fn stake_validator(&self) {
+        self.run(&[
+            "stake", "add", "--netuid", "1", "--hotkey", "val", "--amount", "100", "--name", "bob",
+        ]);
+    }
+
     fn metagraph(&self) -> Value {
         self.node.ok("subnet_metagraph", json!({"netuid": 1}))
     }
@@ -94,6 +101,27 @@ impl Subnet {
         args.extend_from_slice(extra);
         let log = self.dir.path().join(format!("miner-{hotkey}.log"));
         Proc::start(&self.w, log, &args)
+    }
+
+    /// `agora validator run` for bob's hotkey `val`, plus `extra` flags.
+    fn validator(&self, extra: &[&str]) -> Proc {
+        let mut args = vec![
+            "validator",
+            "run",
+            "--netuid",
+            "1",
+            "--name",
+            "bob",
+            "--hotkey",
+            "val",
+            "--p2p-addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--allow-private-addrs",
+            "--rpc-url",
+            &self.url,
+        ];
+        args.extend_from_slice(extra);
+        Proc::start(&self.w, self.dir.path().join("validator.log"), &args)
     }
 
     fn status(&self, role: &str, wallet: &str, hotkey: &str) -> Option<Value> {
@@ -154,9 +182,7 @@ fn honest_miners_earn_and_a_cheater_earns_nothing() {
             ("charlie", "cheat"),
         ],
     );
-    net.run(&[
-        "stake", "add", "--netuid", "1", "--hotkey", "val", "--amount", "100", "--name", "bob",
-    ]);
+    net.stake_validator();
     let (honest, slow, cheat) = (
         net.uid("charlie", "honest"),
         net.uid("charlie", "slow"),
@@ -166,31 +192,14 @@ fn honest_miners_earn_and_a_cheater_earns_nothing() {
     let mut m2 = net.miner("charlie", "slow", &["--fault", "slow", "--slow-ms", "300"]);
     let mut m3 = net.miner("charlie", "cheat", &["--fault", "wrong"]);
     let evidence = net.dir.path().join("evidence");
-    let mut v = Proc::start(
-        &net.w,
-        net.dir.path().join("validator.log"),
-        &[
-            "validator",
-            "run",
-            "--netuid",
-            "1",
-            "--name",
-            "bob",
-            "--hotkey",
-            "val",
-            "--p2p-addr",
-            "/ip4/127.0.0.1/tcp/0",
-            "--allow-private-addrs",
-            "--interval-blocks",
-            "3",
-            "--size",
-            "64",
-            "--evidence-dir",
-            evidence.to_str().unwrap(),
-            "--rpc-url",
-            &net.url,
-        ],
-    );
+    let mut v = net.validator(&[
+        "--interval-blocks",
+        "3",
+        "--size",
+        "64",
+        "--evidence-dir",
+        evidence.to_str().unwrap(),
+    ]);
     // The first reveal lands an epoch after the first commit; then two epochs of incentive.
     let mut procs = [&mut m1, &mut m2, &mut m3, &mut v];
     let revealed_at = {
@@ -305,9 +314,7 @@ fn a_miner_refuses_bad_queries_before_any_work() {
         false,
         &[("bob", "val"), ("dave", "nostake"), ("charlie", "m")],
     );
-    net.run(&[
-        "stake", "add", "--netuid", "1", "--hotkey", "val", "--amount", "100", "--name", "bob",
-    ]);
+    net.stake_validator();
     // Admission by stake (10 alpha) so the test need not wait for an epoch's permits.
     let mut miner = net.miner(
         "charlie",
@@ -435,9 +442,7 @@ fn inference_miners_are_checked_against_the_subnets_model() {
         false,
         &[("bob", "val"), ("charlie", "honest"), ("charlie", "cheat")],
     );
-    net.run(&[
-        "stake", "add", "--netuid", "1", "--hotkey", "val", "--amount", "100", "--name", "bob",
-    ]);
+    net.stake_validator();
     let dir = net.dir.path();
     let model = dir.join("gpt.safetensors");
     let other = dir.join("other.safetensors");
@@ -453,10 +458,10 @@ fn inference_miners_are_checked_against_the_subnets_model() {
             seed,
         ]);
     }
-    // Before the owner names one, an inference miner cannot start.
-    let (code, _, err) = cli(
-        &net.w,
-        &[
+    // An inference miner refuses to start before the owner names a model, and on a file
+    // other than the one named.
+    let refused = |file: &std::path::Path| {
+        let args = [
             "miner",
             "run",
             "--netuid",
@@ -468,12 +473,15 @@ fn inference_miners_are_checked_against_the_subnets_model() {
             "--task",
             "inference",
             "--model",
-            &path(&model),
+            &path(file),
             "--rpc-url",
             &net.url,
-        ],
-    );
-    assert_ne!(code, 0);
+        ];
+        let (code, _, err) = cli(&net.w, &args);
+        assert_ne!(code, 0, "{args:?}");
+        err
+    };
+    let err = refused(&model);
     assert!(err.contains("names no model"), "{err}");
     let set = net.run(&[
         "subnet",
@@ -486,26 +494,7 @@ fn inference_miners_are_checked_against_the_subnets_model() {
         &path(&model),
     ]);
     assert_eq!(set["status"], "finalized", "{set}");
-    let (code, _, err) = cli(
-        &net.w,
-        &[
-            "miner",
-            "run",
-            "--netuid",
-            "1",
-            "--name",
-            "charlie",
-            "--hotkey",
-            "honest",
-            "--task",
-            "inference",
-            "--model",
-            &path(&other),
-            "--rpc-url",
-            &net.url,
-        ],
-    );
-    assert_ne!(code, 0);
+    let err = refused(&other);
     assert!(err.contains("but subnet 1 runs"), "{err}");
 
     let inference = [
@@ -520,37 +509,20 @@ fn inference_miners_are_checked_against_the_subnets_model() {
     let mut cheat_args = inference.to_vec();
     cheat_args.extend(["--fault", "wrong"]);
     let mut cheat = net.miner("charlie", "cheat", &cheat_args);
-    let mut v = Proc::start(
-        &net.w,
-        dir.join("validator.log"),
-        &[
-            "validator",
-            "run",
-            "--netuid",
-            "1",
-            "--name",
-            "bob",
-            "--hotkey",
-            "val",
-            "--p2p-addr",
-            "/ip4/127.0.0.1/tcp/0",
-            "--allow-private-addrs",
-            "--interval-blocks",
-            "2",
-            "--task",
-            "inference",
-            "--model",
-            &path(&model),
-            "--device",
-            "cpu",
-            "--batch",
-            "4",
-            "--seq",
-            "8",
-            "--rpc-url",
-            &net.url,
-        ],
-    );
+    let mut v = net.validator(&[
+        "--interval-blocks",
+        "2",
+        "--task",
+        "inference",
+        "--model",
+        &path(&model),
+        "--device",
+        "cpu",
+        "--batch",
+        "4",
+        "--seq",
+        "8",
+    ]);
     let (honest_uid, cheat_uid) = (net.uid("charlie", "honest"), net.uid("charlie", "cheat"));
     let mut verdicts = (None, None);
     wait_for(
