@@ -361,7 +361,8 @@ impl Ctx {
             said.extend(self.reveal_due(v).await);
         }
         let last = v.neuron(&me).map_or(0, |n| n.last_update);
-        if last != 0 && v.head < last + v.weights_rate_limit {
+        // The transaction lands in the next block at the earliest.
+        if last != 0 && v.head + 1 < last + v.weights_rate_limit {
             said.push(format!(
                 "rate limited until block {}",
                 last + v.weights_rate_limit
