@@ -358,6 +358,102 @@ fn python_side(
     })
 }
 
+/// What each refusal costs the miner, against one signature verification: nanoseconds per
+/// `Guard::check` of a 1 KiB query refused for that reason (median of 5 runs of 400).
+pub fn refusal_costs() -> anyhow::Result<Vec<(&'static str, f64)>> {
+    use agora_p2p::query::QUERY_MAX_BYTES;
+    let (v, stranger) = (
+        Keypair::dev("bench-validator"),
+        Keypair::dev("bench-stranger"),
+    );
+    let cfg = GuardConfig {
+        chain_id: CHAIN_ID,
+        netuid: 1,
+        task: "echo",
+        window_blocks: 10,
+        per_caller_per_second: 1,
+        queue_max: 1,
+        callers_max: 16,
+    };
+    let allow = AllowList(vec![v.account()]);
+    let body = vec![7u8; 1024];
+    let sign = |key: &Keypair, chain: u64, nonce: u64, block: u64| {
+        SignedQuery::sign(chain, 1, "echo", nonce, block, body.clone(), key)
+            .encode()
+            .unwrap_or_default()
+    };
+    let me = peer_of_hotkey(&v.account());
+    let them = peer_of_hotkey(&stranger.account());
+    let good = sign(&v, CHAIN_ID, 1, 100);
+    let mut forged_q = SignedQuery::sign(CHAIN_ID, 1, "echo", 2, 100, body.clone(), &v);
+    forged_q.signature[0] ^= 1;
+    let forged = forged_q.encode().unwrap_or_default();
+    let time = |kind: &'static str, bytes: &[u8], from: Option<&PeerId>, guard: &mut Guard| {
+        match guard.check(bytes, from, 100, 5_000, &allow) {
+            Err(r) if r.kind() == kind => {}
+            other => bail!("expected a {kind} refusal, got {other:?}"),
+        }
+        let mut runs: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..400 {
+                    let _ = std::hint::black_box(guard.check(bytes, from, 100, 5_000, &allow));
+                }
+                t.elapsed().as_nanos() as f64 / 400.0
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        Ok((kind, runs[2]))
+    };
+    let fresh = || Guard::new(cfg, 50);
+    let mut out = Vec::new();
+    // The reference: one verification of the query's signature.
+    let q = SignedQuery::decode(&good).ok();
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..400 {
+                if let Some(q) = &q {
+                    std::hint::black_box(q.header.caller.verify(&q.hash().0, &q.signature));
+                }
+            }
+            t.elapsed().as_nanos() as f64 / 400.0
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    out.push(("signature_check", runs[2]));
+    let oversize = vec![0u8; QUERY_MAX_BYTES + 1];
+    out.push(time("oversize", &oversize, me.as_ref(), &mut fresh())?);
+    out.push(time("malformed", &[1, 2, 3], me.as_ref(), &mut fresh())?);
+    let other_chain = sign(&v, 1, 1, 100);
+    out.push(time(
+        "wrong_chain",
+        &other_chain,
+        me.as_ref(),
+        &mut fresh(),
+    )?);
+    out.push(time("bad_signature", &forged, me.as_ref(), &mut fresh())?);
+    out.push(time("not_from_caller", &good, them.as_ref(), &mut fresh())?);
+    let old = sign(&v, CHAIN_ID, 1, 10);
+    out.push(time("stale", &old, me.as_ref(), &mut fresh())?);
+    let strangers = sign(&stranger, CHAIN_ID, 1, 100);
+    out.push(time(
+        "not_admitted",
+        &strangers,
+        them.as_ref(),
+        &mut fresh(),
+    )?);
+    // Replayed and rate limited: after one query is admitted, the same one again, then
+    // another in the same second (one per second allowed).
+    let mut g = fresh();
+    let _ = g.check(&good, me.as_ref(), 100, 5_000, &allow);
+    out.push(time("replayed", &good, me.as_ref(), &mut g)?);
+    g.done();
+    let next = sign(&v, CHAIN_ID, 3, 100);
+    out.push(time("rate_limited", &next, me.as_ref(), &mut g)?);
+    Ok(out)
+}
+
 fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.1} ms"))
 }
@@ -417,7 +513,14 @@ pub fn run(args: QueryBenchArgs, out: Out) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the bench thread panicked"))?
     })?;
+    let costs = refusal_costs()?;
+    let verify_ns = costs.first().map_or(1.0, |c| c.1);
+    let refusals: Vec<Value> = costs
+        .iter()
+        .map(|(kind, ns)| json!({"kind": kind, "ns": ns, "vs_signature_check": ns / verify_ns}))
+        .collect();
     let v = json!({
+        "refusals": refusals,
         "miners": args.miners,
         "seconds": args.seconds,
         "concurrency": {"echo": args.concurrency, "compute": args.compute_concurrency},
@@ -456,6 +559,17 @@ pub fn run(args: QueryBenchArgs, out: Out) -> anyhow::Result<()> {
                     r["ratio"]["p99"].as_f64().unwrap_or(0.0)
                 ));
             }
+        }
+        lines.push(format!(
+            "refusal cost per query (1 KiB body) vs one signature check ({:.1} us):",
+            verify_ns / 1000.0
+        ));
+        for (kind, ns) in costs.iter().skip(1) {
+            lines.push(format!(
+                "  {kind:16} {:>8.2} us  {:>5.2}x",
+                ns / 1000.0,
+                ns / verify_ns
+            ));
         }
         lines.join("\n")
     });
