@@ -18,7 +18,10 @@ use crate::neuron::validator::{self, ValidatorConfig};
 use crate::wallet::KeyRole;
 
 /// The built-in tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// Proof-of-compute: matrix products checked with Freivalds' test.
     Compute,

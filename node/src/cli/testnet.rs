@@ -24,8 +24,14 @@ pub enum TestnetCmd {
     /// Start a local network (init first if the directory has none) and show its progress
     /// until Ctrl-C, which stops every node cleanly.
     Up(UpArgs),
-    /// Height, finalized height, round and peers of every node of a local network.
+    /// Height, finalized height, round and peers of every node of a local network, and its
+    /// subnets and neurons.
     Status {
+        #[arg(long, default_value = "./testnet")]
+        dir: PathBuf,
+    },
+    /// Stop a network started with `up --detach`: every node and neuron, by its PID.
+    Down {
         #[arg(long, default_value = "./testnet")]
         dir: PathBuf,
     },
@@ -53,6 +59,8 @@ pub struct InitArgs {
     /// Replace an existing network in the directory (its data is deleted).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub plan: super::testnet_subnets::PlanArgs,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +73,9 @@ pub struct UpArgs {
     /// Leave a node that exits (or is killed) down instead of restarting it.
     #[arg(long)]
     pub no_restart: bool,
+    /// Start everything and return, leaving it running (`testnet status|down --dir D`).
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// One node of a local network, as nodes.json lists it.
@@ -143,6 +154,12 @@ pub fn init_with(
     let dir = dir.canonicalize()?;
     let exe = std::env::current_exe().context("finding the agora binary")?;
 
+    let (plan, funded) = if args.plan.subnets > 0 {
+        let (plan, funded) = super::testnet_subnets::prepare(&args.plan, &dir)?;
+        (Some(plan), funded)
+    } else {
+        (None, Vec::new())
+    };
     let keys: Vec<Keypair> = (0..args.validators)
         .map(|_| Keypair::generate(&mut rand::rngs::OsRng))
         .collect();
@@ -150,6 +167,10 @@ pub fn init_with(
     genesis.block_time_ms = args.block_time_ms;
     genesis.authorities = keys.iter().map(Keypair::account).collect();
     genesis.balances.extend_from_slice(extra);
+    genesis.balances.extend(funded);
+    if plan.is_some() {
+        super::testnet_subnets::tune_genesis(&mut genesis);
+    }
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, toml::to_string(&genesis)?)?;
     let genesis_hash = genesis.build()?.block.hash();
@@ -254,6 +275,16 @@ pub fn init_with(
         args.full_nodes,
         args.block_time_ms
     ));
+    if let Some(p) = &plan {
+        out.progress(&format!(
+            "planned {} subnet(s) with {} validator neuron(s) and {} miner(s) each ({} faulty); wallets funded in genesis under {}",
+            p.args.subnets,
+            p.args.validator_neurons,
+            p.args.miners,
+            p.args.faulty,
+            p.wallet_dir.display()
+        ));
+    }
     Ok(file)
 }
 
@@ -329,36 +360,267 @@ pub fn stop_all(children: &mut [(String, Child)]) {
 /// A node that keeps dying is left down after this many restarts.
 const RESTARTS_MAX: u32 = 5;
 
-fn start_node(n: &NodeEntry) -> anyhow::Result<Child> {
+/// A process of the network: a node or a neuron.
+#[derive(Debug, Clone)]
+struct Launch {
+    name: String,
+    argv: Vec<String>,
+    log: PathBuf,
+}
+
+impl From<&NodeEntry> for Launch {
+    fn from(n: &NodeEntry) -> Self {
+        Launch {
+            name: n.name.clone(),
+            argv: n.argv.clone(),
+            log: n.log.clone(),
+        }
+    }
+}
+
+impl From<&super::testnet_subnets::NeuronEntry> for Launch {
+    fn from(n: &super::testnet_subnets::NeuronEntry) -> Self {
+        Launch {
+            name: n.name.clone(),
+            argv: n.argv.clone(),
+            log: n.log.clone(),
+        }
+    }
+}
+
+/// Start `l`, its stderr appended to its log; `detach`: in a process group of its own, so
+/// it outlives the terminal that started it.
+fn start_process(l: &Launch, detach: bool) -> anyhow::Result<Child> {
+    if let Some(d) = l.log.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&n.log)
-        .with_context(|| format!("opening {}", n.log.display()))?;
-    let (program, rest) = n.argv.split_first().context("empty argv in nodes.json")?;
-    Command::new(program)
-        .args(rest)
+        .open(&l.log)
+        .with_context(|| format!("opening {}", l.log.display()))?;
+    let (program, rest) = l.argv.split_first().context("an empty command line")?;
+    let mut c = Command::new(program);
+    c.args(rest)
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", n.name))
+        .stderr(log);
+    if detach {
+        use std::os::unix::process::CommandExt;
+        c.process_group(0);
+    }
+    c.spawn().with_context(|| format!("starting {}", l.name))
+}
+
+fn pids_path(dir: &Path) -> PathBuf {
+    dir.join("pids.json")
+}
+
+/// Whether `pid` is alive and runs the agora binary (a recycled PID is left alone).
+fn is_ours(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("agora"))
+        .unwrap_or(false)
+}
+
+/// Stop the processes `up --detach` left running: SIGTERM, then SIGKILL after 15 s.
+fn down(dir: &Path, out: Out) -> anyhow::Result<()> {
+    let path = pids_path(dir);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no {}: nothing was started with `agora testnet up --detach --dir {}`",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let procs: Vec<(String, u32)> =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    let alive: Vec<&(String, u32)> = procs.iter().filter(|(_, pid)| is_ours(*pid)).collect();
+    for (_, pid) in &alive {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive.iter().any(|(_, pid)| is_ours(*pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut killed = Vec::new();
+    for (name, pid) in &alive {
+        if is_ours(*pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            killed.push(name.clone());
+        }
+    }
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    out.print(
+        &json!({"stopped": alive.len(), "killed": killed, "dir": dir}),
+        || {
+            let mut t = format!("stopped {} processes", alive.len());
+            if !killed.is_empty() {
+                t.push_str(&format!(
+                    " ({} did not stop in 15 s and were killed: {})",
+                    killed.len(),
+                    killed.join(", ")
+                ));
+            }
+            t
+        },
+    );
+    Ok(())
+}
+
+/// Wait until node 0 has finalized `height` (the chain runs), at most `secs`.
+async fn wait_for_height(nodes: &NodesFile, height: u64, secs: u64) -> anyhow::Result<()> {
+    let first = nodes.nodes.first().context("a network without nodes")?;
+    let rpc = RpcClient::new(&first.rpc_url).with_timeout(Duration::from_secs(2));
+    let start = Instant::now();
+    loop {
+        if let Ok(h) = rpc.call("chain_head", Value::Null).await {
+            if h["height"].as_u64().is_some_and(|x| x >= height) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            bail!(
+                "{} did not finalize height {height} within {secs} s (see its node.log)",
+                first.name
+            );
+        }
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The subnets and their neurons at node 0, with each neuron's wallet name, role and
+/// status (from its status file).
+async fn subnets_view(dir: &Path, nodes: &NodesFile) -> Vec<Value> {
+    let Ok(neurons) = std::fs::read_to_string(super::testnet_subnets::neurons_path(dir))
+        .map_err(anyhow::Error::from)
+        .and_then(|t| {
+            Ok(serde_json::from_str::<
+                Vec<super::testnet_subnets::NeuronEntry>,
+            >(&t)?)
+        })
+    else {
+        return Vec::new();
+    };
+    let Some(first) = nodes.nodes.first() else {
+        return Vec::new();
+    };
+    let plan: Option<super::testnet_subnets::Plan> =
+        std::fs::read_to_string(super::testnet_subnets::plan_path(dir))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+    let wallets = plan
+        .as_ref()
+        .map(|p| crate::wallet::WalletDir::new(p.wallet_dir.clone()));
+    let rpc = RpcClient::new(&first.rpc_url).with_timeout(Duration::from_secs(3));
+    let mut netuids: Vec<u16> = neurons.iter().map(|n| n.netuid).collect();
+    netuids.dedup();
+    let mut out = Vec::new();
+    for netuid in netuids {
+        let Ok(m) = rpc
+            .call("subnet_metagraph", json!({"netuid": netuid}))
+            .await
+        else {
+            out.push(json!({"netuid": netuid, "error": "node 0 does not answer"}));
+            continue;
+        };
+        let mut rows = Vec::new();
+        for n in neurons.iter().filter(|n| n.netuid == netuid) {
+            let hotkey = wallets.as_ref().and_then(|w| {
+                w.address(&n.name, &crate::wallet::KeyRole::Hotkey("default".into()))
+                    .ok()
+            });
+            let on_chain = m["neurons"].as_array().and_then(|all| {
+                all.iter().find(|x| {
+                    hotkey.is_some_and(|h| {
+                        serde_json::from_value::<agora_core::AccountId>(x["hotkey"].clone()).ok()
+                            == Some(h)
+                    })
+                })
+            });
+            let status = crate::neuron::status::read(&n.status_file).ok();
+            rows.push(json!({
+                "name": n.name,
+                "role": n.role,
+                "faulty": n.faulty,
+                "hotkey": hotkey,
+                "uid": on_chain.map(|x| x["uid"].clone()),
+                "incentive": on_chain.map(|x| x["incentive"].clone()),
+                "dividends": on_chain.map(|x| x["dividends"].clone()),
+                "stake": on_chain.map(|x| x["stake"].clone()),
+                "running": status.as_ref().map(|s| s["running"].clone()),
+                "answered": status.as_ref().map(|s| s["queries"]["answered"].clone()),
+                "rounds": status.as_ref().map(|s| s["rounds"].clone()),
+            }));
+        }
+        out.push(json!({
+            "netuid": netuid,
+            "price_rao": m["price_rao"],
+            "emission_share": m["emission_share"],
+            "pool_tao": m["pool_tao"],
+            "epoch_index": m["epoch_index"],
+            "blocks_to_next_epoch": m["blocks_to_next_epoch"],
+            "neurons": rows,
+        }));
+    }
+    out
+}
+
+fn subnet_line(s: &Value) -> String {
+    let mut miners: Vec<&Value> = s["neurons"]
+        .as_array()
+        .map(|a| a.iter().filter(|n| n["role"] == "miner").collect())
+        .unwrap_or_default();
+    miners.sort_by_key(|n| std::cmp::Reverse(n["incentive"].as_u64().unwrap_or(0)));
+    let top: Vec<String> = miners
+        .iter()
+        .map(|n| {
+            format!(
+                "{}{} {:.3}",
+                n["name"].as_str().unwrap_or("?"),
+                if n["faulty"] == true { "(faulty)" } else { "" },
+                n["incentive"].as_u64().unwrap_or(0) as f64 / 65_535.0
+            )
+        })
+        .collect();
+    format!(
+        "subnet {}: price {} TAO/alpha, share {:.3}, epoch {} (next in {} blocks); incentive: {}",
+        s["netuid"],
+        agora_core::format_tao(s["price_rao"].as_u64().unwrap_or(0)),
+        s["emission_share"].as_f64().unwrap_or(0.0),
+        s["epoch_index"],
+        s["blocks_to_next_epoch"],
+        top.join(", ")
+    )
 }
 
 async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
-    let nodes = if nodes_path(&args.init.dir).exists() && !args.init.force {
-        read_nodes(&args.init.dir)?
+    let dir = args.init.dir.clone();
+    if let Ok(text) = std::fs::read_to_string(pids_path(&dir)) {
+        let procs: Vec<(String, u32)> = serde_json::from_str(&text).unwrap_or_default();
+        if procs.iter().any(|(_, pid)| is_ours(*pid)) {
+            bail!("a network is already running from {} (started with --detach): `agora testnet down --dir {}` stops it", dir.display(), dir.display());
+        }
+    }
+    let nodes = if nodes_path(&dir).exists() && !args.init.force {
+        read_nodes(&dir)?
     } else {
         init(&args.init, out)?
     };
+    let dir = dir.canonicalize()?;
+    let mut launches: Vec<Launch> = nodes.nodes.iter().map(Launch::from).collect();
     let mut children: Vec<(String, Child)> = Vec::new();
-    for n in &nodes.nodes {
-        match start_node(n) {
-            Ok(c) => children.push((n.name.clone(), c)),
+    for l in &launches {
+        match start_process(l, args.detach) {
+            Ok(c) => children.push((l.name.clone(), c)),
             Err(e) => {
                 stop_all(&mut children);
                 return Err(e);
@@ -366,13 +628,49 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
         }
     }
     out.progress(&format!(
-        "started {} nodes (logs: <dir>/<node>/node.log); Ctrl-C stops them",
+        "started {} nodes (logs: <dir>/<node>/node.log)",
         children.len()
     ));
+    let plan_file = super::testnet_subnets::plan_path(&dir);
+    if plan_file.exists() {
+        let neurons = match set_up_subnets(&dir, &nodes, out).await {
+            Ok(n) => n,
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e);
+            }
+        };
+        for n in &neurons {
+            let l = Launch::from(n);
+            match start_process(&l, args.detach) {
+                Ok(c) => children.push((l.name.clone(), c)),
+                Err(e) => {
+                    stop_all(&mut children);
+                    return Err(e);
+                }
+            }
+            launches.push(l);
+        }
+        out.progress(&format!(
+            "started {} neurons (logs and status: <dir>/neurons/)",
+            neurons.len()
+        ));
+    }
+    if args.detach {
+        let pids: Vec<(String, u32)> = children.iter().map(|(n, c)| (n.clone(), c.id())).collect();
+        std::fs::write(pids_path(&dir), serde_json::to_string_pretty(&pids)?)?;
+        out.print(
+            &json!({"detached": pids.len(), "dir": dir, "rpc_url": nodes.nodes.first().map(|n| n.rpc_url.clone())}),
+            || format!("{} processes running in the background; `agora testnet status --dir {d}` watches them, `agora testnet down --dir {d}` stops them", pids.len(), d = dir.display()),
+        );
+        return Ok(());
+    }
+    out.progress("Ctrl-C stops everything");
     let started = Instant::now();
     let mut restarts = vec![0u32; children.len()];
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = actix_rt::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     let reason = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break "Ctrl-C".to_string(),
@@ -385,15 +683,13 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
                 if args.no_restart || restarts[i] > RESTARTS_MAX {
                     if restarts[i] == RESTARTS_MAX + 1 || args.no_restart {
                         out.progress(&format!(
-                            "{name} exited ({status}); not restarting it (see its node.log)"
+                            "{name} exited ({status}); not restarting it (see its log)"
                         ));
                     }
                     continue;
                 }
-                out.progress(&format!(
-                    "{name} exited ({status}); restarting it from its data dir"
-                ));
-                match start_node(&nodes.nodes[i]) {
+                out.progress(&format!("{name} exited ({status}); restarting it"));
+                match start_process(&launches[i], false) {
                     Ok(new) => *c = new,
                     Err(e) => out.progress(&format!("{name}: {e:#}")),
                 }
@@ -406,6 +702,12 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
             started.elapsed().as_secs(),
             line.join(" | ")
         ));
+        ticks += 1;
+        if ticks % 5 == 1 {
+            for s in subnets_view(&dir, &nodes).await {
+                out.progress(&format!("        {}", subnet_line(&s)));
+            }
+        }
         if let Some(target) = args.until_height {
             let all = rows
                 .iter()
@@ -415,14 +717,42 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
             }
         }
     };
-    out.progress(&format!("{reason}: stopping the nodes"));
+    out.progress(&format!("{reason}: stopping every process"));
+    // Neurons first (they were started last), then the nodes.
+    children.reverse();
     stop_all(&mut children);
     let rows = poll(&nodes).await;
     out.print(
         &json!({"stopped": children.len(), "reason": reason, "dir": args.init.dir, "nodes": rows}),
-        || format!("stopped {} nodes", children.len()),
+        || format!("stopped {} processes", children.len()),
     );
     Ok(())
+}
+
+/// Once the chain runs: the subnets created and populated (the first time), and the
+/// neuron processes to start.
+async fn set_up_subnets(
+    dir: &Path,
+    nodes: &NodesFile,
+    out: Out,
+) -> anyhow::Result<Vec<super::testnet_subnets::NeuronEntry>> {
+    let neurons_file = super::testnet_subnets::neurons_path(dir);
+    if neurons_file.exists() {
+        let text = std::fs::read_to_string(&neurons_file)?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("reading {}", neurons_file.display()));
+    }
+    let text = std::fs::read_to_string(super::testnet_subnets::plan_path(dir))?;
+    let plan: super::testnet_subnets::Plan = serde_json::from_str(&text)?;
+    out.progress("waiting for the chain to finalize its first blocks");
+    wait_for_height(nodes, 2, 120).await?;
+    let first = nodes.nodes.first().context("a network without nodes")?;
+    let exe = std::env::current_exe().context("finding the agora binary")?;
+    out.progress(&format!(
+        "setting up {} subnet(s) through {} (agora subnet create/start/register, stake add)",
+        plan.args.subnets, first.rpc_url
+    ));
+    super::testnet_subnets::setup(&plan, dir, &exe, &first.rpc_url, &first.p2p_addr, out)
 }
 
 pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
@@ -447,10 +777,13 @@ pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
         }
         TestnetCmd::Up(args) => up(args, out).await,
         TestnetCmd::Bench(args) => super::testnet_bench::run(args, out).await,
+        TestnetCmd::Down { dir } => down(&dir, out),
         TestnetCmd::Status { dir } => {
             let nodes = read_nodes(&dir)?;
             let rows = poll(&nodes).await;
-            out.print(&json!(rows), || {
+            let subnets = subnets_view(&dir, &nodes).await;
+            let v = json!({"nodes": rows, "subnets": subnets});
+            out.print(&v, || {
                 let mut text = format!(
                     "{:<13} {:<9} {:>9} {:>7} {:>5}  head\n",
                     "node", "role", "finalized", "round", "peers"
@@ -474,6 +807,10 @@ pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
                             r["error"].as_str().unwrap_or("")
                         ));
                     }
+                }
+                for sn in &subnets {
+                    text.push_str(&subnet_line(sn));
+                    text.push('\n');
                 }
                 text.trim_end().to_string()
             });

@@ -251,6 +251,7 @@ pub async fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
         block_time_ms: args.block_time_ms,
         base_port: 0,
         force: false,
+        plan: super::testnet_subnets::PlanArgs::none(),
     };
     let nodes = init_with(&init, &funded(), out)?;
     let mut children = Vec::new();

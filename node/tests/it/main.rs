@@ -9,3 +9,4 @@ mod neurons;
 mod rpc_errors;
 mod sim;
 mod subscribe;
+mod testnet_up;

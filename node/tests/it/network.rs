@@ -136,6 +136,8 @@ fn four_validators_finalize_survive_a_kill_and_a_full_node_agrees() {
             "0",
             "--block-time-ms",
             "300",
+            "--subnets",
+            "0",
         ],
     );
     let entries = init["nodes"].as_array().unwrap().clone();
@@ -270,6 +272,8 @@ fn testnet_up_runs_a_network_to_a_height_and_stops_it() {
             "200",
             "--until-height",
             "4",
+            "--subnets",
+            "0",
             "--json",
         ])
         .env("AGORA_WALLET_DIR", dir.path())
@@ -285,7 +289,7 @@ fn testnet_up_runs_a_network_to_a_height_and_stops_it() {
     assert_eq!(v["stopped"], 3, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("height 4"), "{v}");
     let status = cli_json(dir.path(), &["testnet", "status", "--dir", net]);
-    let rows = status.as_array().unwrap();
+    let rows = status["nodes"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert!(
         rows.iter()
