@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bench_market;
 pub mod cli;
 pub mod client;
+pub mod metrics;
 pub mod neuron;
 pub mod node;
 pub mod rpc;

@@ -109,12 +109,13 @@ pub fn start_chain(
     store: ChainStore<RocksStore>,
     params: &agora_core::ChainParams,
     heads: broadcast::Sender<crate::actors::chain::HeadInfo>,
+    metrics: crate::metrics::NodeMetrics,
 ) -> anyhow::Result<ChainHandle> {
     let reader_store = store.clone();
     let reader = SyncArbiter::start(CHAIN_READERS, move || {
         ChainReader::new(reader_store.clone())
     });
-    let actor = ChainActor::new(store, params.clone(), heads)?;
+    let actor = ChainActor::new(store, params.clone(), heads, metrics)?;
     let slot = std::sync::Mutex::new(Some(actor));
     let writer = SyncArbiter::start(1, move || {
         // A SyncArbiter of one thread calls its factory exactly once.
@@ -264,7 +265,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     info!(chain_id = params.chain_id, genesis = %genesis_hash, height = head.height, head = %head.hash(), data_dir = %cfg.data_dir.display(), "opened chain");
 
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
-    let chain = start_chain(store, &params, heads.clone())?;
+    let metrics = crate::metrics::NodeMetrics::new();
+    let chain = start_chain(store, &params, heads.clone(), metrics.clone())?;
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
 
@@ -327,6 +329,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         consensus: networked.as_ref().map(|n| n.consensus.clone()),
         network: networked.as_ref().map(|n| n.network.clone()),
         net_info: networked.as_ref().map(|n| n.info.clone()).or(dev_net_info),
+        metrics,
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;

@@ -278,6 +278,14 @@ pub enum SubnetError {
     Swap(#[from] SwapError),
 }
 
+/// How many subnet epochs a block ran: the epoch records its changes write.
+pub fn epochs_in(changes: &crate::state::Changes) -> usize {
+    changes
+        .iter()
+        .filter(|(k, v)| v.is_some() && keys::is_epoch_record(k))
+        .count()
+}
+
 pub mod keys {
     use super::{Netuid, Uid};
     use crate::crypto::AccountId;
@@ -326,6 +334,11 @@ pub mod keys {
 
     pub fn epochs(netuid: Netuid) -> Vec<u8> {
         prefixed(EPOCH, netuid, &[])
+    }
+
+    /// Whether `key` is an epoch record's (tag, netuid, index).
+    pub fn is_epoch_record(key: &[u8]) -> bool {
+        key.len() == 11 && key.first() == Some(&EPOCH)
     }
 
     pub fn hyper_set(netuid: Netuid, name: &str) -> Vec<u8> {

@@ -75,6 +75,10 @@ pub struct P2pArgs {
     /// DHT bootnodes, comma separated. Default: the node's own p2p addresses (`net_info`).
     #[arg(long, value_delimiter = ',')]
     bootnodes: Vec<agora_p2p::Multiaddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks one; the status
+    /// file shows it).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +122,8 @@ pub enum MinerCmd {
     },
 }
 
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ValidatorCmd {
     /// Query the subnet's neurons every few blocks, score them, and send weights until Ctrl-C.
@@ -276,6 +282,7 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
                 queue_max,
                 status_file: who.status_file("miner")?,
                 model: model_hash,
+                metrics_addr: p2p.metrics_addr,
             };
             miner::check(&cfg)?;
             miner::run(cfg).await
@@ -355,6 +362,7 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
                 evidence_dir,
                 rounds,
                 model: model_hash,
+                metrics_addr: p2p.metrics_addr,
             })
             .await
         }

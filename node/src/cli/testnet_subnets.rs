@@ -408,6 +408,8 @@ fn neuron_entry(
         bootnode.into(),
         "--device".into(),
         "cpu".into(),
+        "--metrics-addr".into(),
+        "127.0.0.1:0".into(),
     ];
     if let Some(m) = model {
         argv.extend(["--task".into(), "inference".into(), "--model".into()]);

@@ -20,6 +20,7 @@ use super::status;
 use super::task::MinerTask;
 use super::view::{self, SubnetView};
 use crate::client::RpcClient;
+use crate::metrics::NeuronMetrics;
 
 /// Misbehaviour on purpose, for tests and demos.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -51,6 +52,8 @@ pub struct MinerConfig {
     pub status_file: PathBuf,
     /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
     pub model: Option<agora_core::Hash>,
+    /// Serve Prometheus metrics at `/metrics` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Who may query: registered hotkeys with a validator permit, or with `min_stake` alpha.
@@ -79,6 +82,8 @@ pub struct Done {
     query: SignedQuery,
     reply: ReplyId,
     answer: Result<Vec<u8>, String>,
+    /// Time in the task code.
+    secs: f64,
 }
 
 /// Counters the status shows.
@@ -105,6 +110,7 @@ pub struct Server {
     slow_ms: u64,
     work: std::sync::mpsc::Sender<(SignedQuery, ReplyId)>,
     pub counts: Counters,
+    pub metrics: NeuronMetrics,
 }
 
 impl Server {
@@ -123,11 +129,13 @@ impl Server {
             .name("miner-task".into())
             .spawn(move || {
                 while let Ok((query, reply)) = work_rx.recv() {
+                    let start = Instant::now();
                     let answer = worker_task.answer(&query.body);
                     let done = Done {
                         query,
                         reply,
                         answer,
+                        secs: start.elapsed().as_secs_f64(),
                     };
                     if done_tx.send(done).is_err() {
                         break;
@@ -143,6 +151,7 @@ impl Server {
             slow_ms,
             work,
             counts: Counters::default(),
+            metrics: NeuronMetrics::new(),
         };
         Ok((server, done_rx))
     }
@@ -164,23 +173,32 @@ impl Server {
         {
             Err(refusal) => {
                 *self.counts.refused.entry(refusal.kind()).or_default() += 1;
+                self.count("refused");
+                self.metrics
+                    .refusals
+                    .get_or_create(&NeuronMetrics::kind(refusal.kind()))
+                    .inc();
                 if let Ok(bytes) = QueryAnswer::Refused(refusal).encode() {
                     net.answer(reply, bytes);
                 }
             }
             Ok(_) if self.fault == Some(Fault::Silent) => {
                 self.counts.silenced += 1;
+                self.count("silenced");
                 self.guard.done();
             }
             Ok(query) if self.task.light() => {
                 self.counts.task_calls += 1;
+                let start = Instant::now();
                 let answer = self.task.answer(&query.body);
+                let secs = start.elapsed().as_secs_f64();
                 self.done(
                     net,
                     Done {
                         query,
                         reply,
                         answer,
+                        secs,
                     },
                 );
             }
@@ -194,17 +212,27 @@ impl Server {
         Ok(())
     }
 
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .queries
+            .get_or_create(&NeuronMetrics::kind(outcome))
+            .inc();
+    }
+
     /// A task's answer: sign it and send it (late, with `--fault slow`).
     pub fn done(&mut self, net: &Libp2pNetwork, done: Done) {
         self.guard.done();
         self.counts.last_work_ms = status::now_ms();
+        self.metrics.task_seconds.observe(done.secs);
         let answer = match done.answer {
             Ok(body) => {
                 self.counts.answered += 1;
+                self.count("answered");
                 QueryAnswer::Answered(SignedResponse::sign(&done.query, body, &self.key))
             }
             Err(e) => {
                 self.counts.failed += 1;
+                self.count("failed");
                 QueryAnswer::Refused(agora_p2p::query::Refusal::Malformed(e))
             }
         };
@@ -275,6 +303,10 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         cfg.slow_ms,
     )?;
 
+    let metrics_at = match cfg.metrics_addr {
+        Some(a) => Some(server.metrics.serve(a)?),
+        None => None,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_logged = (0, 0);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -312,7 +344,9 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
                     );
                     last_logged = (counts.answered, refused);
                 }
+                server.metrics.head.set(i64::try_from(v.head).unwrap_or(i64::MAX));
                 let s = json!({
+                    "metrics": metrics_at.map(|a| format!("http://{a}/metrics")),
                     "role": "miner",
                     "netuid": cfg.netuid,
                     "uid": v.neuron(&me).map(|n| n.uid),

@@ -22,6 +22,7 @@ use super::task::{weights, ValidatorTask};
 use super::view::{self, ChainIds, NeuronInfo, SubnetView};
 use crate::cli::Out;
 use crate::client::RpcClient;
+use crate::metrics::NeuronMetrics;
 
 pub struct ValidatorConfig {
     pub netuid: u16,
@@ -43,6 +44,8 @@ pub struct ValidatorConfig {
     pub rounds: Option<u64>,
     /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
     pub model: Option<agora_core::Hash>,
+    /// Serve Prometheus metrics at `/metrics` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// One neuron's result in a round.
@@ -77,6 +80,8 @@ struct Ctx {
     round: u64,
     pending: Vec<PendingCommit>,
     last_round: Value,
+    metrics: NeuronMetrics,
+    metrics_at: Option<std::net::SocketAddr>,
 }
 
 /// Run until Ctrl-C, SIGTERM or the asked number of rounds.
@@ -127,7 +132,14 @@ pub async fn run(cfg: ValidatorConfig) -> anyhow::Result<()> {
         view_tx,
     );
     let pending = load_pending(&cfg.status_file);
+    let metrics = NeuronMetrics::new();
+    let metrics_at = match cfg.metrics_addr {
+        Some(a) => Some(metrics.serve(a)?),
+        None => None,
+    };
     let mut ctx = Ctx {
+        metrics,
+        metrics_at,
         cfg,
         ids,
         client,
@@ -198,6 +210,16 @@ impl Ctx {
             .collect()
             .await;
         outcomes.sort_by_key(|o| o.uid);
+        self.metrics.rounds.inc();
+        for o in &outcomes {
+            self.metrics
+                .verdicts
+                .get_or_create(&NeuronMetrics::kind(&o.verdict))
+                .inc();
+            if let Some(ms) = o.latency_ms {
+                self.metrics.query_latency.observe(ms as f64 / 1000.0);
+            }
+        }
         let scores: Vec<f32> = outcomes.iter().map(|o| o.score).collect();
         let uids: Vec<u16> = outcomes.iter().map(|o| o.uid).collect();
         let values = weights(&scores);
@@ -449,6 +471,7 @@ impl Ctx {
     /// Sign with the hotkey, submit, wait for finalization; the block it landed in.
     async fn submit(&self, call: Call) -> anyhow::Result<u64> {
         let what = call_name(&call);
+        let kind = what.trim_end_matches("_weights");
         let sent = crate::cli::tx_send(
             &self.client,
             &self.cfg.hotkey,
@@ -459,6 +482,10 @@ impl Ctx {
             Out { json: true },
         )
         .await?;
+        self.metrics
+            .weights_sent
+            .get_or_create(&NeuronMetrics::kind(kind))
+            .inc();
         sent.finalized
             .as_ref()
             .and_then(|f| f["block_height"].as_u64())
@@ -467,7 +494,11 @@ impl Ctx {
 
     fn write_status(&self, v: &SubnetView) {
         let me = self.cfg.hotkey.account();
+        self.metrics
+            .head
+            .set(i64::try_from(v.head).unwrap_or(i64::MAX));
         let s = json!({
+            "metrics": self.metrics_at.map(|a| format!("http://{a}/metrics")),
             "role": "validator",
             "netuid": self.cfg.netuid,
             "uid": v.neuron(&me).map(|n| n.uid),

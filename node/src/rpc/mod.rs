@@ -40,6 +40,7 @@ pub struct AppState {
     pub consensus: Option<crate::actors::consensus::ConsensusHandle>,
     pub network: Option<crate::actors::network::NetworkHandle>,
     pub net_info: Option<crate::node::NetInfo>,
+    pub metrics: crate::metrics::NodeMetrics,
 }
 
 async fn handle_value(state: &AppState, v: &Value) -> Value {
@@ -194,6 +195,46 @@ fn spawn_head_forwarder(
 }
 
 /// Bind the RPC server; returns the running server and the address actually bound.
+/// `GET /metrics`: the gauges that mirror state are read now, through the same handles
+/// the RPC uses; then the whole registry as Prometheus text.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = &state.metrics;
+    if let Ok(head) = state.chain.head().await {
+        let h = i64::try_from(head.height).unwrap_or(i64::MAX);
+        m.height.set(h);
+        m.finalized_height.set(h);
+    }
+    if let Some(net) = &state.network {
+        m.peers
+            .set(i64::try_from(net.peers().await.len()).unwrap_or(0));
+    }
+    if let Ok(n) = state.mempool.size().await {
+        m.mempool.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    if let Ok(Value::Array(subnets)) = methods::dispatch(&state, "subnet_list", &Value::Null).await
+    {
+        for s in subnets {
+            let Some(netuid) = s["netuid"].as_u64().and_then(|n| u16::try_from(n).ok()) else {
+                continue;
+            };
+            let label = crate::metrics::NetuidLabel { netuid };
+            let rao = |v: &Value| v.as_u64().unwrap_or(0) as f64 / 1e9;
+            m.subnet_price
+                .get_or_create(&label)
+                .set(rao(&s["price_rao"]));
+            m.subnet_pool_tao
+                .get_or_create(&label)
+                .set(rao(&s["pool_tao"]));
+            m.subnet_emission_share
+                .get_or_create(&label)
+                .set(s["emission_share"].as_f64().unwrap_or(0.0));
+        }
+    }
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(m.render())
+}
+
 pub fn serve(
     state: AppState,
     addr: SocketAddr,
@@ -204,6 +245,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::new(RPC_MAX_BODY))
             .route("/", web::post().to(http_rpc))
             .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics))
             .route("/ws", web::get().to(ws_rpc))
     })
     .workers(2)

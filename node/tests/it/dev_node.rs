@@ -346,3 +346,34 @@ fn manual_and_instant_sealing_produce_exactly_the_blocks_asked_for() {
     assert_ne!(code, 0);
     assert!(err.contains("--dev"), "{err}");
 }
+
+/// `/metrics` parses as Prometheus text and agrees with the RPC: height, blocks,
+/// transactions; the parser itself refuses broken lines.
+#[test]
+fn metrics_parse_and_match_the_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, genesis) = fast_genesis(dir.path());
+    let node = Node::start(dir.path(), &genesis, Mode::Manual, "m");
+    node.produce(3);
+    let alice = Keypair::dev("alice");
+    let tx = transfer(g.chain_id, &alice, 0, 1_000);
+    node.ok("tx_submit", json!({ "tx": hex_tx(&tx) }));
+    node.produce(1);
+    let text = http_get(node.port, "/metrics").unwrap();
+    let m = parse_metrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let height = node.height() as f64;
+    assert_eq!(m["agora_height"], height, "{text}");
+    assert_eq!(m["agora_finalized_height"], height);
+    assert_eq!(m["agora_blocks_total"], 4.0);
+    assert_eq!(m["agora_transactions_total"], 1.0);
+    assert_eq!(
+        m["agora_block_execution_seconds_count{kind=\"propose\"}"],
+        4.0
+    );
+    assert_eq!(m["agora_block_commit_seconds_count"], 4.0);
+    assert_eq!(m["agora_finality_latency_seconds_count"], 4.0);
+    assert_eq!(m["agora_mempool_transactions"], 0.0);
+    assert!(parse_metrics("agora_height 1\nagora height 2").is_err());
+    assert!(parse_metrics("agora_height one").is_err());
+    assert!(parse_metrics("# junk\nagora_height 1").is_err());
+}

@@ -235,13 +235,24 @@ impl Drop for Node {
 
 /// POST `body` to the node's JSON-RPC endpoint with a minimal HTTP/1.1 client.
 pub fn rpc_raw(port: u16, body: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
+    http(port, &format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )?;
+    ))
+}
+
+/// `GET path` on a loopback port; the body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn http(port: u16, request: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(request.as_bytes())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let (head, rest) = resp
@@ -254,6 +265,45 @@ pub fn rpc_raw(port: u16, body: &str) -> std::io::Result<String> {
         return Ok(dechunk(rest));
     }
     Ok(rest.to_string())
+}
+
+/// Parse Prometheus/OpenMetrics text strictly: `# HELP|TYPE|UNIT|EOF` comments and
+/// `name{labels} value` samples, nothing else. The samples by their full series name.
+pub fn parse_metrics(text: &str) -> Result<std::collections::BTreeMap<String, f64>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix('#') {
+            let ok = ["HELP ", "TYPE ", "UNIT "]
+                .iter()
+                .any(|p| c.trim_start().starts_with(p))
+                || c.trim() == "EOF";
+            if !ok {
+                return Err(format!("bad comment: {line}"));
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("no value: {line}"))?;
+        let name = series.split('{').next().unwrap_or("");
+        let name_ok = !name.is_empty()
+            && name.chars().enumerate().all(|(i, ch)| {
+                ch.is_ascii_alphabetic() || ch == '_' || ch == ':' || (i > 0 && ch.is_ascii_digit())
+            });
+        if !name_ok || (series.contains('{') && !series.ends_with('}')) {
+            return Err(format!("bad series: {line}"));
+        }
+        let v = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().map_err(|_| format!("bad value: {line}"))?,
+        };
+        out.insert(series.to_string(), v);
+    }
+    Ok(out)
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -326,6 +326,8 @@ fn a_miner_refuses_bad_queries_before_any_work() {
             "10",
             "--window-blocks",
             "8",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ],
     );
     let mut status = None;
@@ -422,6 +424,26 @@ fn a_miner_refuses_bad_queries_before_any_work() {
         assert!(q["refused"][kind].as_u64() >= Some(1), "{kind}: {s}");
     }
     assert_eq!(q["refused"]["bad_signature"].as_u64(), Some(2), "{s}");
+    // The same counts on the miner's /metrics.
+    let url = s["metrics"].as_str().unwrap();
+    let port: u16 = url
+        .trim_end_matches("/metrics")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let text = http_get(port, "/metrics").unwrap();
+    let m = parse_metrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        m["agora_neuron_queries_total{kind=\"answered\"}"], answered as f64,
+        "{text}"
+    );
+    assert_eq!(
+        m["agora_neuron_refusals_total{kind=\"bad_signature\"}"],
+        2.0
+    );
+    assert_eq!(m["agora_neuron_refusals_total{kind=\"oversize\"}"], 1.0);
 }
 
 fn status_hotkey(status: &Value) -> AccountId {

@@ -1,4 +1,5 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use actix::{Actor, Handler, SyncContext};
 use agora_core::block::FinalityCert;
@@ -10,6 +11,7 @@ use tokio::sync::broadcast;
 use tracing::info;
 
 use super::msg::*;
+use crate::metrics::NodeMetrics;
 use crate::NodeError;
 
 /// Capacity of the new-head broadcast. Overflow policy: a subscriber that falls this far
@@ -21,27 +23,68 @@ pub struct ChainActor<S: KvStore = agora_storage::RocksStore> {
     pipeline: Pipeline<S>,
     params: ChainParams,
     heads: broadcast::Sender<HeadInfo>,
+    metrics: NodeMetrics,
+    /// Execution time of blocks executed but not yet committed (a few at most: cleared at
+    /// each commit), for the epoch-block histogram.
+    executed_in: HashMap<agora_core::Hash, f64>,
 }
+
+/// Bound on `executed_in`. Overflow policy: cleared (an epoch block's time goes unrecorded).
+const EXECUTED_TIMES_MAX: usize = 64;
 
 impl<S: KvStore> ChainActor<S> {
     pub fn new(
         store: ChainStore<S>,
         params: ChainParams,
         heads: broadcast::Sender<HeadInfo>,
+        metrics: NodeMetrics,
     ) -> Result<Self, NodeError> {
         Ok(ChainActor {
             pipeline: Pipeline::new(store.clone(), params.clone())?,
             store,
             params,
             heads,
+            metrics,
+            executed_in: HashMap::new(),
         })
     }
 
+    /// Time `f`, executing a block of `kind` (propose, verify, import).
+    fn timed<T>(&mut self, kind: &str, f: impl FnOnce(&mut Self) -> T) -> (T, f64) {
+        let start = Instant::now();
+        let out = f(self);
+        let secs = start.elapsed().as_secs_f64();
+        self.metrics
+            .execute
+            .get_or_create(&NodeMetrics::kind(kind))
+            .observe(secs);
+        (out, secs)
+    }
+
+    fn remember_execution(&mut self, hash: agora_core::Hash, secs: f64) {
+        if self.executed_in.len() >= EXECUTED_TIMES_MAX {
+            self.executed_in.clear();
+        }
+        self.executed_in.insert(hash, secs);
+    }
+
+    fn propose(
+        &mut self,
+        proposer: agora_core::AccountId,
+        timestamp_ms: u64,
+        view: u64,
+        txs: Vec<agora_core::SignedTransaction>,
+    ) -> Result<agora_storage::Built, NodeError> {
+        let (built, secs) = self.timed("propose", |me| {
+            me.pipeline.propose(proposer, timestamp_ms, view, txs)
+        });
+        let built = built.map_err(internal)?;
+        self.remember_execution(built.block.hash(), secs);
+        Ok(built)
+    }
+
     fn produce(&mut self, msg: Produce) -> Result<Produced, NodeError> {
-        let built = self
-            .pipeline
-            .propose(msg.key.account(), msg.timestamp_ms, 0, msg.txs)
-            .map_err(internal)?;
+        let built = self.propose(msg.key.account(), msg.timestamp_ms, 0, msg.txs)?;
         let block_hash = built.block.hash();
         let cert = FinalityCert::sign_single(
             self.params.chain_id,
@@ -63,7 +106,9 @@ impl<S: KvStore> ChainActor<S> {
         hash: &agora_core::Hash,
         cert: &FinalityCert,
     ) -> Result<Produced, NodeError> {
+        let start = Instant::now();
         let executed = self.pipeline.commit(hash, cert).map_err(internal)?;
+        self.metrics.commit.observe(start.elapsed().as_secs_f64());
         self.announce(&executed)
     }
 
@@ -74,6 +119,21 @@ impl<S: KvStore> ChainActor<S> {
             nonces.push((s, state::account(&self.store, &s)?.nonce));
         }
         let info = HeadInfo::of(&executed.block);
+        let epochs = agora_core::subnet::epochs_in(&executed.changes);
+        let header = &executed.block.header;
+        self.metrics.committed(
+            header.height,
+            executed.block.txs.len(),
+            header.timestamp_ms,
+            epochs,
+        );
+        let execution = self.executed_in.remove(&info.hash);
+        if epochs > 0 {
+            if let Some(secs) = execution {
+                self.metrics.epoch_block.observe(secs);
+            }
+        }
+        self.executed_in.clear();
         if !executed.block.txs.is_empty() || executed.block.header.height.is_multiple_of(30) {
             info!(height = info.height, hash = %info.hash, txs = info.tx_count, fees = executed.fees, minted = executed.minted, "finalized block");
         }
@@ -108,9 +168,7 @@ impl<S: KvStore> Handler<Produce> for ChainActor<S> {
 impl<S: KvStore> Handler<Propose> for ChainActor<S> {
     type Result = Result<agora_storage::Built, NodeError>;
     fn handle(&mut self, msg: Propose, _: &mut Self::Context) -> Self::Result {
-        self.pipeline
-            .propose(msg.proposer, msg.timestamp_ms, msg.view, msg.txs)
-            .map_err(internal)
+        self.propose(msg.proposer, msg.timestamp_ms, msg.view, msg.txs)
     }
 }
 
@@ -126,7 +184,12 @@ fn judged<T>(r: Result<T, PipelineError>) -> Result<Result<T, String>, NodeError
 impl<S: KvStore> Handler<Verify> for ChainActor<S> {
     type Result = Result<Result<(), String>, NodeError>;
     fn handle(&mut self, msg: Verify, _: &mut Self::Context) -> Self::Result {
-        judged(self.pipeline.verify(&msg.0))
+        let hash = msg.0.hash();
+        let (verdict, secs) = self.timed("verify", |me| judged(me.pipeline.verify(&msg.0)));
+        if matches!(verdict, Ok(Ok(()))) {
+            self.remember_execution(hash, secs);
+        }
+        verdict
     }
 }
 
@@ -140,7 +203,12 @@ impl<S: KvStore> Handler<Commit> for ChainActor<S> {
 impl<S: KvStore> Handler<Import> for ChainActor<S> {
     type Result = Result<Result<Produced, String>, NodeError>;
     fn handle(&mut self, msg: Import, _: &mut Self::Context) -> Self::Result {
-        match judged(self.pipeline.import(msg.block, &msg.cert))? {
+        let hash = msg.block.hash();
+        let (imported, secs) = self.timed("import", |me| {
+            judged(me.pipeline.import(msg.block, &msg.cert))
+        });
+        self.remember_execution(hash, secs);
+        match imported? {
             Ok(executed) => Ok(Ok(self.announce(&executed)?)),
             Err(reason) => Ok(Err(reason)),
         }

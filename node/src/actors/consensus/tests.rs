@@ -91,7 +91,7 @@ async fn sync_bans_a_peer_serving_forged_certificates_and_finishes_from_an_hones
     let rocks = Arc::new(RocksStore::open(&dir.path().join("db")).unwrap());
     let store = ChainStore::open(rocks.clone(), &genesis).unwrap();
     let (heads, _) = tokio::sync::broadcast::channel(16);
-    let chain = crate::node::start_chain(store, &params, heads).unwrap();
+    let chain = crate::node::start_chain(store, &params, heads, Default::default()).unwrap();
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
     let hub = MemoryHub::new();
     let me = agora_p2p::peer_id_from_seed([1; 32]).unwrap();

@@ -251,6 +251,14 @@ impl Handler<Status> for MempoolActor {
     }
 }
 
+impl Handler<Size> for MempoolActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: Size, _: &mut Self::Context) -> usize {
+        self.by_hash.len()
+    }
+}
+
 impl Handler<WatchAdmissions> for MempoolActor {
     type Result = ();
 

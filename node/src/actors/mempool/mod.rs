@@ -80,4 +80,11 @@ impl MempoolHandle {
             .await
             .map_err(|_| NodeError::Stopped("mempool"))
     }
+
+    pub async fn size(&self) -> Result<usize, NodeError> {
+        self.addr
+            .send(Size)
+            .await
+            .map_err(|_| NodeError::Stopped("mempool"))
+    }
 }

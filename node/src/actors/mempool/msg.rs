@@ -86,6 +86,11 @@ pub enum PoolStatus {
 #[rtype(result = "Option<PoolStatus>")]
 pub struct Status(pub Hash);
 
+/// How many transactions wait in the pool.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Size;
+
 /// Sent to the admission watcher (the instant-seal producer) after each admitted
 /// transaction.
 #[derive(Message)]
