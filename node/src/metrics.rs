@@ -32,6 +32,13 @@ pub struct NetuidLabel {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+fn render(registry: &Registry) -> String {
+    let mut s = String::new();
+    // Writing into a String does not fail.
+    let _ = encode(&mut s, registry);
+    s
+}
+
 fn seconds_histogram() -> Histogram {
     // 0.1 ms .. ~3.3 s
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -166,10 +173,7 @@ impl NodeMetrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        // Writing into a String does not fail.
-        let _ = encode(&mut s, &self.registry);
-        s
+        render(&self.registry)
     }
 }
 
@@ -256,9 +260,7 @@ impl NeuronMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = encode(&mut s, &self.registry);
-        s
+        render(&self.registry)
     }
 
     /// Serve `GET /metrics` on `addr` (on the current actix system); the bound address.
