@@ -319,6 +319,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         )?);
     }
 
+    let history = crate::rpc::history::SubnetHistory::default();
+    history.spawn_sampler(chain.clone(), params.clone(), heads.subscribe());
     let state = AppState {
         chain: chain.clone(),
         mempool,
@@ -330,6 +332,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         network: networked.as_ref().map(|n| n.network.clone()),
         net_info: networked.as_ref().map(|n| n.info.clone()).or(dev_net_info),
         metrics,
+        history,
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;

@@ -174,6 +174,22 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .read(move |s| super::subnets::list(s, &params, head))
                 .await?)
         }
+        "subnet_history" => {
+            let netuid = u16_param(params, "netuid", 0)?;
+            let limit = match param(params, "limit", 1) {
+                None | Some(Value::Null) => 300,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=super::history::HISTORY_MAX as u64).contains(n))
+                    .ok_or_else(|| {
+                        RpcError::params(format!(
+                            "`limit` must be an integer in 1..={}",
+                            super::history::HISTORY_MAX
+                        ))
+                    })?,
+            } as usize;
+            Ok(state.history.get(netuid, limit))
+        }
         "subnet_metagraph" => {
             let netuid = u16_param(params, "netuid", 0)?;
             let head = state.chain.head().await?.height;

@@ -1,6 +1,8 @@
 //! JSON-RPC 2.0 over HTTP (`POST /`) and WebSocket (`GET /ws`), on actix-web.
 //! WebSocket adds `chain_subscribeHeads` / `chain_unsubscribeHeads`.
 
+mod dashboard;
+pub mod history;
 pub mod methods;
 pub mod subnets;
 pub mod views;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub network: Option<crate::actors::network::NetworkHandle>,
     pub net_info: Option<crate::node::NetInfo>,
     pub metrics: crate::metrics::NodeMetrics,
+    /// Subnet prices, shares and pools sampled at each head (`subnet_history`).
+    pub history: history::SubnetHistory,
 }
 
 async fn handle_value(state: &AppState, v: &Value) -> Value {
@@ -246,6 +250,10 @@ pub fn serve(
             .route("/", web::post().to(http_rpc))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
+            .route("/dashboard", web::get().to(dashboard::index))
+            .route("/dashboard/", web::get().to(dashboard::index))
+            .route("/dashboard/app.js", web::get().to(dashboard::script))
+            .route("/dashboard/style.css", web::get().to(dashboard::style))
             .route("/ws", web::get().to(ws_rpc))
     })
     .workers(2)

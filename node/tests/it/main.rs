@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real RocksDB, real sockets on loopback.
 
 mod compute;
+mod dashboard;
 mod dev_node;
 mod harness;
 mod market;

@@ -8,8 +8,8 @@ use crate::harness::*;
 /// test asks), 10-block epochs, the dev wallets regenerated with the hotkeys named, and the
 /// CLI pointed at it. Block heights depend only on what the test does, never on how fast
 /// the machine runs the CLI.
-struct Market {
-    node: Node,
+pub(crate) struct Market {
+    pub(crate) node: Node,
     url: String,
     w: PathBuf,
     // Dropped last: the node's data directory.
@@ -17,7 +17,7 @@ struct Market {
 }
 
 impl Market {
-    fn start(wallets: &[(&str, &[&str])]) -> Market {
+    pub(crate) fn start(wallets: &[(&str, &[&str])]) -> Market {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("wallets");
         let genesis = subnet_genesis(dir.path(), false);
@@ -43,7 +43,7 @@ impl Market {
     }
 
     /// A command that must succeed; its `--json` output.
-    fn run(&self, args: &[&str]) -> Value {
+    pub(crate) fn run(&self, args: &[&str]) -> Value {
         cli_json(&self.w, &self.args(args))
     }
 
@@ -56,7 +56,7 @@ impl Market {
 
     /// Seal blocks one at a time until subnet 1's epoch index passes `after`; its
     /// metagraph as `agora subnet show` prints it then.
-    fn wait_epoch(&self, after: u64) -> Value {
+    pub(crate) fn wait_epoch(&self, after: u64) -> Value {
         // Tempo 10: an epoch runs at least every 11 blocks.
         for _ in 0..=11 {
             let m = self.node.ok("subnet_metagraph", json!({"netuid": 1}));
