@@ -11,6 +11,7 @@ mod stake;
 mod subnet;
 mod testnet;
 mod testnet_bench;
+mod testnet_compose;
 mod testnet_subnets;
 mod tx;
 mod wallet;

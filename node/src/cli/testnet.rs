@@ -35,6 +35,9 @@ pub enum TestnetCmd {
         #[arg(long, default_value = "./testnet")]
         dir: PathBuf,
     },
+    /// Write the same network as a Docker Compose bundle (Dockerfile, docker-compose.yml,
+    /// genesis, keys, wallets, setup script, README) for one host or many.
+    Compose(super::testnet_compose::ComposeArgs),
     /// Measure a local network: finality latency after proposal, and transfers finalized
     /// per second on N validators against the single-node dev chain, in one run.
     Bench(super::testnet_bench::BenchArgs),
@@ -778,6 +781,7 @@ pub async fn run(cmd: TestnetCmd, out: Out) -> anyhow::Result<()> {
         TestnetCmd::Up(args) => up(args, out).await,
         TestnetCmd::Bench(args) => super::testnet_bench::run(args, out).await,
         TestnetCmd::Down { dir } => down(&dir, out),
+        TestnetCmd::Compose(args) => super::testnet_compose::run(args, out),
         TestnetCmd::Status { dir } => {
             let nodes = read_nodes(&dir)?;
             let rows = poll(&nodes).await;

@@ -251,66 +251,42 @@ impl Cli<'_> {
             })
             .collect()
     }
-
-    fn one(&self, args: &[&str]) -> anyhow::Result<Value> {
-        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Ok(self.all(&[owned])?.remove(0))
-    }
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Create, start and populate every subnet (through `agora` commands against `rpc_url`),
-/// then describe the neuron processes to start. `bootnode`: a node's p2p address, where
-/// neurons join the DHT.
-pub fn setup(
-    plan: &Plan,
-    dir: &Path,
-    exe: &Path,
-    rpc_url: &str,
-    bootnode: &str,
-    out: Out,
-) -> anyhow::Result<Vec<NeuronEntry>> {
-    let cli = Cli { exe, plan, rpc_url };
-    let model = match (&plan.args.task, &plan.args.model) {
-        (super::neuron::TaskKind::Inference, Some(m)) => Some(m.clone()),
-        (super::neuron::TaskKind::Inference, None) => {
-            let path = dir.join("model.safetensors");
-            let p = path.display().to_string();
-            let mut c = Command::new(exe);
-            c.args(["compute", "example-model", "gpt", "--out", &p, "--json"]);
-            let status = c.stdout(Stdio::null()).status()?;
-            if !status.success() {
-                bail!("writing the example model {p} failed");
-            }
-            Some(path)
-        }
-        _ => None,
-    };
-    let mut neurons = Vec::new();
-    for s in 1..=plan.args.subnets {
-        let netuid = u16::try_from(s)?;
+impl Plan {
+    fn of(&self, netuid: u16, role: &str) -> Vec<&PlannedWallet> {
+        self.wallets
+            .iter()
+            .filter(|w| w.netuid == netuid && w.role == role)
+            .collect()
+    }
+
+    /// The `agora` commands (without the connection and wallet flags) that set subnet
+    /// `netuid` up, in steps: the commands of one step may run at once, a step waits for
+    /// the one before. `model`: the inference model file, as the commands will see it.
+    pub fn setup_steps(
+        &self,
+        netuid: u16,
+        model: Option<&str>,
+    ) -> anyhow::Result<Vec<Vec<Vec<String>>>> {
         let n = netuid.to_string();
-        let of = |role: &str| -> Vec<&PlannedWallet> {
-            plan.wallets
-                .iter()
-                .filter(|w| w.netuid == netuid && w.role == role)
-                .collect()
-        };
-        let owner = of("owner")
+        let owner = self
+            .of(netuid, "owner")
             .first()
             .map(|w| w.name.clone())
             .context("plan without an owner")?;
-        let created = cli.one(&["subnet", "create", "--name", &owner])?;
-        if created["netuid"].as_u64() != Some(u64::from(netuid)) {
-            bail!("subnet create answered {created}, expected netuid {netuid}: was this chain set up before?");
-        }
-        cli.one(&["subnet", "start", "--netuid", &n, "--name", &owner])?;
-        if let Some(m) = &model {
-            let m = m.display().to_string();
-            cli.one(&[
+        let mut steps = vec![
+            vec![strings(&["subnet", "create", "--name", &owner])],
+            vec![strings(&[
+                "subnet", "start", "--netuid", &n, "--name", &owner,
+            ])],
+        ];
+        if let Some(m) = model {
+            steps.push(vec![strings(&[
                 "subnet",
                 "set-model",
                 "--netuid",
@@ -318,18 +294,18 @@ pub fn setup(
                 "--name",
                 &owner,
                 "--model",
-                &m,
-            ])?;
+                m,
+            ])]);
         }
-        let members: Vec<&PlannedWallet> = of("validator").into_iter().chain(of("miner")).collect();
-        cli.all(
-            &members
-                .iter()
+        steps.push(
+            self.of(netuid, "validator")
+                .into_iter()
+                .chain(self.of(netuid, "miner"))
                 .map(|w| strings(&["subnet", "register", "--netuid", &n, "--name", &w.name]))
-                .collect::<Vec<_>>(),
-        )?;
-        cli.all(
-            &of("validator")
+                .collect(),
+        );
+        steps.push(
+            self.of(netuid, "validator")
                 .iter()
                 .map(|w| {
                     strings(&[
@@ -345,101 +321,181 @@ pub fn setup(
                         &w.name,
                     ])
                 })
-                .collect::<Vec<_>>(),
-        )?;
-        out.progress(&format!(
-            "subnet {netuid}: created by {owner}, started, {} validators and {} miners registered ({} faulty), validators staked {VALIDATOR_STAKE} TAO each",
-            of("validator").len(),
-            of("miner").len(),
-            plan.args.faulty
-        ));
-        for w in members {
-            neurons.push(neuron_entry(
-                plan,
-                dir,
-                exe,
-                rpc_url,
-                bootnode,
-                w,
-                model.as_deref(),
-            ));
-        }
+                .collect(),
+        );
+        Ok(steps)
     }
-    std::fs::write(neurons_path(dir), serde_json::to_string_pretty(&neurons)?)?;
-    Ok(neurons)
+
+    /// The neurons of the plan (everyone but the owners).
+    pub fn neurons(&self) -> impl Iterator<Item = &PlannedWallet> {
+        self.wallets.iter().filter(|w| w.role != "owner")
+    }
 }
 
-fn neuron_entry(
-    plan: &Plan,
-    dir: &Path,
-    exe: &Path,
-    rpc_url: &str,
-    bootnode: &str,
-    w: &PlannedWallet,
-    model: Option<&Path>,
-) -> NeuronEntry {
+/// Where a neuron finds what it needs, as its command line names them.
+pub struct NeuronSite<'a> {
+    pub exe: &'a str,
+    pub wallet_dir: &'a str,
+    pub password_file: &'a str,
+    pub status_file: &'a str,
+    pub rpc_url: &'a str,
+    pub bootnode: &'a str,
+    pub p2p_addr: &'a str,
+    pub metrics_addr: &'a str,
+    pub model: Option<&'a str>,
+}
+
+/// The command line of `w`'s neuron: `agora miner run` or `agora validator run`.
+pub fn neuron_argv(w: &PlannedWallet, at: &NeuronSite<'_>) -> Vec<String> {
     let role = if w.role == "validator" {
         "validator"
     } else {
         "miner"
     };
-    let status_file = dir.join("neurons").join(format!("{}.json", w.name));
-    let mut argv: Vec<String> = vec![
-        exe.display().to_string(),
-        role.into(),
-        "run".into(),
-        "--netuid".into(),
-        w.netuid.to_string(),
-        "--name".into(),
-        w.name.clone(),
-        "--hotkey".into(),
-        "default".into(),
-        "--rpc-url".into(),
-        rpc_url.into(),
-        "--wallet-dir".into(),
-        plan.wallet_dir.display().to_string(),
-        "--password-file".into(),
-        plan.password_file.display().to_string(),
-        "--status-file".into(),
-        status_file.display().to_string(),
-        "--p2p-addr".into(),
-        "/ip4/127.0.0.1/tcp/0".into(),
-        "--bootnodes".into(),
-        bootnode.into(),
-        "--device".into(),
-        "cpu".into(),
-        "--metrics-addr".into(),
-        "127.0.0.1:0".into(),
-    ];
-    if let Some(m) = model {
-        argv.extend(["--task".into(), "inference".into(), "--model".into()]);
-        argv.push(m.display().to_string());
+    let netuid = w.netuid.to_string();
+    let mut argv = strings(&[
+        at.exe,
+        role,
+        "run",
+        "--netuid",
+        &netuid,
+        "--name",
+        &w.name,
+        "--hotkey",
+        "default",
+        "--rpc-url",
+        at.rpc_url,
+        "--wallet-dir",
+        at.wallet_dir,
+        "--password-file",
+        at.password_file,
+        "--status-file",
+        at.status_file,
+        "--p2p-addr",
+        at.p2p_addr,
+        "--bootnodes",
+        at.bootnode,
+        "--device",
+        "cpu",
+        "--metrics-addr",
+        at.metrics_addr,
+    ]);
+    if let Some(m) = at.model {
+        argv.extend(strings(&["--task", "inference", "--model", m]));
     }
     if role == "validator" {
-        argv.extend(
-            [
-                "--allow-private-addrs",
-                "--interval-blocks",
-                "4",
-                "--size",
-                "128",
-            ]
-            .map(String::from),
-        );
+        argv.extend(strings(&[
+            "--allow-private-addrs",
+            "--interval-blocks",
+            "4",
+            "--size",
+            "128",
+        ]));
     } else {
         // Validators are admitted by their stake before the first epoch gives them a permit.
-        argv.extend(["--admit-stake", "1"].map(String::from));
+        argv.extend(strings(&["--admit-stake", "1"]));
         if w.faulty {
-            argv.extend(["--fault", "wrong"].map(String::from));
+            argv.extend(strings(&["--fault", "wrong"]));
         }
     }
-    NeuronEntry {
-        name: w.name.clone(),
-        netuid: w.netuid,
-        role: role.into(),
-        faulty: w.faulty,
-        log: dir.join("neurons").join(format!("{}.log", w.name)),
-        status_file,
-        argv,
+    argv
+}
+
+/// The inference model file of the plan: `--model`, or the example model written into
+/// `dir` by `agora compute example-model gpt`. None for proof-of-compute.
+pub fn model_file(plan: &Plan, dir: &Path, exe: &Path) -> anyhow::Result<Option<PathBuf>> {
+    match (&plan.args.task, &plan.args.model) {
+        (super::neuron::TaskKind::Inference, Some(m)) => Ok(Some(m.clone())),
+        (super::neuron::TaskKind::Inference, None) => {
+            let path = dir.join("model.safetensors");
+            let p = path.display().to_string();
+            let status = Command::new(exe)
+                .args(["compute", "example-model", "gpt", "--out", &p, "--json"])
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("writing the example model {p} failed");
+            }
+            Ok(Some(path))
+        }
+        _ => Ok(None),
     }
+}
+
+/// Create, start and populate every subnet (through `agora` commands against `rpc_url`),
+/// then describe the neuron processes to start. `bootnode`: a node's p2p address, where
+/// neurons join the DHT.
+pub fn setup(
+    plan: &Plan,
+    dir: &Path,
+    exe: &Path,
+    rpc_url: &str,
+    bootnode: &str,
+    out: Out,
+) -> anyhow::Result<Vec<NeuronEntry>> {
+    let cli = Cli { exe, plan, rpc_url };
+    let model = model_file(plan, dir, exe)?;
+    let model_arg = model.as_ref().map(|m| m.display().to_string());
+    for s in 1..=plan.args.subnets {
+        let netuid = u16::try_from(s)?;
+        for (i, step) in plan
+            .setup_steps(netuid, model_arg.as_deref())?
+            .iter()
+            .enumerate()
+        {
+            let answers = cli.all(step)?;
+            if i == 0 && answers[0]["netuid"].as_u64() != Some(u64::from(netuid)) {
+                bail!(
+                    "subnet create answered {}, expected netuid {netuid}: was this chain set up before?",
+                    answers[0]
+                );
+            }
+        }
+        out.progress(&format!(
+            "subnet {netuid}: created, started, {} validators and {} miners registered ({} faulty), validators staked {VALIDATOR_STAKE} TAO each",
+            plan.of(netuid, "validator").len(),
+            plan.of(netuid, "miner").len(),
+            plan.args.faulty
+        ));
+    }
+    let exe = exe.display().to_string();
+    let wallet_dir = plan.wallet_dir.display().to_string();
+    let password_file = plan.password_file.display().to_string();
+    let neurons: Vec<NeuronEntry> = plan
+        .neurons()
+        .map(|w| {
+            let status_file = dir.join("neurons").join(format!("{}.json", w.name));
+            let status = status_file.display().to_string();
+            let argv = neuron_argv(
+                w,
+                &NeuronSite {
+                    exe: &exe,
+                    wallet_dir: &wallet_dir,
+                    password_file: &password_file,
+                    status_file: &status,
+                    rpc_url,
+                    bootnode,
+                    p2p_addr: "/ip4/127.0.0.1/tcp/0",
+                    metrics_addr: "127.0.0.1:0",
+                    model: model_arg.as_deref(),
+                },
+            );
+            NeuronEntry {
+                name: w.name.clone(),
+                netuid: w.netuid,
+                role: if w.role == "validator" {
+                    "validator"
+                } else {
+                    "miner"
+                }
+                .into(),
+                faulty: w.faulty,
+                log: dir.join("neurons").join(format!("{}.log", w.name)),
+                status_file,
+                argv,
+            }
+        })
+        .collect();
+    std::fs::write(neurons_path(dir), serde_json::to_string_pretty(&neurons)?)?;
+    Ok(neurons)
 }

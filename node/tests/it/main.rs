@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real RocksDB, real sockets on loopback.
 
+mod compose;
 mod compute;
 mod dashboard;
 mod dev_node;
