@@ -634,6 +634,12 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
         "started {} nodes (logs: <dir>/<node>/node.log)",
         children.len()
     ));
+    if let Some(first) = nodes.nodes.first() {
+        out.progress(&format!(
+            "dashboard: {url}/dashboard  metrics: {url}/metrics  RPC: {url}",
+            url = first.rpc_url
+        ));
+    }
     let plan_file = super::testnet_subnets::plan_path(&dir);
     if plan_file.exists() {
         let neurons = match set_up_subnets(&dir, &nodes, out).await {
@@ -663,7 +669,12 @@ async fn up(args: UpArgs, out: Out) -> anyhow::Result<()> {
         let pids: Vec<(String, u32)> = children.iter().map(|(n, c)| (n.clone(), c.id())).collect();
         std::fs::write(pids_path(&dir), serde_json::to_string_pretty(&pids)?)?;
         out.print(
-            &json!({"detached": pids.len(), "dir": dir, "rpc_url": nodes.nodes.first().map(|n| n.rpc_url.clone())}),
+            &json!({
+                "detached": pids.len(),
+                "dir": dir,
+                "rpc_url": nodes.nodes.first().map(|n| n.rpc_url.clone()),
+                "dashboard": nodes.nodes.first().map(|n| format!("{}/dashboard", n.rpc_url)),
+            }),
             || format!("{} processes running in the background; `agora testnet status --dir {d}` watches them, `agora testnet down --dir {d}` stops them", pids.len(), d = dir.display()),
         );
         return Ok(());
