@@ -751,6 +751,8 @@ async fn set_up_subnets(
     out: Out,
 ) -> anyhow::Result<Vec<super::testnet_subnets::NeuronEntry>> {
     let neurons_file = super::testnet_subnets::neurons_path(dir);
+    out.progress("waiting for the chain to finalize blocks");
+    wait_for_height(nodes, 2, 120).await?;
     if neurons_file.exists() {
         let text = std::fs::read_to_string(&neurons_file)?;
         return serde_json::from_str(&text)
@@ -758,8 +760,6 @@ async fn set_up_subnets(
     }
     let text = std::fs::read_to_string(super::testnet_subnets::plan_path(dir))?;
     let plan: super::testnet_subnets::Plan = serde_json::from_str(&text)?;
-    out.progress("waiting for the chain to finalize its first blocks");
-    wait_for_height(nodes, 2, 120).await?;
     let first = nodes.nodes.first().context("a network without nodes")?;
     let exe = std::env::current_exe().context("finding the agora binary")?;
     out.progress(&format!(

@@ -254,7 +254,7 @@ impl Server {
 /// Run until Ctrl-C or SIGTERM.
 pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
     let client = RpcClient::new(&cfg.rpc_url).with_timeout(Duration::from_secs(10));
-    let ids = view::chain_ids(&client).await?;
+    let ids = view::wait_for_chain(&client, Duration::from_secs(60)).await?;
     let first = view::subnet_view(&client, cfg.netuid).await?;
     let me = cfg.hotkey.account();
     let uid = first.neuron(&me).map(|n| n.uid).ok_or_else(|| {

@@ -51,6 +51,29 @@ fn field<T: serde::de::DeserializeOwned>(v: &Value, name: &str) -> anyhow::Resul
         .with_context(|| format!("the node's answer has no valid `{name}`"))
 }
 
+/// [`chain_ids`], retrying for up to `patience` while the node is not up yet (a neuron
+/// started together with its node).
+pub async fn wait_for_chain(
+    client: &RpcClient,
+    patience: std::time::Duration,
+) -> anyhow::Result<ChainIds> {
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match chain_ids(client).await {
+            Ok(ids) => return Ok(ids),
+            Err(e) if start.elapsed() < patience => {
+                if !said {
+                    tracing::warn!("{e:#}; retrying for up to {} s", patience.as_secs());
+                    said = true;
+                }
+                actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub async fn chain_ids(client: &RpcClient) -> anyhow::Result<ChainIds> {
     let info = client.call("chain_info", Value::Null).await?;
     Ok(ChainIds {

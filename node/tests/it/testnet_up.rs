@@ -184,4 +184,31 @@ fn testnet_up_brings_a_subnet_to_life_and_down_stops_it() {
         assert!(!running(*pid), "{name} ({pid}) still running");
     }
     assert!(!net_path.join("pids.json").exists());
+
+    // Up again resumes the same network (no second setup) with every neuron running.
+    let again = cli_json(dir.path(), &["testnet", "up", "--dir", net, "--detach"]);
+    assert_eq!(again["detached"], 6, "{again}");
+    let start = Instant::now();
+    loop {
+        let s = status(dir.path(), net);
+        let neurons = s["subnets"][0]["neurons"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if neurons.len() == 4 && neurons.iter().all(|n| n["running"] == true) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "neurons not all running again: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let pids: Vec<(String, u64)> =
+        serde_json::from_str(&std::fs::read_to_string(net_path.join("pids.json")).unwrap())
+            .unwrap();
+    cli_json(dir.path(), &["testnet", "down", "--dir", net]);
+    for (name, pid) in &pids {
+        assert!(!running(*pid), "{name} ({pid}) still running");
+    }
 }
