@@ -31,7 +31,7 @@ pub struct Header {
 impl Header {
     /// `blake3("agora/header/v1" || encode(header))`: the block hash.
     pub fn hash(&self) -> Hash {
-        hash_with_domain(HEADER_DOMAIN, &[&codec::encode::<_, MAX_BLOCK_BYTES>(self)])
+        hash_with_domain(HEADER_DOMAIN, &[&codec::canonical(self)])
     }
 }
 
@@ -103,7 +103,7 @@ impl FinalityCert {
 
     /// `blake3("agora/cert/v1" || encode(cert))`: what a child header commits to.
     pub fn hash(&self) -> Hash {
-        hash_with_domain(CERT_DOMAIN, &[&codec::encode::<_, MAX_BLOCK_BYTES>(self)])
+        hash_with_domain(CERT_DOMAIN, &[&codec::canonical(self)])
     }
 
     /// Ok when the signers are distinct validators in ascending order, every signature
@@ -176,8 +176,10 @@ impl Block {
         self.header.hash()
     }
 
+    /// The canonical bytes. Their size is bounded where blocks are made (a proposer stops
+    /// short of [`MAX_BLOCK_BYTES`]) and checked where they arrive (decoding refuses more).
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode::<_, MAX_BLOCK_BYTES>(self)
+        codec::canonical(self)
     }
 
     pub fn encoded_len(&self) -> usize {

@@ -41,32 +41,20 @@ pub enum CodecError {
     TrailingBytes { what: &'static str, extra: usize },
 }
 
-/// Encode a value canonically. Encoding into a `Vec` cannot fail for our types except when
-/// the value exceeds the limit `N`, which is an internal error for values we built ourselves.
-pub fn encode<T: Encode, const N: usize>(value: &T) -> Vec<u8> {
-    // An unlimited config is used for encoding: limits protect decoders, not encoders.
-    bincode::encode_to_vec(
-        value,
-        config::standard()
-            .with_little_endian()
-            .with_fixed_int_encoding(),
-    )
-    .unwrap_or_default()
+fn unlimited() -> Configuration<LittleEndian, Fixint> {
+    config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
 }
 
-/// Encode a value canonically, refusing one larger than `N` bytes (a value that peers
-/// would refuse to decode must never be hashed, signed or sent).
-pub fn try_encode<T: Encode, const N: usize>(
+/// Encode a value canonically, refusing one larger than `N` bytes: a value that peers
+/// would refuse to decode must never be sent, stored, hashed or signed.
+pub fn encode<T: Encode, const N: usize>(
     value: &T,
     what: &'static str,
 ) -> Result<Vec<u8>, CodecError> {
-    let bytes = bincode::encode_to_vec(
-        value,
-        config::standard()
-            .with_little_endian()
-            .with_fixed_int_encoding(),
-    )
-    .map_err(|e| CodecError::Malformed {
+    // The limit is checked on the result: limits in the config protect decoders.
+    let bytes = bincode::encode_to_vec(value, unlimited()).map_err(|e| CodecError::Malformed {
         what,
         reason: e.to_string(),
     })?;
@@ -78,6 +66,21 @@ pub fn try_encode<T: Encode, const N: usize>(
         });
     }
     Ok(bytes)
+}
+
+/// The canonical bytes of a value that is hashed, not sent: a header, a certificate, a
+/// transaction's signed part. Their `Encode` is derived over integers, byte arrays,
+/// `Vec`s, `Option`s and strings written into a `Vec`, which cannot fail; bincode failing
+/// anyway would be a bug there, and stops the node rather than hash anything else.
+#[allow(clippy::panic)]
+pub fn canonical<T: Encode>(value: &T) -> Vec<u8> {
+    match bincode::encode_to_vec(value, unlimited()) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!(
+            "bincode failed to encode a {}: {e}",
+            std::any::type_name::<T>()
+        ),
+    }
 }
 
 /// Decode untrusted bytes of at most `N` bytes as exactly one `T`.
@@ -106,9 +109,10 @@ pub fn decode<T: Decode<()>, const N: usize>(
     Ok(value)
 }
 
-/// Encode a state value (bounded by [`MAX_VALUE_BYTES`] on decode).
-pub fn encode_value<T: Encode>(value: &T) -> Vec<u8> {
-    encode::<T, MAX_VALUE_BYTES>(value)
+/// Encode a state value, refusing one over [`MAX_VALUE_BYTES`] (what decoding accepts):
+/// state that could not be read back is never written.
+pub fn encode_value<T: Encode>(value: &T) -> Result<Vec<u8>, CodecError> {
+    encode::<T, MAX_VALUE_BYTES>(value, "state value")
 }
 
 /// Decode a state value.
@@ -133,7 +137,8 @@ mod tests {
             a: 1,
             b: vec![7, 8],
             c: Some(3),
-        });
+        })
+        .unwrap();
         assert_eq!(
             bytes,
             vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 8, 1, 3, 0]
@@ -146,7 +151,8 @@ mod tests {
             a: 1,
             b: vec![],
             c: None,
-        });
+        })
+        .unwrap();
         bytes.push(0);
         assert!(matches!(
             decode_value::<Sample>(&bytes, "sample"),
@@ -163,5 +169,32 @@ mod tests {
             decode_value::<Sample>(&evil, "sample"),
             Err(CodecError::Malformed { .. })
         ));
+    }
+
+    /// A value over the decode cap is refused when written, not found corrupt when read.
+    #[test]
+    fn values_that_could_not_be_read_back_are_refused_when_encoded() {
+        let big = Sample {
+            a: 0,
+            b: vec![0; MAX_VALUE_BYTES],
+            c: None,
+        };
+        assert!(matches!(
+            encode_value(&big),
+            Err(CodecError::TooLarge {
+                what: "state value",
+                max: MAX_VALUE_BYTES,
+                ..
+            })
+        ));
+        let fits = Sample {
+            a: 0,
+            b: vec![0; MAX_VALUE_BYTES - 64],
+            c: None,
+        };
+        let bytes = encode_value(&fits).unwrap();
+        assert_eq!(decode_value::<Sample>(&bytes, "sample").unwrap(), fits);
+        assert!(encode::<_, 8>(&fits, "sample").is_err());
+        assert_eq!(canonical(&fits), bytes);
     }
 }

@@ -259,10 +259,10 @@ impl Genesis {
             supply.free = supply.free.saturating_add(b.balance_rao);
         }
         state::put_supply(&mut overlay, &supply);
-        overlay.put(
-            state::keys::PARAMS.to_vec(),
-            crate::codec::encode_value(&self.params()),
-        );
+        overlay.put_value(state::keys::PARAMS.to_vec(), &self.params());
+        if let Some(e) = overlay.take_refused() {
+            return Err(StateError::Refused(e));
+        }
         let changes = overlay.into_changes();
         let mut lthash = LtHash::default();
         lthash.apply(&EmptyState, &changes)?;

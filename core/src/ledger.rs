@@ -194,7 +194,13 @@ pub fn apply_tx(
     encoded_len: usize,
 ) -> Result<TxOutcome, TxError> {
     let cp = overlay.checkpoint();
-    let result = apply_tx_inner(overlay, params, block, stx, encoded_len);
+    let mut result = apply_tx_inner(overlay, params, block, stx, encoded_len);
+    // A write the transaction made that could not be read back fails it as a whole.
+    if let Some(e) = overlay.take_refused() {
+        if result.is_ok() {
+            result = Err(TxError::Codec(e));
+        }
+    }
     match result {
         Ok(_) => overlay.keep(),
         Err(_) => overlay.rollback(cp),
@@ -571,6 +577,11 @@ pub fn execute(
     };
     let mut overlay = Overlay::new(base);
     let minted = apply_coinbase(&mut overlay, params, ctx.height, &proposal.proposer)?;
+    // The coinbase and epochs write state of the chain's own making: a value over the limit
+    // there is a defect no block can be built around.
+    if let Some(e) = overlay.take_refused() {
+        return Err(StateError::Refused(e).into());
+    }
     let mut included = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
     let mut fees: u64 = 0;

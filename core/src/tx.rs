@@ -169,10 +169,7 @@ pub struct Transaction {
 impl Transaction {
     /// `blake3("agora/tx/v1" || encode(self))`: the 32 bytes the signer signs.
     pub fn signing_payload(&self) -> Hash {
-        hash_with_domain(
-            TX_SIGNING_DOMAIN,
-            &[&codec::encode::<_, MAX_TX_BYTES>(self)],
-        )
+        hash_with_domain(TX_SIGNING_DOMAIN, &[&codec::canonical(self)])
     }
 
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
@@ -194,8 +191,10 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
+    /// The canonical bytes; a transaction over [`MAX_TX_BYTES`] encodes, and is refused
+    /// by every node's stateless check (and by decoding).
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode::<_, MAX_TX_BYTES>(self)
+        codec::canonical(self)
     }
 
     /// Decode untrusted bytes: size-limited, exact, known version only.

@@ -21,7 +21,7 @@ fn vectors() -> Value {
                 call: Call::Transfer { dest, amount },
                 tip,
             };
-            let unsigned = agora_core::codec::encode::<_, { agora_core::codec::MAX_TX_BYTES }>(&tx);
+            let unsigned = agora_core::codec::canonical(&tx);
             let payload = tx.signing_payload();
             let stx = tx.sign(&key);
             let bytes = stx.encode();

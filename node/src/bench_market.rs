@@ -137,14 +137,8 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
                 ..subnet::new_neuron(hot, 0)
             };
             subnet::put_neuron(&mut o, netuid, uid, &neuron);
-            o.put(
-                subnet::keys::uid(netuid, &hot),
-                agora_core::codec::encode_value(&uid),
-            );
-            o.put(
-                subnet::keys::hotkey_owner(&hot),
-                agora_core::codec::encode_value(&owner_cold),
-            );
+            o.put_value(subnet::keys::uid(netuid, &hot), &uid);
+            o.put_value(subnet::keys::hotkey_owner(&hot), &owner_cold);
             if is_validator {
                 let alpha = (1_000 + u64::from(uid) * 10) * RAO_PER_TAO;
                 stake::credit_alpha(&mut o, netuid, &hot, &owner_cold, alpha)?;
@@ -167,10 +161,7 @@ fn world(args: &MarketBenchArgs, height: u64) -> anyhow::Result<World> {
     supply.issued += root_total;
     supply.staked += root_total;
     state::put_supply(&mut o, &supply);
-    o.put(
-        subnet::keys::NETWORKS.to_vec(),
-        agora_core::codec::encode_value(&nets),
-    );
+    o.put_value(subnet::keys::NETWORKS.to_vec(), &nets);
     let changes = o.into_changes();
     let mut lthash = built.lthash.clone();
     lthash.apply(&base, &changes)?;

@@ -53,7 +53,7 @@ pub struct TxBatch(pub Vec<Vec<u8>>);
 
 impl TxBatch {
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, TX_BATCH_MAX_BYTES>(self, "transaction batch")
+        codec::encode::<_, TX_BATCH_MAX_BYTES>(self, "transaction batch")
     }
 
     /// Decode, refusing more than [`TX_BATCH_MAX`] transactions or any over the
@@ -82,7 +82,7 @@ pub struct Announcement {
 
 impl Announcement {
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode::<_, 256>(self)
+        codec::canonical(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
@@ -119,7 +119,7 @@ pub enum SyncResponse {
 
 impl SyncRequest {
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode::<_, SYNC_REQUEST_MAX_BYTES>(self)
+        codec::canonical(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
@@ -129,7 +129,7 @@ impl SyncRequest {
 
 impl SyncResponse {
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, SYNC_RESPONSE_MAX_BYTES>(self, "sync response")
+        codec::encode::<_, SYNC_RESPONSE_MAX_BYTES>(self, "sync response")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {

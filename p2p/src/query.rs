@@ -89,7 +89,7 @@ impl SignedQuery {
     /// `blake3("agora/query/v1" || encode(header))`: what the caller signs and the response
     /// answers.
     pub fn hash_of(header: &QueryHeader) -> Hash {
-        hash_with_domain(QUERY_DOMAIN, &[&codec::encode::<_, 4096>(header)])
+        hash_with_domain(QUERY_DOMAIN, &[&codec::canonical(header)])
     }
 
     pub fn hash(&self) -> Hash {
@@ -97,7 +97,7 @@ impl SignedQuery {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, QUERY_MAX_BYTES>(self, "query")
+        codec::encode::<_, QUERY_MAX_BYTES>(self, "query")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
@@ -140,7 +140,7 @@ impl SignedResponse {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, RESPONSE_MAX_BYTES>(self, "query response")
+        codec::encode::<_, RESPONSE_MAX_BYTES>(self, "query response")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
@@ -207,7 +207,7 @@ pub enum QueryAnswer {
 
 impl QueryAnswer {
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, RESPONSE_MAX_BYTES>(self, "query answer")
+        codec::encode::<_, RESPONSE_MAX_BYTES>(self, "query answer")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {

@@ -146,7 +146,7 @@ impl<S: KvStore> ChainStore<S> {
         batch.put(
             Table::Certs,
             tables::height_key(height),
-            codec::encode::<_, MAX_BLOCK_BYTES>(cert),
+            codec::encode::<_, MAX_BLOCK_BYTES>(cert, "finality certificate")?,
         );
         // The decided height's votes can never be needed again.
         for (key, _) in self

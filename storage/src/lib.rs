@@ -51,4 +51,6 @@ pub enum StorageError {
     NotNext { head: u64, got: u64 },
     #[error("building genesis state: {0}")]
     State(#[from] StateError),
+    #[error("refused to store: {0}")]
+    Codec(#[from] agora_core::codec::CodecError),
 }

@@ -291,7 +291,7 @@ impl Message {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec::try_encode::<_, MAX_BLOCK_BYTES>(self, "consensus message")
+        codec::encode::<_, MAX_BLOCK_BYTES>(self, "consensus message")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {

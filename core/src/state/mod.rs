@@ -10,7 +10,7 @@ use serde::Serialize;
 pub use lthash::{LtHash, LTHASH_BYTES};
 pub use overlay::{Changes, Overlay};
 
-use crate::codec::{decode_value, encode_value};
+use crate::codec::decode_value;
 use crate::crypto::AccountId;
 
 /// Failure to read state: an internal failure (storage broken or corrupt), never a user error.
@@ -20,6 +20,9 @@ pub enum StateError {
     Read(String),
     #[error("state value {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A write that could not be read back (over the value limit): refused, not stored.
+    #[error("state write refused: {0}")]
+    Refused(crate::codec::CodecError),
 }
 
 /// A state key and its value.
@@ -124,9 +127,9 @@ pub fn supply(state: &dyn StateRead) -> Result<Supply, StateError> {
 }
 
 pub fn put_account(overlay: &mut Overlay<'_>, id: &AccountId, account: &Account) {
-    overlay.put(keys::account(id), encode_value(account));
+    overlay.put_value(keys::account(id), account);
 }
 
 pub fn put_supply(overlay: &mut Overlay<'_>, supply: &Supply) {
-    overlay.put(keys::SUPPLY.to_vec(), encode_value(supply));
+    overlay.put_value(keys::SUPPLY.to_vec(), supply);
 }

@@ -15,6 +15,9 @@ pub struct Overlay<'a> {
     changes: Changes,
     /// (key, previous entry in `changes`) for every write since the last checkpoint.
     journal: Vec<JournalEntry>,
+    /// The first value [`Overlay::put_value`] refused since [`Overlay::take_refused`]:
+    /// whoever applies the writes (a transaction, the coinbase) must fail as a whole.
+    refused: Option<crate::codec::CodecError>,
 }
 
 /// A point to roll back to.
@@ -27,6 +30,7 @@ impl<'a> Overlay<'a> {
             base,
             changes: Changes::new(),
             journal: Vec::new(),
+            refused: None,
         }
     }
 
@@ -36,6 +40,24 @@ impl<'a> Overlay<'a> {
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.write(key, Some(value));
+    }
+
+    /// Write `value` encoded, unless its encoding is over the state value limit: then
+    /// nothing is written and the refusal is kept for [`Overlay::take_refused`].
+    pub fn put_value<T: bincode::Encode>(&mut self, key: Vec<u8>, value: &T) {
+        match crate::codec::encode_value(value) {
+            Ok(bytes) => self.write(key, Some(bytes)),
+            Err(e) => {
+                if self.refused.is_none() {
+                    self.refused = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The value refused since the last call, if any.
+    pub fn take_refused(&mut self) -> Option<crate::codec::CodecError> {
+        self.refused.take()
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {

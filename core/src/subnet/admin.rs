@@ -5,7 +5,6 @@
 
 use super::{keys, named_subnet, put_subnet, Hyperparams, Netuid, SubnetError, TxFailure};
 use crate::amount::RAO_PER_TAO;
-use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::genesis::ChainParams;
 use crate::state::{read, Overlay};
@@ -203,7 +202,7 @@ pub fn set_hyperparameter(
         // A new tempo restarts the epoch cycle (R§6.1).
         sn.last_epoch_block = now;
     }
-    o.put(keys::hyper_set(netuid, canonical), encode_value(&now));
+    o.put_value(keys::hyper_set(netuid, canonical), &now);
     put_subnet(o, &sn);
     Ok(())
 }

@@ -28,7 +28,6 @@ use super::{
     hotkey_owner, keys, networks, neuron, put_neuron, put_subnet, subnet, EmissionMode, Netuid,
     Neuron, Subnet, SubnetParams,
 };
-use crate::codec::encode_value;
 use crate::emission::block_emission;
 use crate::epoch::math::exp_safe;
 use crate::epoch::{run_epoch, EpochInput, EpochOutput};
@@ -492,10 +491,7 @@ fn run_subnet_epoch(
         .iter()
         .map(|nr| nr.as_ref().map_or(0, |x| x.emission))
         .collect();
-    o.put(
-        keys::epoch(sn.netuid, sn.epoch_index),
-        encode_value(&record),
-    );
+    o.put_value(keys::epoch(sn.netuid, sn.epoch_index), &record);
     if let Some(old) = sn.epoch_index.checked_sub(EPOCH_HISTORY) {
         o.delete(keys::epoch(sn.netuid, old));
     }

@@ -8,7 +8,7 @@
 
 use super::stake::{hotkey_alpha, keys as stake_keys};
 use super::{keys, named_subnet, networks, subnet, Netuid, SubnetParams, TxFailure};
-use crate::codec::{decode_value, encode_value};
+use crate::codec::decode_value;
 use crate::crypto::AccountId;
 use crate::state::{self, Overlay, StateError, StateRead};
 
@@ -137,7 +137,7 @@ pub fn dissolve(o: &mut Overlay<'_>, netuid: Netuid) -> Result<(u64, u64), TxFai
     o.delete(keys::subnet(netuid));
     let mut nets = networks(o)?;
     nets.netuids.retain(|n| *n != netuid);
-    o.put(keys::NETWORKS.to_vec(), encode_value(&nets));
+    o.put_value(keys::NETWORKS.to_vec(), &nets);
     Ok((paid, recycled))
 }
 

@@ -19,7 +19,6 @@ use serde::Serialize;
 
 pub use params::{EmissionMode, Hyperparams, SubnetParams};
 
-use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::pool::{Direction, Pool, SwapError, DEFAULT_FEE_RATE, PRICE_SCALE};
 use crate::state::read;
@@ -380,11 +379,11 @@ pub fn hotkey_owner(
 }
 
 pub fn put_subnet(o: &mut Overlay<'_>, sn: &Subnet) {
-    o.put(keys::subnet(sn.netuid), encode_value(sn));
+    o.put_value(keys::subnet(sn.netuid), sn);
 }
 
 pub fn put_neuron(o: &mut Overlay<'_>, netuid: Netuid, uid: Uid, n: &Neuron) {
-    o.put(keys::neuron(netuid, uid), encode_value(n));
+    o.put_value(keys::neuron(netuid, uid), n);
 }
 
 /// Bind `hotkey` to `coldkey` on first use; refuse a hotkey owned by someone else.
@@ -397,7 +396,7 @@ pub fn bind_hotkey(
         Some(owner) if owner != *coldkey => Err(SubnetError::HotkeyOwnedByOther(*hotkey).into()),
         Some(_) => Ok(()),
         None => {
-            o.put(keys::hotkey_owner(hotkey), encode_value(coldkey));
+            o.put_value(keys::hotkey_owner(hotkey), coldkey);
             Ok(())
         }
     }
@@ -556,13 +555,13 @@ pub fn register_network(
     put_subnet(o, &sn);
     let owner = new_neuron(*hotkey, now);
     put_neuron(o, netuid, 0, &owner);
-    o.put(keys::uid(netuid, hotkey), encode_value(&0u16));
+    o.put_value(keys::uid(netuid, hotkey), &0u16);
     nets.netuids.push(netuid);
     nets.netuids.sort_unstable();
     nets.last_lock_rao = lock;
     nets.last_lock_block = now;
     nets.last_registration_block = Some(now);
-    o.put(keys::NETWORKS.to_vec(), encode_value(&nets));
+    o.put_value(keys::NETWORKS.to_vec(), &nets);
     Ok(netuid)
 }
 
@@ -698,7 +697,7 @@ pub fn burned_register(
         }
     }
     put_neuron(o, netuid, uid, &new_neuron(*hotkey, now));
-    o.put(keys::uid(netuid, hotkey), encode_value(&uid));
+    o.put_value(keys::uid(netuid, hotkey), &uid);
     let bumped = u128::from(sn.burn) * u128::from(sn.hyper.burn_increase_ppm) / 1_000_000;
     sn.burn = u64::try_from(bumped)
         .unwrap_or(u64::MAX)

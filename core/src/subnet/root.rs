@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use super::stake::hotkey_alpha;
 use super::{bind_hotkey, Netuid, SubnetError, SubnetParams, TxFailure};
-use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::state::{read, Overlay, StateError, StateRead};
 
@@ -49,7 +48,7 @@ pub fn root(s: &dyn StateRead) -> Result<RootNet, StateError> {
 }
 
 pub fn put_root(o: &mut Overlay<'_>, r: &RootNet) {
-    o.put(ROOT_KEY.to_vec(), encode_value(r));
+    o.put_value(ROOT_KEY.to_vec(), r);
 }
 
 /// A hotkey's root (TAO) stake.

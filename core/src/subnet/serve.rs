@@ -9,7 +9,6 @@ use bincode::{Decode, Encode};
 use serde::Serialize;
 
 use super::{keys, subnet, uid_of, Netuid, SubnetError, TxFailure};
-use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::state::{read, Overlay, StateError, StateRead};
 
@@ -83,7 +82,7 @@ pub fn serve(
         block: now,
         addrs: addrs.to_vec(),
     };
-    o.put(keys::serve(netuid, hotkey), encode_value(&info));
+    o.put_value(keys::serve(netuid, hotkey), &info);
     Ok(())
 }
 

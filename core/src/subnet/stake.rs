@@ -11,7 +11,6 @@ use super::{
     debit, existing_hotkey_owner, move_free_to_staked, put_subnet, subnet, Netuid, Subnet,
     SubnetError, SubnetParams, TxFailure,
 };
-use crate::codec::encode_value;
 use crate::crypto::AccountId;
 use crate::pool::{Direction, DEFAULT_FEE_RATE};
 use crate::state::{self, read, Overlay, StateError, StateRead};
@@ -128,7 +127,7 @@ fn put_shares(
             o.delete(index);
         }
     } else {
-        o.put(key, encode_value(&shares));
+        o.put_value(key, &shares);
         if before == 0 {
             o.put(index, Vec::new());
         }
@@ -185,7 +184,7 @@ pub fn credit_alpha(
         before,
         before.saturating_add(minted),
     );
-    o.put(keys::hotkey_alpha(netuid, hotkey), encode_value(&pool));
+    o.put_value(keys::hotkey_alpha(netuid, hotkey), &pool);
     Ok(())
 }
 
@@ -198,7 +197,7 @@ pub fn distribute_to_nominators(
 ) -> Result<(), StateError> {
     let mut pool = hotkey_alpha(o, netuid, hotkey)?;
     pool.total_alpha = pool.total_alpha.saturating_add(alpha);
-    o.put(keys::hotkey_alpha(netuid, hotkey), encode_value(&pool));
+    o.put_value(keys::hotkey_alpha(netuid, hotkey), &pool);
     Ok(())
 }
 
@@ -231,7 +230,7 @@ pub(crate) fn debit_alpha(
     pool.total_alpha = pool.total_alpha.saturating_sub(alpha);
     pool.total_shares = pool.total_shares.saturating_sub(burn);
     put_shares(o, netuid, hotkey, coldkey, mine, mine - burn);
-    o.put(keys::hotkey_alpha(netuid, hotkey), encode_value(&pool));
+    o.put_value(keys::hotkey_alpha(netuid, hotkey), &pool);
     Ok(alpha)
 }
 
@@ -590,6 +589,6 @@ pub fn change_take(
         take,
         last_change: now,
     };
-    o.put(delegate_key(hotkey), encode_value(&d));
+    o.put_value(delegate_key(hotkey), &d);
     Ok(())
 }

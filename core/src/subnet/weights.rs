@@ -9,7 +9,6 @@ use fixed::types::I32F32;
 use serde::Serialize;
 
 use super::{keys, neuron, put_neuron, subnet, uid_of, Netuid, SubnetError, TxFailure, Uid};
-use crate::codec::encode_value;
 use crate::crypto::{hash_with_domain, AccountId, Hash};
 use crate::state::{read, Overlay, StateError, StateRead};
 
@@ -36,7 +35,7 @@ pub fn commit_hash(
     salt: &[u16],
     version_key: u64,
 ) -> Hash {
-    let body = encode_value(&(
+    let body = crate::codec::canonical(&(
         *hotkey,
         netuid,
         uids.to_vec(),
@@ -60,7 +59,7 @@ fn put_commits(o: &mut Overlay<'_>, netuid: Netuid, hotkey: &AccountId, c: &[Com
     if c.is_empty() {
         o.delete(key);
     } else {
-        o.put(key, encode_value(&c.to_vec()));
+        o.put_value(key, &c.to_vec());
     }
 }
 

@@ -175,7 +175,7 @@ fn validity_and_supply_checkers_reject_a_doctored_store() {
     batch.put(
         agora_storage::tables::Table::State,
         keys::account(&who),
-        agora_core::codec::encode_value::<Account>(&acc),
+        agora_core::codec::encode_value::<Account>(&acc).unwrap(),
     );
     kv.write(batch).unwrap();
     assert!(!check::supply(&genesis, 0, &store).is_empty());
@@ -191,7 +191,7 @@ fn validity_and_supply_checkers_reject_a_doctored_store() {
     batch.put(
         agora_storage::tables::Table::Certs,
         agora_storage::tables::height_key(2).to_vec(),
-        agora_core::codec::encode::<_, { agora_core::codec::MAX_BLOCK_BYTES }>(&forged),
+        agora_core::codec::canonical(&forged),
     );
     kv.write(batch).unwrap();
     let v = check::validity(&genesis, 0, &store);

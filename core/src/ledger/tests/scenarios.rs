@@ -82,7 +82,7 @@ impl Market {
     fn put_subnet(&mut self, sn: &subnet::Subnet) {
         self.c
             .state
-            .insert(subnet::keys::subnet(sn.netuid), encode_value(sn));
+            .insert(subnet::keys::subnet(sn.netuid), encode_value(sn).unwrap());
     }
 }
 
