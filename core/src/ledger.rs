@@ -152,6 +152,10 @@ pub fn check_stateless(
             got: stx.tx.chain_id,
         });
     }
+    // Refused at submission, as the wire format says, not admitted and dropped later.
+    if matches!(stx.tx.call, Call::Transfer { amount: 0, .. }) {
+        return Err(TxError::ZeroAmount);
+    }
     Ok(())
 }
 

@@ -83,6 +83,19 @@ pub enum WalletCmd {
         #[command(flatten)]
         opts: WalletOpts,
     },
+    /// A key's address and public key for other tools; with --secret also its 32-byte
+    /// ed25519 seed (asks for the password; anyone holding the seed controls the key).
+    Export {
+        #[arg(long)]
+        name: String,
+        /// Export this hotkey instead of the coldkey.
+        #[arg(long)]
+        hotkey: Option<String>,
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        opts: WalletOpts,
+    },
     /// Recreate a key from its mnemonic (or a raw seed, or a dev key name).
     Regen {
         #[arg(long)]
@@ -227,6 +240,44 @@ pub async fn run(cmd: WalletCmd, out: Out) -> anyhow::Result<()> {
                 );
                 for h in &info.hotkeys {
                     t.push_str(&format!("\nhotkey {}  {}", h.name, h.address));
+                }
+                t
+            });
+        }
+        WalletCmd::Export {
+            name,
+            hotkey,
+            secret,
+            opts,
+        } => {
+            let role = match &hotkey {
+                Some(h) => KeyRole::Hotkey(h.clone()),
+                None => KeyRole::Coldkey,
+            };
+            let dir = opts.dir()?;
+            let address = dir.address(&name, &role)?;
+            let mut v = json!({
+                "name": name,
+                "role": hotkey.as_ref().map_or("coldkey".to_string(), |h| format!("hotkey {h}")),
+                "address": address.to_string(),
+                "public_key": format!("0x{}", hex::encode(address.0)),
+            });
+            if secret {
+                let key = dir.load(&name, &role, &opts.password(false)?)?;
+                v["seed"] = json!(format!("0x{}", hex::encode(key.seed())));
+            }
+            out.print(&v, || {
+                let mut t = format!(
+                    "address    {}
+public key {}",
+                    v["address"].as_str().unwrap_or(""),
+                    v["public_key"].as_str().unwrap_or("")
+                );
+                if let Some(seed) = v["seed"].as_str() {
+                    t.push_str(&format!(
+                        "
+seed       {seed}  (secret: whoever has it controls the key)"
+                    ));
                 }
                 t
             });

@@ -40,6 +40,25 @@ fn wallets_transfer_and_the_chain_survives_restart() {
         &wallets,
         &["wallet", "regen", "--name", "bob", "--dev", "bob"],
     );
+    // Export: the documented dev-key derivation, computed here independently.
+    let public = cli_json(&wallets, &["wallet", "export", "--name", "bob"]);
+    assert!(public.get("seed").is_none(), "no secret without --secret");
+    let exported = cli_json(&wallets, &["wallet", "export", "--name", "bob", "--secret"]);
+    let mut h = blake3::Hasher::new();
+    h.update(b"agora/dev-key/v1");
+    h.update(b"bob");
+    assert_eq!(
+        exported["seed"],
+        format!("0x{}", hex::encode(h.finalize().as_bytes()))
+    );
+    assert_eq!(
+        exported["public_key"],
+        format!("0x{}", hex::encode(Keypair::dev("bob").account().0))
+    );
+    assert_eq!(
+        exported["address"],
+        Keypair::dev("bob").account().to_string()
+    );
     let fund = cli_json(
         &wallets,
         &[

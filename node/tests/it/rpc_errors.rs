@@ -59,6 +59,8 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
         "oversize"
     );
     assert_eq!(rejected("0x0102".into()), "malformed");
+    // Refused at submission (not admitted and dropped at the next block).
+    assert_eq!(rejected(hex_tx(&transfer(id, &bob, 1, 0))), "zero_amount");
     let mut trailing = good.encode();
     trailing.push(0);
     assert_eq!(
