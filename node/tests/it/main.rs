@@ -6,6 +6,7 @@ mod dashboard;
 mod dev_node;
 mod harness;
 mod market;
+mod mempool;
 mod network;
 mod neurons;
 mod rpc_errors;

@@ -1,12 +1,17 @@
 //! The mempool actor: admits signed transactions after checking them against the ledger's
-//! rules and the current state, keeps them per sender in nonce order, hands contiguous
-//! runs to the block producer, and remembers why recent transactions were dropped.
+//! rules and the current state, keeps them per sender in nonce order, hands the block
+//! producer the best-paying ready ones first, evicts and expires under pressure, and
+//! remembers why recent transactions were dropped. The bookkeeping is [`pool`].
 
 mod actor;
 mod msg;
+pub mod pool;
 
-pub use actor::{MempoolActor, DROPPED_MAX, MAX_NONCE_GAP, MEMPOOL_MAX_TXS, SENDER_MAX_TXS};
+pub use actor::MempoolActor;
 pub use msg::*;
+pub use pool::{
+    DROPPED_MAX, FEE_FREE_PER_SENDER, MAX_NONCE_GAP, MEMPOOL_MAX_TXS, SENDER_MAX_TXS, TX_TTL,
+};
 
 use actix::Addr;
 use agora_core::ledger::TxError;
