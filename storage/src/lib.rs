@@ -25,7 +25,7 @@ pub mod tables;
 #[cfg(test)]
 mod conformance;
 
-pub use chain::{ChainStore, TxLocation};
+pub use chain::{ChainStore, StateCheck, TxLocation};
 pub use kv::{KvStore, MemStore, RocksStore, WriteBatch};
 pub use pipeline::{Built, Pipeline, PipelineError, EXECUTED_CACHE_MAX};
 

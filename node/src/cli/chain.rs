@@ -24,6 +24,16 @@ pub enum ChainCmd {
     },
     /// Issued, free, staked and burned TAO.
     Supply(RpcOpts),
+    /// Offline (the node stopped): recompute the head's state root from every stored state
+    /// row and check it, the stored accumulator and supply conservation. Exits 1 on a
+    /// mismatch.
+    Check {
+        #[arg(long, env = "AGORA_DATA_DIR", default_value = "./agora-data")]
+        data_dir: std::path::PathBuf,
+        /// The genesis the database was made from (default: the built-in dev genesis).
+        #[arg(long, env = "AGORA_GENESIS")]
+        genesis: Option<std::path::PathBuf>,
+    },
     /// Dev nodes only: seal N blocks now (what `--seal manual` waits for); prints the new head.
     Produce {
         /// How many blocks (1..=1000).
@@ -41,6 +51,34 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
                 .call("chain_head", Value::Null)
                 .await?;
             print_head(out, &v);
+        }
+        ChainCmd::Check { data_dir, genesis } => {
+            let genesis = super::load_genesis(genesis.as_ref())?;
+            let kv = std::sync::Arc::new(agora_storage::RocksStore::open(&data_dir.join("db"))?);
+            let report = agora_storage::ChainStore::open(kv.clone(), &genesis)
+                .and_then(|store| store.check_state());
+            kv.close();
+            let report = report?;
+            let v = json!({"ok": report.ok(), "check": report});
+            out.print(&v, || {
+                format!(
+                    "height {}: state root {} ({} rows), recomputed {}, accumulator {}; supply issued {} = free {} + staked {} + burned {}; accounts hold {}: {}",
+                    report.height,
+                    report.state_root,
+                    report.rows,
+                    report.recomputed_root,
+                    if report.stored_accumulator_matches { "matches" } else { "DIFFERS" },
+                    report.issued,
+                    report.free,
+                    report.staked,
+                    report.burned,
+                    report.free_in_accounts,
+                    if report.ok() { "ok" } else { "MISMATCH" }
+                )
+            });
+            if !report.ok() {
+                anyhow::bail!("the stored state does not check out");
+            }
         }
         ChainCmd::Produce { n, rpc } => {
             let v = RpcClient::new(&rpc.rpc_url)
