@@ -109,3 +109,33 @@ mod tests {
         }
     }
 }
+
+/// `a * b / c`, rounded down, in 128 bits so the product cannot overflow; saturates at
+/// `u64::MAX`; 0 when `c` is 0. The money math's one multiply-divide.
+pub fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    u128::from(a)
+        .saturating_mul(u128::from(b))
+        .checked_div(u128::from(c))
+        .map_or(0, |x| u64::try_from(x).unwrap_or(u64::MAX))
+}
+
+/// `amount * part / 65_535`: a `u16` share (a take, a cut) of an amount, at most `amount`.
+pub fn share_u16(amount: u64, part: u64) -> u64 {
+    mul_div(amount, part.min(65_535), 65_535)
+}
+
+#[cfg(test)]
+mod arithmetic_tests {
+    use super::*;
+
+    #[test]
+    fn mul_div_cannot_overflow() {
+        // amount * take overflows u64 for amounts over ~281,475 TAO; not here.
+        assert_eq!(share_u16(u64::MAX, 65_535), u64::MAX);
+        assert_eq!(share_u16(u64::MAX, 32_768), 9_223_512_776_490_647_552);
+        assert_eq!(mul_div(10, 3, 4), 7);
+        assert_eq!(mul_div(1, 1, 0), 0);
+        assert_eq!(mul_div(u64::MAX, u64::MAX, 1), u64::MAX);
+        assert!(share_u16(1_000, 70_000) <= 1_000);
+    }
+}

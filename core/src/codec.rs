@@ -103,7 +103,7 @@ pub fn decode<T: Decode<()>, const N: usize>(
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes {
             what,
-            extra: bytes.len() - used,
+            extra: bytes.len().saturating_sub(used),
         });
     }
     Ok(value)

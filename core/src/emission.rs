@@ -16,12 +16,16 @@ pub fn halvings(issued: u64) -> u32 {
     if issued >= MAX_SUPPLY_RAO {
         return u32::MAX;
     }
-    let remaining = u128::from(MAX_SUPPLY_RAO - issued);
+    let remaining = u128::from(MAX_SUPPLY_RAO.saturating_sub(issued));
     let cap = u128::from(MAX_SUPPLY_RAO);
     // Largest k with remaining * 2^k <= cap; remaining >= 1 so k <= 55.
     let mut k = 0u32;
-    while (remaining << (k + 1)) <= cap {
-        k += 1;
+    // remaining * 2^56 < 2^128: the shifts never lose bits.
+    while remaining
+        .checked_shl(k.saturating_add(1))
+        .is_some_and(|v| v <= cap)
+    {
+        k = k.saturating_add(1);
     }
     k
 }

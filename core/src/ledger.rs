@@ -246,9 +246,11 @@ fn apply_tx_inner(
     // signer could afford them.
     let upfront = match &tx.call {
         Call::Transfer { .. } => total,
-        _ => total - spend_of(&tx.call),
+        // total includes what the call spends.
+        _ => total.saturating_sub(spend_of(&tx.call)),
     };
-    sender.free -= upfront;
+    // Checked above: free >= total >= upfront.
+    sender.free = sender.free.saturating_sub(upfront);
     sender.nonce = sender.nonce.saturating_add(1);
     state::put_account(overlay, &tx.signer, &sender);
 
@@ -487,7 +489,7 @@ pub fn apply_coinbase(
     let minted = block_emission(state::supply(overlay)?.issued);
     let step = subnet::coinbase::step(overlay, &params.subnets, height, minted)?;
     let to_pools = step.tao_to_subnets.min(minted);
-    let to_proposer = minted - to_pools;
+    let to_proposer = minted.saturating_sub(to_pools);
     let mut supply = state::supply(overlay)?;
     supply.issued = supply.issued.saturating_add(minted);
     supply.staked = supply.staked.saturating_add(to_pools);

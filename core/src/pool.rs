@@ -68,6 +68,9 @@ pub enum SwapError {
     ZeroOutput,
 }
 
+// Newton's iteration on u128: `x >= 1` and `x + n / x` stays below 2^128 because
+// `x <= 2^64` after the first step and `n / x <= n`; the shift is at most 64.
+#[allow(clippy::arithmetic_side_effects)]
 fn isqrt(n: u128) -> u128 {
     if n < 2 {
         return n;
@@ -89,12 +92,16 @@ impl Pool {
         if self.alpha == 0 {
             return 0;
         }
-        let p = u128::from(self.tao) * PRICE_SCALE / u128::from(self.alpha);
+        let p = u128::from(self.tao)
+            .saturating_mul(PRICE_SCALE)
+            .checked_div(u128::from(self.alpha))
+            .unwrap_or(0);
         u64::try_from(p).unwrap_or(u64::MAX)
     }
 
     fn k(&self) -> u128 {
-        u128::from(self.tao) * u128::from(self.alpha)
+        // Two u64s: their product fits u128.
+        u128::from(self.tao).saturating_mul(u128::from(self.alpha))
     }
 
     /// Swap `amount` (fee included) in `direction`, stopping at `limit_rao` if given (buy:
@@ -107,8 +114,10 @@ impl Pool {
         limit_rao: Option<u64>,
     ) -> Result<Swap, SwapError> {
         let rate = u128::from(fee_rate.min(u16::MAX - 1));
-        let fee = u64::try_from(u128::from(amount) * rate / 65_535).unwrap_or(u64::MAX);
-        let net = amount - fee;
+        let fee =
+            u64::try_from(u128::from(amount).saturating_mul(rate) / 65_535).unwrap_or(u64::MAX);
+        // rate < 65_535, so fee < amount.
+        let net = amount.saturating_sub(fee);
         let (reserve_in, reserve_out) = match direction {
             Direction::Buy => (self.tao, self.alpha),
             Direction::Sell => (self.alpha, self.tao),
@@ -148,26 +157,39 @@ impl Pool {
                 Direction::Sell => self
                     .k()
                     .checked_mul(PRICE_SCALE)
-                    .map(|v| isqrt(v / u128::from(limit.max(1)))),
+                    .and_then(|v| v.checked_div(u128::from(limit.max(1))))
+                    .map(isqrt),
             }?;
             Some(u64::try_from(target.saturating_sub(u128::from(reserve_in))).unwrap_or(u64::MAX))
         });
         let (used, fee, partial) = match to_limit {
             Some(max_in) if net > max_in => {
-                let fee =
-                    u64::try_from(u128::from(max_in) * rate / (65_535 - rate)).unwrap_or(u64::MAX);
+                // rate < 65_535: the divisor is at least 1.
+                let fee = u64::try_from(
+                    u128::from(max_in)
+                        .saturating_mul(rate)
+                        .checked_div(65_535u128.saturating_sub(rate))
+                        .unwrap_or(0),
+                )
+                .unwrap_or(u64::MAX);
                 (max_in, fee, true)
             }
             _ => (net, fee, false),
         };
         // out = reserve_out * used / (reserve_in + used), floored: k never decreases.
-        let out = u128::from(reserve_out) * u128::from(used)
-            / (u128::from(reserve_in) + u128::from(used));
+        let out = u128::from(reserve_out)
+            .saturating_mul(u128::from(used))
+            .checked_div(u128::from(reserve_in).saturating_add(u128::from(used)))
+            .unwrap_or(0);
         let out = u64::try_from(out).unwrap_or(u64::MAX).min(reserve_out);
         if out == 0 && used > 0 {
             return Err(SwapError::ZeroOutput);
         }
-        let (new_in, new_out) = (reserve_in.saturating_add(used), reserve_out - out);
+        // out <= reserve_out (clamped above).
+        let (new_in, new_out) = (
+            reserve_in.saturating_add(used),
+            reserve_out.saturating_sub(out),
+        );
         let after = match direction {
             Direction::Buy => Pool {
                 tao: new_in,

@@ -679,7 +679,7 @@ impl Machine {
             let power = who
                 .iter()
                 .map(|id| u128::from(self.validators.power(id).unwrap_or(0)))
-                .sum::<u128>();
+                .fold(0, u128::saturating_add);
             self.validators.is_one_third(power)
         });
         match later {

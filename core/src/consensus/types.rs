@@ -97,7 +97,10 @@ impl ValidatorSet {
     /// at each height, so consecutive rounds (and heights) always have different leaders.
     pub fn proposer(&self, height: u64, round: u32) -> AccountId {
         let n = self.validators.len() as u128;
-        let index = (u128::from(height) + u128::from(round)) % n.max(1);
+        let index = u128::from(height)
+            .saturating_add(u128::from(round))
+            .checked_rem(n.max(1))
+            .unwrap_or(0);
         self.validators
             .get(usize::try_from(index).unwrap_or(0))
             .map_or(AccountId([0; 32]), |v| v.id)

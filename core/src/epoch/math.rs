@@ -15,6 +15,9 @@ pub const ONE: I32F32 = I32F32::ONE;
 /// common case in the epoch, `0 <= a < 2^32` raw and `b > 0`, needs no 128-bit division:
 /// `(a << 32) / b` fits a u64 and truncation equals flooring for non-negative operands.
 #[inline]
+// The fast path cannot overflow or divide by zero: `ra < 2^32` so `ra << 32 < 2^64`, and
+// `rb > 0`.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn div(a: I32F32, b: I32F32) -> I32F32 {
     let (ra, rb) = (a.to_bits(), b.to_bits());
     if (0..1i64 << 32).contains(&ra) && rb > 0 {
@@ -72,7 +75,7 @@ pub fn is_topk_nonzero(x: &[I32F32], k: usize) -> Vec<bool> {
     }
     let mut idx: Vec<usize> = (0..n).collect();
     idx.sort_by_key(|&i| x.get(i).copied().unwrap_or(ZERO));
-    for &i in idx.iter().take(n - k) {
+    for &i in idx.iter().take(n.saturating_sub(k)) {
         if let Some(r) = result.get_mut(i) {
             *r = false;
         }
@@ -206,6 +209,8 @@ pub fn row_get(row: &Row, j: u32) -> I32F32 {
 }
 
 /// Merge two sorted rows: `f(a_j, b_j)` for every column present in either (missing = 0).
+// `i` and `k` count positions in `a` and `b`: bounded by their lengths.
+#[allow(clippy::arithmetic_side_effects)]
 fn merge(a: &Row, b: &Row, mut f: impl FnMut(I32F32, I32F32) -> I32F32) -> Row {
     let (mut i, mut k) = (0, 0);
     let mut out = Vec::with_capacity(a.len().max(b.len()));
@@ -319,12 +324,14 @@ pub fn weighted_median_cols(
                 *cell = *v;
             }
         }
-        k += 1;
+        k = k.saturating_add(1);
     }
     let all: Vec<usize> = (0..k_rows).collect();
     (0..columns)
         .map(|c| {
-            let col = scores.get(c * k_rows..(c + 1) * k_rows).unwrap_or(&[]);
+            let col = scores
+                .get(c.saturating_mul(k_rows)..c.saturating_add(1).saturating_mul(k_rows))
+                .unwrap_or(&[]);
             if col.iter().all(|v| *v == ZERO) {
                 return ZERO; // every pivot is 0: the median is 0
             }
@@ -379,6 +386,9 @@ fn weighted_median(
 
 /// `exp(x)` for x clamped to [-20, 20], in I64F64: range reduction to `2^k * e^r` with
 /// `r` in [0, ln 2), then a Taylor series. Deterministic, ~1e-15 relative error.
+// On the clamped domain nothing can overflow: |k| <= 29, terms and sums stay below 2,
+// the result below 2^29 before the final saturating conversion.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn exp_safe(x: I32F32) -> I32F32 {
     let x = I64F64::from_num(x.clamp(I32F32::from_num(-20), I32F32::from_num(20)));
     let ln2 = I64F64::LN_2;

@@ -97,7 +97,9 @@ pub struct Supply {
 
 impl Supply {
     pub fn is_conserved(&self) -> bool {
-        u128::from(self.free) + u128::from(self.staked) + u128::from(self.burned)
+        u128::from(self.free)
+            .saturating_add(u128::from(self.staked))
+            .saturating_add(u128::from(self.burned))
             == u128::from(self.issued)
     }
 }

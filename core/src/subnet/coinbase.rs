@@ -28,6 +28,7 @@ use super::{
     hotkey_owner, keys, networks, neuron, put_neuron, put_subnet, subnet, EmissionMode, Netuid,
     Neuron, Subnet, SubnetParams,
 };
+use crate::amount::share_u16;
 use crate::emission::block_emission;
 use crate::epoch::math::exp_safe;
 use crate::epoch::{run_epoch, EpochInput, EpochOutput};
@@ -84,20 +85,20 @@ pub fn decay_factor_q32(half_life: u64) -> u64 {
         let (mut base, mut exp, mut acc) = (u128::from(f), half_life, 1u128 << 32);
         while exp > 0 {
             if exp & 1 == 1 {
-                acc = (acc * base) >> 32;
+                acc = acc.saturating_mul(base) >> 32;
             }
-            base = (base * base) >> 32;
+            base = base.saturating_mul(base) >> 32;
             exp >>= 1;
         }
         u64::try_from(acc).unwrap_or(u64::MAX)
     };
     let (mut lo, mut hi) = (0u64, (1u64 << 32) - 1);
     while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
+        let mid = lo.saturating_add(hi.saturating_sub(lo).div_ceil(2));
         if pow(mid) <= 1 << 31 {
             lo = mid;
         } else {
-            hi = mid - 1;
+            hi = mid.saturating_sub(1);
         }
     }
     lo
@@ -108,20 +109,24 @@ fn update_ema(sn: &mut Subnet, params: &SubnetParams, now: u64) {
         return;
     };
     let b = now.saturating_sub(first.saturating_sub(1));
-    let a = I64F64::from_num(params.ema_alpha_ppb) / I64F64::from_num(1_000_000_000u64)
-        * I64F64::from_num(b)
-        / I64F64::from_num(b.saturating_add(params.ema_halving_blocks).max(1));
+    let a = I64F64::from_num(params.ema_alpha_ppb)
+        .saturating_div(I64F64::from_num(1_000_000_000u64))
+        .saturating_mul(I64F64::from_num(b))
+        .saturating_div(I64F64::from_num(
+            b.saturating_add(params.ema_halving_blocks).max(1),
+        ));
     let spot = I64F64::from_num(sn.pool.price_rao().min(PRICE_SCALE as u64));
     let ema = I64F64::from_num(sn.ema_price_rao);
     let next = a
         .saturating_mul(spot)
-        .saturating_add((I64F64::ONE - a).saturating_mul(ema));
+        .saturating_add(I64F64::ONE.saturating_sub(a).saturating_mul(ema));
     sn.ema_price_rao = next.round().saturating_to_num::<u64>();
 }
 
 /// `x * num / den` in u128, floored; 0 when `den` is 0.
 fn mul_div(x: u64, num: u128, den: u128) -> u64 {
-    (u128::from(x) * num)
+    u128::from(x)
+        .saturating_mul(num)
         .checked_div(den)
         .and_then(|v| u64::try_from(v).ok())
         .unwrap_or(0)
@@ -154,7 +159,7 @@ pub fn step(
     // Registration prices decay (R§4.2).
     for sn in subnets.iter_mut() {
         let f = decay_factor_q32(sn.hyper.burn_half_life);
-        let decayed = (u128::from(sn.burn) * u128::from(f)) >> 32;
+        let decayed = u128::from(sn.burn).saturating_mul(u128::from(f)) >> 32;
         sn.burn = u64::try_from(decayed)
             .unwrap_or(u64::MAX)
             .clamp(sn.hyper.min_burn, sn.hyper.max_burn.max(sn.hyper.min_burn));
@@ -218,16 +223,17 @@ fn emit_dtao(
         .iter()
         .filter(|s| emitting(s, now))
         .map(|s| u128::from(s.ema_price_rao))
-        .sum();
+        .fold(0, u128::saturating_add);
     // Root dividends are only paid while the subnets' prices sum above 1 TAO (R§7.4).
     let root_sell = ema_total > PRICE_SCALE;
-    let root_weight = u128::from(rootnet.total_stake) * u128::from(params.tao_weight_ppm);
+    let root_weight =
+        u128::from(rootnet.total_stake).saturating_mul(u128::from(params.tao_weight_ppm));
     for sn in subnets.iter_mut().filter(|s| emitting(s, now)) {
         let tao = mul_div(tao_emission, u128::from(sn.ema_price_rao), ema_total);
         let issued = sn.pool.alpha.saturating_add(sn.alpha_out);
         let alpha_emit = block_emission(issued);
         // Root proportion rp = tw*root / (tw*root + alpha issuance).
-        let rp_den = root_weight + u128::from(issued) * 1_000_000;
+        let rp_den = root_weight.saturating_add(u128::from(issued).saturating_mul(1_000_000));
         // Injection at the current price, capped at rp * alpha emission (R§7.4).
         let (pool_tao, pool_alpha) = (u128::from(sn.pool.tao), u128::from(sn.pool.alpha));
         let mut alpha_in = mul_div(tao, pool_alpha, pool_tao);
@@ -241,7 +247,8 @@ fn emit_dtao(
         sn.pool.alpha = sn.pool.alpha.saturating_add(alpha_in);
         outcome.tao_to_subnets = outcome.tao_to_subnets.saturating_add(tao_in);
         // The rest buys alpha for the protocol, fee-free.
-        let excess = tao - tao_in;
+        // tao_in <= tao: the cap above takes the smaller.
+        let excess = tao.saturating_sub(tao_in);
         if excess > 0 {
             if let Ok(buy) = sn.pool.swap(Direction::Buy, excess, 0, None) {
                 sn.pool = buy.after;
@@ -251,21 +258,21 @@ fn emit_dtao(
             }
         }
         // Participant alpha into the pending buckets.
-        let owner_cut = alpha_emit * OWNER_CUT / 65_535;
-        let rest = alpha_emit - owner_cut;
+        let owner_cut = share_u16(alpha_emit, OWNER_CUT);
+        let rest = alpha_emit.saturating_sub(owner_cut);
         let server = rest / 2;
-        let validator_half = rest - server;
+        let validator_half = rest.saturating_sub(server);
         let root_alpha = mul_div(validator_half, root_weight, rp_den);
         sn.pending_owner = sn.pending_owner.saturating_add(owner_cut);
         sn.pending_server = sn.pending_server.saturating_add(server);
         sn.pending_validator = sn
             .pending_validator
-            .saturating_add(validator_half - root_alpha);
+            .saturating_add(validator_half.saturating_sub(root_alpha));
         let minted = if root_sell {
             sn.pending_root = sn.pending_root.saturating_add(root_alpha);
             alpha_emit
         } else {
-            alpha_emit - root_alpha // recycled: never minted
+            alpha_emit.saturating_sub(root_alpha) // recycled: never minted
         };
         sn.alpha_out = sn.alpha_out.saturating_add(minted);
         update_ema(sn, params, now);
@@ -294,12 +301,15 @@ fn root_epoch(
             .filter_map(|(n, w)| netuids.iter().position(|x| x == n).map(|j| (j, *w)))
             .filter(|(_, w)| *w > 0)
             .collect();
-        let total: u64 = row.iter().map(|(_, w)| u64::from(*w)).sum();
+        let total: u64 = row
+            .iter()
+            .map(|(_, w)| u64::from(*w))
+            .fold(0, u64::saturating_add);
         if total == 0 {
             continue;
         }
         for (j, w) in row {
-            let wn = I64F64::from_num(w) / I64F64::from_num(total);
+            let wn = I64F64::from_num(w).saturating_div(I64F64::from_num(total));
             if let Some(r) = ranks.get_mut(j) {
                 *r = r.saturating_add(wn.saturating_mul(*s));
             }
@@ -309,13 +319,14 @@ fn root_epoch(
         }
     }
     let rho = I32F32::from_num(ROOT_RHO);
-    let half = I32F32::from_num(1) / I32F32::from_num(2);
+    let half = I32F32::from_bits(1 << 31);
     let mut shares: Vec<I64F64> = ranks
         .iter()
         .zip(&trust)
         .map(|(r, t)| {
-            let x = rho.saturating_mul(I32F32::saturating_from_num(*t) - half);
-            let c = I32F32::ONE / (I32F32::ONE + exp_safe(-x));
+            let x = rho.saturating_mul(I32F32::saturating_from_num(*t).saturating_sub(half));
+            let c = I32F32::ONE
+                .saturating_div(I32F32::ONE.saturating_add(exp_safe(x.saturating_neg())));
             r.saturating_mul(I64F64::from_num(c))
         })
         .collect();
@@ -324,7 +335,9 @@ fn root_epoch(
         .into_iter()
         .zip(shares)
         .map(|(n, s)| {
-            let ppb = (s * I64F64::from_num(1_000_000_000u64)).saturating_to_num::<u64>();
+            let ppb = s
+                .saturating_mul(I64F64::from_num(1_000_000_000u64))
+                .saturating_to_num::<u64>();
             (n, ppb.min(1_000_000_000))
         })
         .filter(|(_, p)| *p > 0)
@@ -451,12 +464,12 @@ fn pay_dividend(
     take: u16,
     amount: u64,
 ) -> Result<(), StateError> {
-    let take = amount * u64::from(take) / 65_535;
+    let take = share_u16(amount, u64::from(take));
     credit_alpha(o, netuid, hotkey, cold, take)?;
     if hotkey_alpha(o, netuid, hotkey)?.total_shares == 0 {
-        credit_alpha(o, netuid, hotkey, cold, amount - take)
+        credit_alpha(o, netuid, hotkey, cold, amount.saturating_sub(take))
     } else {
-        distribute_to_nominators(o, netuid, hotkey, amount - take)
+        distribute_to_nominators(o, netuid, hotkey, amount.saturating_sub(take))
     }
 }
 
@@ -559,7 +572,11 @@ fn pay_dtao_epoch(
     // Validator dividends (R§7.5): the validator half (plus the miners' half when nobody
     // earned incentive), split into an alpha part and a root part by each hotkey's own
     // stakes, each rescaled to its bucket.
-    let incentive_total: u64 = out.server_emission.iter().sum();
+    let incentive_total: u64 = out
+        .server_emission
+        .iter()
+        .copied()
+        .fold(0, u64::saturating_add);
     let validator_alpha = if incentive_total > 0 {
         validator
     } else {
@@ -574,11 +591,14 @@ fn pay_dtao_epoch(
         let alpha_stake = u128::from(hotkey_alpha(o, sn.netuid, &nr.hotkey)?.total_alpha);
         let root_w = u128::from(weighted_root(root_stake(o, &nr.hotkey)?, params));
         let d = u128::from(*div);
-        let root_div = (d * root_w).checked_div(alpha_stake + root_w).unwrap_or(0);
-        parts.push((nr.hotkey, d - root_div, root_div));
+        let root_div = d
+            .saturating_mul(root_w)
+            .checked_div(alpha_stake.saturating_add(root_w))
+            .unwrap_or(0);
+        parts.push((nr.hotkey, d.saturating_sub(root_div), root_div));
     }
-    let alpha_div_total: u128 = parts.iter().map(|p| p.1).sum();
-    let root_div_total: u128 = parts.iter().map(|p| p.2).sum();
+    let alpha_div_total: u128 = parts.iter().map(|p| p.1).fold(0, u128::saturating_add);
+    let root_div_total: u128 = parts.iter().map(|p| p.2).fold(0, u128::saturating_add);
     let mut to_sell: Vec<(super::AccountId, u64)> = Vec::new();
     for (hotkey, alpha_div, root_div) in &parts {
         let Some(cold) = hotkey_owner(o, hotkey)? else {
@@ -593,13 +613,13 @@ fn pay_dtao_epoch(
         let r = mul_div(root_alpha, *root_div, root_div_total);
         if r > 0 {
             // Take as subnet alpha to the hotkey's owner; the rest to root stakers.
-            let t = r * u64::from(take) / 65_535;
+            let t = share_u16(r, u64::from(take));
             credit_alpha(o, sn.netuid, hotkey, &cold, t)?;
             paid = paid.saturating_add(t);
-            to_sell.push((*hotkey, r - t));
+            to_sell.push((*hotkey, r.saturating_sub(t)));
         }
     }
-    let sell_total: u64 = to_sell.iter().map(|x| x.1).sum();
+    let sell_total: u64 = to_sell.iter().map(|x| x.1).fold(0, u64::saturating_add);
     let mut sold: u64 = 0;
     if sell_total > 0 {
         if let Ok(sale) = sn.pool.swap(Direction::Sell, sell_total, 0, None) {
@@ -615,7 +635,10 @@ fn pay_dtao_epoch(
             rootnet.total_stake = rootnet.total_stake.saturating_add(given);
             put_root(o, &rootnet);
             // Rounding dust stays in the pool.
-            sn.pool.tao = sn.pool.tao.saturating_add(sale.amount_out - given);
+            sn.pool.tao = sn
+                .pool
+                .tao
+                .saturating_add(sale.amount_out.saturating_sub(given));
             record.root_tao = given;
             sold = sale.amount_in;
         }
@@ -641,15 +664,21 @@ fn pay_legacy_epoch(
 ) -> Result<EpochRecord, StateError> {
     let pending = sn.pending_tao;
     sn.pending_tao = 0;
-    let owner = pending * OWNER_CUT / 65_535;
-    let total = pending - owner;
+    let owner = share_u16(pending, OWNER_CUT);
+    let total = pending.saturating_sub(owner);
     let input = epoch_input(o, params, sn, neurons, now, total)?;
     let out = run_epoch(&input);
     store_results(o, sn.netuid, neurons, &out);
     let mut record = empty_record(sn, now);
     (record.server, record.validator, record.owner) = (
-        out.server_emission.iter().sum(),
-        out.validator_emission.iter().sum(),
+        out.server_emission
+            .iter()
+            .copied()
+            .fold(0, u64::saturating_add),
+        out.validator_emission
+            .iter()
+            .copied()
+            .fold(0, u64::saturating_add),
         owner,
     );
     let mut paid: u64 = 0;
@@ -709,5 +738,23 @@ mod tests {
             assert!((0.4999..=0.5).contains(&ratio), "{half_life}: {ratio}");
         }
         assert_eq!(decay_factor_q32(0), 0);
+    }
+
+    /// `amount * take / 65_535` overflowed u64 for dividends over ~281,475 alpha (a panic
+    /// with overflow checks, a wrong split without): now split in 128 bits.
+    #[test]
+    fn huge_dividends_split_exactly() {
+        let state = crate::state::EmptyState;
+        let mut o = Overlay::new(&state);
+        let (hot, cold) = (
+            crate::Keypair::dev("v").account(),
+            crate::Keypair::dev("c").account(),
+        );
+        let amount = 10_000_000 * 1_000_000_000u64; // 10M alpha in rao
+        pay_dividend(&mut o, 1, &hot, &cold, 65_535, amount).unwrap();
+        let pool = hotkey_alpha(&o, 1, &hot).unwrap();
+        assert_eq!(pool.total_alpha, amount, "everything paid, nothing lost");
+        let half = share_u16(amount, 32_768);
+        assert_eq!(half, 5_000_076_295_109_483, "{half}");
     }
 }

@@ -57,18 +57,21 @@ pub fn subnet_to_prune(
 /// Split `pot` pro rata to `weights`: floors, then one rao each to the largest remainders
 /// (ties: earlier entries first). The result sums to `pot` when any weight is positive.
 pub fn split_pro_rata(pot: u64, weights: &[u128]) -> Vec<u64> {
-    let total: u128 = weights.iter().sum();
+    let total: u128 = weights.iter().fold(0, |a, w| a.saturating_add(*w));
     if total == 0 {
         return vec![0; weights.len()];
     }
     let mut out = Vec::with_capacity(weights.len());
     let mut remainders = Vec::with_capacity(weights.len());
     for (i, w) in weights.iter().enumerate() {
-        let num = u128::from(pot) * w;
-        out.push(u64::try_from(num / total).unwrap_or(u64::MAX));
-        remainders.push((num % total, i));
+        let num = u128::from(pot).saturating_mul(*w);
+        out.push(
+            num.checked_div(total)
+                .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX)),
+        );
+        remainders.push((num.checked_rem(total).unwrap_or(0), i));
     }
-    let paid: u64 = out.iter().sum();
+    let paid: u64 = out.iter().fold(0, |a, x| a.saturating_add(*x));
     let leftover = usize::try_from(pot.saturating_sub(paid)).unwrap_or(usize::MAX);
     // Largest remainder first; among equal remainders the earlier entry.
     remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -109,7 +112,7 @@ pub fn dissolve(o: &mut Overlay<'_>, netuid: Netuid) -> Result<(u64, u64), TxFai
     let pot = sn.pool.tao.saturating_add(sn.pending_tao);
     let mut weights: Vec<u128> = stakers.iter().map(|s| s.2).collect();
     // The protocol's share: the pool's alpha and the alpha the chain bought (R§3.4).
-    weights.push(u128::from(sn.pool.alpha) + u128::from(sn.protocol_alpha));
+    weights.push(u128::from(sn.pool.alpha).saturating_add(u128::from(sn.protocol_alpha)));
     let split = split_pro_rata(pot, &weights);
     let mut paid: u64 = 0;
     for ((coldkey, hotkey, _), amount) in stakers.iter().zip(&split) {

@@ -300,7 +300,7 @@ pub mod keys {
     pub const HYPER_SET: u8 = b'y';
 
     fn prefixed(kind: u8, netuid: Netuid, rest: &[u8]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(3 + rest.len());
+        let mut k = Vec::with_capacity(rest.len().saturating_add(3));
         k.push(kind);
         k.extend_from_slice(&netuid.to_be_bytes());
         k.extend_from_slice(rest);
@@ -454,7 +454,8 @@ pub(crate) fn debit(
         }
         .into());
     }
-    acc.free -= amount;
+    // Checked above: amount <= free.
+    acc.free = acc.free.saturating_sub(amount);
     state::put_account(o, who, &acc);
     Ok(())
 }
@@ -484,10 +485,16 @@ fn median_price(o: &Overlay<'_>, nets: &Networks) -> Result<u64, StateError> {
         len if len % 2 == 1 => prices.get(len / 2).copied().unwrap_or(0),
         len => {
             let (a, b) = (
-                prices.get(len / 2 - 1).copied().unwrap_or(0),
+                prices
+                    .get((len / 2).saturating_sub(1))
+                    .copied()
+                    .unwrap_or(0),
                 prices.get(len / 2).copied().unwrap_or(0),
             );
-            a / 2 + b / 2 + (a % 2 + b % 2) / 2
+            // The mean of two u64s without overflow.
+            (a / 2)
+                .saturating_add(b / 2)
+                .saturating_add(((a % 2).saturating_add(b % 2)) / 2)
         }
     })
 }
@@ -523,8 +530,10 @@ pub fn register_network(
         .find(|n| !nets.netuids.contains(n))
         .ok_or(SubnetError::SubnetLimitReached(params.subnet_limit))?;
     let price = median_price(o, &nets)?;
-    let alpha_in = u64::try_from(u128::from(lock) * PRICE_SCALE / u128::from(price.max(1)))
-        .unwrap_or(u64::MAX);
+    let alpha_in = u128::from(lock)
+        .saturating_mul(PRICE_SCALE)
+        .checked_div(u128::from(price.max(1)))
+        .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX));
     let hyper = params.defaults.clone();
     let tempo = hyper.tempo.max(1);
     let sn = Subnet {
@@ -541,7 +550,7 @@ pub fn register_network(
             alpha: alpha_in,
         },
         alpha_out: 0,
-        last_epoch_block: now.saturating_sub(u64::from(netuid) % tempo),
+        last_epoch_block: now.saturating_sub(u64::from(netuid).checked_rem(tempo).unwrap_or(0)),
         epoch_index: 0,
         pending_server: 0,
         pending_validator: 0,
@@ -677,7 +686,8 @@ pub fn burned_register(
         .pool
         .swap(Direction::Buy, price, DEFAULT_FEE_RATE, None)?;
     sn.pool = swap.after;
-    move_free_to_staked(o, price - swap.fee)?;
+    // The fee is part of the price paid.
+    move_free_to_staked(o, price.saturating_sub(swap.fee))?;
     if uid == sn.n {
         sn.n = sn.n.saturating_add(1);
     } else if let Some(old) = neuron(o, netuid, uid)? {
@@ -698,7 +708,8 @@ pub fn burned_register(
     }
     put_neuron(o, netuid, uid, &new_neuron(*hotkey, now));
     o.put_value(keys::uid(netuid, hotkey), &uid);
-    let bumped = u128::from(sn.burn) * u128::from(sn.hyper.burn_increase_ppm) / 1_000_000;
+    let bumped =
+        u128::from(sn.burn).saturating_mul(u128::from(sn.hyper.burn_increase_ppm)) / 1_000_000;
     sn.burn = u64::try_from(bumped)
         .unwrap_or(u64::MAX)
         .clamp(sn.hyper.min_burn, sn.hyper.max_burn.max(sn.hyper.min_burn));

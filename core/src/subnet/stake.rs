@@ -39,8 +39,10 @@ impl HotkeyAlpha {
         if self.total_shares == 0 {
             return 0;
         }
-        u64::try_from(shares.saturating_mul(u128::from(self.total_alpha)) / self.total_shares)
-            .unwrap_or(u64::MAX)
+        shares
+            .saturating_mul(u128::from(self.total_alpha))
+            .checked_div(self.total_shares)
+            .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX))
     }
 }
 
@@ -171,7 +173,10 @@ pub fn credit_alpha(
     let minted = if pool.total_shares == 0 || pool.total_alpha == 0 {
         u128::from(alpha)
     } else {
-        u128::from(alpha).saturating_mul(pool.total_shares) / u128::from(pool.total_alpha)
+        u128::from(alpha)
+            .saturating_mul(pool.total_shares)
+            .checked_div(u128::from(pool.total_alpha))
+            .unwrap_or(0)
     };
     pool.total_alpha = pool.total_alpha.saturating_add(alpha);
     pool.total_shares = pool.total_shares.saturating_add(minted);
@@ -229,7 +234,8 @@ pub(crate) fn debit_alpha(
     };
     pool.total_alpha = pool.total_alpha.saturating_sub(alpha);
     pool.total_shares = pool.total_shares.saturating_sub(burn);
-    put_shares(o, netuid, hotkey, coldkey, mine, mine - burn);
+    // burn <= mine (clamped above).
+    put_shares(o, netuid, hotkey, coldkey, mine, mine.saturating_sub(burn));
     o.put_value(keys::hotkey_alpha(netuid, hotkey), &pool);
     Ok(alpha)
 }
@@ -311,7 +317,7 @@ fn proceeds_fee(netuid: Netuid, tao: u64) -> u64 {
     if netuid == ROOT {
         return 0;
     }
-    u64::try_from(u128::from(tao) * u128::from(DEFAULT_FEE_RATE) / 65_535).unwrap_or(0)
+    crate::amount::share_u16(tao, u64::from(DEFAULT_FEE_RATE))
 }
 
 fn check_partial(fill: &Fill, limit: Option<Limit>) -> Result<(), TxFailure> {
@@ -370,12 +376,13 @@ pub fn add_stake(
             limit.map(|l| l.price_rao),
         )?;
         check_partial(&fill, limit)?;
-        if fill.used - fill.fee < MIN_STAKE_RAO {
+        // The fee is part of what was used.
+        if fill.used.saturating_sub(fill.fee) < MIN_STAKE_RAO {
             return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
         }
         debit(o, coldkey, fill.used, "staking")?;
         credit_alpha(o, netuid, hotkey, coldkey, fill.out)?;
-        move_free_to_staked(o, fill.used - fill.fee)?;
+        move_free_to_staked(o, fill.used.saturating_sub(fill.fee))?;
         Ok((fill.out, fill.fee))
     })
 }
@@ -409,11 +416,12 @@ pub fn remove_stake(
         debit_alpha(o, netuid, hotkey, coldkey, fill.used)?;
         let fee = proceeds_fee(netuid, fill.out);
         let mut acc = state::account(o, coldkey)?;
-        acc.free = acc.free.saturating_add(fill.out - fee);
+        // fee <= out: a share of it.
+        acc.free = acc.free.saturating_add(fill.out.saturating_sub(fee));
         state::put_account(o, coldkey, &acc);
         // All proceeds become free balance: the caller's part here, the fee at the proposer.
         move_staked_to_free(o, fill.out)?;
-        Ok((fill.out - fee, fee))
+        Ok((fill.out.saturating_sub(fee), fee))
     })
 }
 
@@ -453,7 +461,7 @@ pub fn move_position(
         }
         let sold = trade(o, from.netuid, Direction::Sell, alpha, 0, None)?;
         let sell_fee = proceeds_fee(from.netuid, sold.out);
-        let tao = sold.out - sell_fee;
+        let tao = sold.out.saturating_sub(sell_fee);
         if tao < MIN_STAKE_RAO {
             return Err(SubnetError::StakeTooSmall { min: MIN_STAKE_RAO }.into());
         }

@@ -76,15 +76,16 @@ pub fn max_upscale(values: &[u16]) -> Vec<u16> {
     if max == 0 {
         return values.to_vec();
     }
-    let scale = I32F32::from_num(u16::MAX) / I32F32::from_num(max);
+    let scale = I32F32::from_num(u16::MAX).saturating_div(I32F32::from_num(max));
     values
         .iter()
         .map(|v| {
             let x = if max > 32_768 {
                 I32F32::from_num(*v).saturating_mul(scale)
             } else {
-                I32F32::from_num(*v).saturating_mul(I32F32::from_num(u16::MAX))
-                    / I32F32::from_num(max)
+                I32F32::from_num(*v)
+                    .saturating_mul(I32F32::from_num(u16::MAX))
+                    .saturating_div(I32F32::from_num(max))
             };
             x.round().saturating_to_num::<u16>()
         })
