@@ -85,7 +85,9 @@ pub fn read(bytes: &[u8]) -> Result<Array, ComputeError> {
             shape.len()
         )));
     }
-    let (endian, kind) = descr.split_at(1.min(descr.len()));
+    // The byte-order character, then the kind and size ("<f4"); any first character, not
+    // only ASCII, must split on its boundary.
+    let (endian, kind) = descr.split_at(descr.chars().next().map_or(0, char::len_utf8));
     let size: usize = kind
         .get(1..)
         .and_then(|s| s.parse().ok())
@@ -97,11 +99,13 @@ pub fn read(bytes: &[u8]) -> Result<Array, ComputeError> {
         .iter()
         .try_fold(1usize, |a, d| a.checked_mul(*d))
         .ok_or_else(|| err("shape overflows"))?;
-    let data = &bytes[start + len..];
-    if data.len() != count * size {
+    let data = bytes.get(start + len..).unwrap_or(&[]);
+    let needed = count
+        .checked_mul(size)
+        .ok_or_else(|| err("shape overflows"))?;
+    if data.len() != needed {
         return Err(err(format!(
-            "{descr} array of shape {shape:?} needs {} data bytes, the file has {}",
-            count * size,
+            "{descr} array of shape {shape:?} needs {needed} data bytes, the file has {}",
             data.len()
         )));
     }
@@ -179,6 +183,21 @@ pub(crate) mod tests {
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!("{}/tests/data/{name}", manifest_dir());
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Found by the fuzzer: a multi-byte first character in `descr` split mid-character;
+    /// an oversized shape overflowed the byte count.
+    #[test]
+    fn hostile_headers_are_refused_not_panicked_on() {
+        let mut bytes = write_f32(&[2, 3], &[1.0; 6]);
+        let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
+        bytes.splice(at..at + 1, "\u{414}".bytes());
+        assert!(read(&bytes).is_err());
+        let huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }";
+        let mut h = b"\x93NUMPY\x01\x00".to_vec();
+        h.extend_from_slice(&(huge.len() as u16).to_le_bytes());
+        h.extend_from_slice(huge.as_bytes());
+        assert!(read(&h).is_err());
     }
 
     /// Files written by numpy 2.4 (`np.save`), checked in under tests/data.

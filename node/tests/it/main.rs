@@ -4,6 +4,7 @@ mod compose;
 mod compute;
 mod dashboard;
 mod dev_node;
+mod fuzz;
 mod harness;
 mod market;
 mod mempool;
