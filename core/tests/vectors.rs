@@ -43,6 +43,72 @@ fn vectors() -> Value {
             })
         })
         .collect();
+    // A block at height 1 carrying the first transfer, the parent's certificate, and its
+    // own certificate: fixed values, not an executed chain.
+    let first = Transaction {
+        chain_id: params.chain_id,
+        signer: key.account(),
+        nonce: 0,
+        call: Call::Transfer {
+            dest,
+            amount: 1_500_000_000,
+        },
+        tip: 0,
+    }
+    .sign(&key);
+    let parent = agora_core::Hash([1; 32]);
+    let parent_cert = agora_core::FinalityCert::sign_single(params.chain_id, 0, parent, &key);
+    let header = agora_core::Header {
+        chain_id: params.chain_id,
+        height: 1,
+        parent,
+        view: 2,
+        timestamp_ms: 1_700_000_000_000,
+        proposer: key.account(),
+        tx_root: agora_core::block::tx_root(std::slice::from_ref(&first)),
+        state_root: agora_core::Hash([3; 32]),
+        parent_cert: parent_cert.hash(),
+    };
+    let block = agora_core::Block {
+        header: header.clone(),
+        txs: vec![first],
+        parent_cert: Some(parent_cert.clone()),
+    };
+    let cert = agora_core::FinalityCert::sign_single(params.chain_id, 1, block.hash(), &key);
+    let cert_json = |c: &agora_core::FinalityCert| {
+        json!({
+            "height": c.height,
+            "round": c.round,
+            "block_hash_hex": hex::encode(c.block_hash.0),
+            "votes": c.votes.iter().map(|v| json!({
+                "authority_hex": hex::encode(v.authority.0),
+                "signature_hex": hex::encode(v.signature),
+            })).collect::<Vec<_>>(),
+            "vote_payload_hex": hex::encode(
+                agora_core::FinalityCert::signing_payload(params.chain_id, c.height, c.round, &c.block_hash).0
+            ),
+            "cert_hex": hex::encode(agora_core::codec::canonical(c)),
+            "cert_hash_hex": hex::encode(c.hash().0),
+        })
+    };
+    let block_vector = json!({
+        "header": {
+            "chain_id": header.chain_id,
+            "height": header.height,
+            "parent_hex": hex::encode(header.parent.0),
+            "view": header.view,
+            "timestamp_ms": header.timestamp_ms,
+            "proposer_hex": hex::encode(header.proposer.0),
+            "tx_root_hex": hex::encode(header.tx_root.0),
+            "state_root_hex": hex::encode(header.state_root.0),
+            "parent_cert_hex": hex::encode(header.parent_cert.0),
+            "header_hex": hex::encode(agora_core::codec::canonical(&header)),
+            "header_hash_hex": hex::encode(header.hash().0),
+        },
+        "parent_certificate": cert_json(&parent_cert),
+        "certificate": cert_json(&cert),
+        "block_hex": hex::encode(block.encode()),
+    });
     json!({
         "description": "Agora transaction test vectors (wire format v1). See docs/wire-format.md.",
         "signer": {
@@ -51,6 +117,7 @@ fn vectors() -> Value {
             "ss58": key.account().to_ss58(),
         },
         "transfers": cases,
+        "block": block_vector,
     })
 }
 

@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 import blake3
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives import serialization
 import hashlib
 
@@ -83,6 +83,51 @@ def check(path):
         assert signed.hex() == t["signed_tx_hex"] and len(signed) == t["signed_tx_len"]
         assert blake3.blake3(signed).hexdigest() == t["tx_hash_hex"], "hash differs"
     print(f"ok: {len(v['transfers'])} transfer vectors reproduced independently")
+    if "block" in v:
+        check_block(v["block"], v["transfers"][0], sk, pub)
+        print("ok: header, certificates and block reproduced independently")
+
+
+def encode_cert(c):
+    """FinalityCert = height u64, round u32, block_hash, votes Vec<(authority, signature)>."""
+    votes = b"".join(bytes.fromhex(x["authority_hex"]) + bytes.fromhex(x["signature_hex"]) for x in c["votes"])
+    return (struct.pack("<QI", c["height"], c["round"]) + bytes.fromhex(c["block_hash_hex"])
+            + struct.pack("<Q", len(c["votes"])) + votes)
+
+
+def check_cert(c, chain_id, pub):
+    # Vote payload: blake3("agora/vote/v1" || chain_id u64 || 1u8 || height u64 || round u32 || 1u8 || block_hash)
+    payload = blake3.blake3(b"agora/vote/v1" + struct.pack("<QBQIB", chain_id, 1, c["height"], c["round"], 1)
+                            + bytes.fromhex(c["block_hash_hex"])).digest()
+    assert payload.hex() == c["vote_payload_hex"], "vote payload differs"
+    for vote in c["votes"]:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(vote["authority_hex"])).verify(
+            bytes.fromhex(vote["signature_hex"]), payload)
+    encoded = encode_cert(c)
+    assert encoded.hex() == c["cert_hex"], "certificate encoding differs"
+    digest = blake3.blake3(b"agora/cert/v1" + encoded).digest()
+    assert digest.hex() == c["cert_hash_hex"], "certificate hash differs"
+    return encoded, digest
+
+
+def check_block(b, first_transfer, sk, pub):
+    h = b["header"]
+    parent_cert, parent_cert_hash = check_cert(b["parent_certificate"], h["chain_id"], pub)
+    assert parent_cert_hash.hex() == h["parent_cert_hex"], "header does not commit to the parent certificate"
+    signed = bytes.fromhex(first_transfer["signed_tx_hex"])
+    tx_root = blake3.blake3(b"agora/txroot/v1" + struct.pack("<Q", 1) + blake3.blake3(signed).digest()).digest()
+    assert tx_root.hex() == h["tx_root_hex"], "tx root differs"
+    header = (struct.pack("<QQ", h["chain_id"], h["height"]) + bytes.fromhex(h["parent_hex"])
+              + struct.pack("<QQ", h["view"], h["timestamp_ms"]) + bytes.fromhex(h["proposer_hex"])
+              + tx_root + bytes.fromhex(h["state_root_hex"]) + parent_cert_hash)
+    assert header.hex() == h["header_hex"], "header encoding differs"
+    header_hash = blake3.blake3(b"agora/header/v1" + header).digest()
+    assert header_hash.hex() == h["header_hash_hex"], "header hash differs"
+    assert b["certificate"]["block_hash_hex"] == header_hash.hex(), "the certificate is not for this block"
+    check_cert(b["certificate"], h["chain_id"], pub)
+    # Block = header, txs Vec<SignedTransaction>, parent_cert Option<FinalityCert>.
+    block = header + struct.pack("<Q", 1) + signed + b"\x01" + parent_cert
+    assert block.hex() == b["block_hex"], "block encoding differs"
 
 
 def rpc(url, method, params):
