@@ -47,30 +47,41 @@ pub struct AppState {
     pub history: history::SubnetHistory,
 }
 
-async fn handle_value(state: &AppState, v: &Value) -> Value {
+/// One request's answer; `None` for a notification (a valid request without an `id`
+/// member: JSON-RPC 2.0 says the server must not reply, though it still runs it).
+async fn handle_value(state: &AppState, v: &Value) -> Option<Value> {
     match parse_request(v) {
-        Ok((id, method, params)) => response(id, dispatch(state, &method, &params).await),
-        Err((id, e)) => response(id, Err(e)),
+        Ok((id, method, params)) => {
+            let result = dispatch(state, &method, &params).await;
+            is_notification(v)
+                .then_some(())
+                .map_or(Some(response(id, result)), |()| None)
+        }
+        Err((id, e)) => Some(response(id, Err(e))),
     }
 }
 
-/// One HTTP body: a request or a batch.
-async fn handle_body(state: &AppState, body: &[u8]) -> Value {
+fn is_notification(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| !o.contains_key("id"))
+}
+
+/// One HTTP body: a request or a batch. `None`: nothing to answer (notifications only).
+async fn handle_body(state: &AppState, body: &[u8]) -> Option<Value> {
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            return response(
+            return Some(response(
                 Value::Null,
                 Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}"))),
-            )
+            ))
         }
     };
     match v {
-        Value::Array(items) if items.is_empty() => response(
+        Value::Array(items) if items.is_empty() => Some(response(
             Value::Null,
             Err(RpcError::new(INVALID_REQUEST, "empty batch")),
-        ),
-        Value::Array(items) if items.len() > RPC_MAX_BATCH => response(
+        )),
+        Value::Array(items) if items.len() > RPC_MAX_BATCH => Some(response(
             Value::Null,
             Err(RpcError::new(
                 INVALID_REQUEST,
@@ -79,20 +90,23 @@ async fn handle_body(state: &AppState, body: &[u8]) -> Value {
                     items.len()
                 ),
             )),
-        ),
+        )),
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in &items {
-                out.push(handle_value(state, item).await);
+                out.extend(handle_value(state, item).await);
             }
-            Value::Array(out)
+            (!out.is_empty()).then_some(Value::Array(out))
         }
         single => handle_value(state, &single).await,
     }
 }
 
 async fn http_rpc(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    HttpResponse::Ok().json(handle_body(&state, &body).await)
+    match handle_body(&state, &body).await {
+        Some(answer) => HttpResponse::Ok().json(answer),
+        None => HttpResponse::NoContent().finish(),
+    }
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
@@ -166,6 +180,12 @@ async fn ws_rpc(
                     }
                 },
             };
+            // Notifications (valid requests without an `id`) run and get no reply.
+            let quiet = serde_json::from_str::<Value>(&text)
+                .is_ok_and(|v| is_notification(&v) && parse_request(&v).is_ok());
+            if quiet {
+                continue;
+            }
             if session.text(reply.to_string()).await.is_err() {
                 break;
             }
@@ -187,7 +207,14 @@ fn spawn_head_forwarder(
         loop {
             let head = match heads.recv().await {
                 Ok(h) => h,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    // Told, not silently skipped: the subscriber can re-read what it missed.
+                    let note = json!({"jsonrpc": "2.0", "method": "chain_head", "params": {"subscription": sub, "lagged": missed}});
+                    if session.text(note.to_string()).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 Err(broadcast::error::RecvError::Closed) => break,
             };
             let note = json!({"jsonrpc": "2.0", "method": "chain_head", "params": {"subscription": sub, "result": head}});

@@ -61,6 +61,7 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
     assert_eq!(rejected("0x0102".into()), "malformed");
     // Refused at submission (not admitted and dropped at the next block).
     assert_eq!(rejected(hex_tx(&transfer(id, &bob, 1, 0))), "zero_amount");
+
     let mut trailing = good.encode();
     trailing.push(0);
     assert_eq!(
@@ -127,4 +128,29 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
         node.ok("account_info", json!({"address": bob_addr})),
         before
     );
+
+    // JSON-RPC 2.0 notifications (no `id`) run and get no answer: nothing for a single
+    // one, and nothing in a batch's array for each of them.
+    let quiet = rpc_raw(node.port, r#"{"jsonrpc":"2.0","method":"chain_head"}"#).unwrap();
+    assert_eq!(quiet, "", "no reply to a notification");
+    let mixed = rpc_raw(
+        node.port,
+        r#"[{"jsonrpc":"2.0","method":"chain_head"},{"jsonrpc":"2.0","id":5,"method":"chain_head"}]"#,
+    )
+    .unwrap();
+    let mixed: Value = serde_json::from_str(&mixed).unwrap();
+    assert_eq!(mixed.as_array().unwrap().len(), 1, "{mixed}");
+    assert_eq!(mixed[0]["id"], 5);
+    // A notification still runs: a transfer sent as one is included.
+    let silent = transfer(id, &bob, 1, 77);
+    let body = json!({"jsonrpc": "2.0", "method": "tx_submit", "params": {"tx": hex_tx(&silent)}});
+    assert_eq!(rpc_raw(node.port, &body.to_string()).unwrap(), "");
+    let start = std::time::Instant::now();
+    while node.ok("chain_tx", json!({"hash": silent.hash()}))["status"] != "finalized" {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the notified transfer never landed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
