@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub rpc_addr: SocketAddr,
     pub genesis: Genesis,
     pub network: NetworkConfig,
+    /// JSON-RPC requests per second per client address, and whether loopback clients
+    /// count too.
+    pub rpc_rate: (u32, bool),
 }
 
 /// How a networked node joins its peers.
@@ -333,6 +336,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         net_info: networked.as_ref().map(|n| n.info.clone()).or(dev_net_info),
         metrics,
         history,
+        limiter: crate::rpc::limits::RateLimiter::new(cfg.rpc_rate.0, cfg.rpc_rate.1),
     };
     let (server, bound) = rpc::serve(state, cfg.rpc_addr)
         .with_context(|| format!("binding RPC on {}", cfg.rpc_addr))?;

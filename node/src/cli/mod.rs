@@ -107,6 +107,12 @@ pub struct NodeArgs {
     /// JSON-RPC listen address (HTTP at /, WebSocket at /ws).
     #[arg(long, env = "AGORA_RPC_ADDR", default_value = "127.0.0.1:9944")]
     pub rpc_addr: SocketAddr,
+    /// JSON-RPC requests per second per client address (a batch counts each request).
+    #[arg(long, default_value_t = crate::rpc::limits::RPC_RATE_DEFAULT)]
+    pub rpc_rate_limit: u32,
+    /// Apply --rpc-rate-limit to loopback clients too (by default local tools are not limited).
+    #[arg(long)]
+    pub rpc_limit_loopback: bool,
     /// Genesis file (TOML or JSON). Default: the built-in dev genesis.
     #[arg(long, env = "AGORA_GENESIS")]
     pub genesis: Option<PathBuf>,
@@ -175,6 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     bootnodes: args.bootnodes,
                     mdns: args.mdns,
                 },
+                rpc_rate: (args.rpc_rate_limit, args.rpc_limit_loopback),
             })
             .await
         }

@@ -20,6 +20,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const TX_REJECTED: i64 = -32010;
 /// The block or transaction asked for is not known.
 pub const NOT_FOUND: i64 = -32004;
+/// Too many requests from one address this second.
+pub const RATE_LIMITED: i64 = -32005;
 
 #[derive(Debug)]
 pub struct RpcError {

@@ -3,6 +3,7 @@
 
 mod dashboard;
 pub mod history;
+pub mod limits;
 pub mod methods;
 pub mod subnets;
 pub mod views;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub metrics: crate::metrics::NodeMetrics,
     /// Subnet prices, shares and pools sampled at each head (`subnet_history`).
     pub history: history::SubnetHistory,
+    /// Requests per second per client address.
+    pub limiter: limits::RateLimiter,
 }
 
 /// One request's answer; `None` for a notification (a valid request without an `id`
@@ -102,10 +105,50 @@ async fn handle_body(state: &AppState, body: &[u8]) -> Option<Value> {
     }
 }
 
-async fn http_rpc(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    match handle_body(&state, &body).await {
-        Some(answer) => HttpResponse::Ok().json(answer),
-        None => HttpResponse::NoContent().finish(),
+/// How many requests a body holds (a batch counts each).
+fn request_count(body: &[u8]) -> u32 {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => u32::try_from(items.len()).unwrap_or(u32::MAX).max(1),
+        _ => 1,
+    }
+}
+
+fn rate_limited(limiter: &limits::RateLimiter) -> Value {
+    response(
+        Value::Null,
+        Err(RpcError::new(
+            methods::RATE_LIMITED,
+            format!(
+                "rate limited: at most {} requests per second from one address",
+                limiter.per_second()
+            ),
+        )),
+    )
+}
+
+async fn http_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let ip = req.peer_addr().map(|a| a.ip());
+    if !state
+        .limiter
+        .allow(ip, request_count(&body), limits::now_second())
+    {
+        return HttpResponse::TooManyRequests().json(rate_limited(&state.limiter));
+    }
+    let answer =
+        tokio::time::timeout(limits::RPC_REQUEST_TIMEOUT, handle_body(&state, &body)).await;
+    match answer {
+        Ok(Some(answer)) => HttpResponse::Ok().json(answer),
+        Ok(None) => HttpResponse::NoContent().finish(),
+        Err(_) => HttpResponse::Ok().json(response(
+            Value::Null,
+            Err(RpcError::new(
+                methods::INTERNAL_ERROR,
+                format!(
+                    "timed out after {} s",
+                    limits::RPC_REQUEST_TIMEOUT.as_secs()
+                ),
+            )),
+        )),
     }
 }
 
@@ -123,6 +166,7 @@ async fn ws_rpc(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    let ip = req.peer_addr().map(|a| a.ip());
     let (resp, session, stream) = actix_ws::handle(&req, body)?;
     let mut stream = stream.max_frame_size(RPC_MAX_BODY);
     let state = state.get_ref().clone();
@@ -142,6 +186,19 @@ async fn ws_rpc(
                 actix_ws::Message::Close(_) => break,
                 _ => continue,
             };
+            if !state
+                .limiter
+                .allow(ip, request_count(text.as_bytes()), limits::now_second())
+            {
+                if session
+                    .text(rate_limited(&state.limiter).to_string())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
             let reply = match serde_json::from_str::<Value>(&text) {
                 Err(e) => response(
                     Value::Null,
@@ -284,6 +341,8 @@ pub fn serve(
             .route("/ws", web::get().to(ws_rpc))
     })
     .workers(2)
+    .max_connections(limits::RPC_MAX_CONNECTIONS)
+    .client_request_timeout(limits::RPC_CLIENT_TIMEOUT)
     .disable_signals()
     .bind(addr)?;
     let bound = server.addrs().first().copied().unwrap_or(addr);

@@ -72,6 +72,11 @@ pub struct Node {
 
 impl Node {
     pub fn start(dir: &Path, genesis: &Path, mode: Mode, tag: &str) -> Node {
+        Self::start_with(dir, genesis, mode, tag, &[])
+    }
+
+    /// [`Node::start`] with `extra` flags for `agora node`.
+    pub fn start_with(dir: &Path, genesis: &Path, mode: Mode, tag: &str, extra: &[&str]) -> Node {
         let port = free_port();
         let log = dir.join(format!("node-{tag}.log"));
         let mut cmd = Command::new(BIN);
@@ -104,6 +109,7 @@ impl Node {
                 cmd.args(["--p2p-addr", "/ip4/127.0.0.1/tcp/0"]);
             }
         }
+        cmd.args(extra);
         let node = Node {
             child: Some(cmd.spawn().unwrap()),
             port,

@@ -154,3 +154,44 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Per-address rate limits: over the limit a request (or a whole batch) is refused with
+/// HTTP 429 and -32005, and the next second is allowed again.
+#[test]
+fn clients_over_the_rate_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, genesis_path) = fast_genesis(dir.path());
+    let node = Node::start_with(
+        dir.path(),
+        &genesis_path,
+        Mode::Manual,
+        "1",
+        &["--rpc-rate-limit", "20", "--rpc-limit-loopback"],
+    );
+    // Start at the beginning of a second so the 30 requests share one.
+    std::thread::sleep(std::time::Duration::from_millis(
+        1000 - (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1000) as u64,
+    ));
+    let mut refused = 0;
+    for _ in 0..30 {
+        let v = node.call("chain_head", Value::Null);
+        if v["error"]["code"] == -32005 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 10, "{refused} refused of 30 at 20/s");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let batch: Vec<Value> = (0..25)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "chain_head"}))
+        .collect();
+    let v: Value =
+        serde_json::from_str(&rpc_raw(node.port, &Value::Array(batch).to_string()).unwrap())
+            .unwrap();
+    assert_eq!(v["error"]["code"], -32005, "a batch of 25 counts 25: {v}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(node.call("chain_head", Value::Null).get("result").is_some());
+}
