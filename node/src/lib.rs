@@ -33,4 +33,21 @@ pub enum NodeError {
     Stopped(&'static str),
     #[error("internal: {0}")]
     Internal(String),
+    /// What a read asked for does not exist (a subnet, a block): the caller's to know.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl NodeError {
+    /// A stable name for clients: what failed, without the details.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeError::Storage(_) => "storage",
+            NodeError::Block(_) => "block",
+            NodeError::State(_) => "state",
+            NodeError::Stopped(_) => "stopping",
+            NodeError::Internal(_) => "internal",
+            NodeError::NotFound(_) => "not_found",
+        }
+    }
 }

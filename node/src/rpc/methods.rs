@@ -52,9 +52,26 @@ impl RpcError {
     }
 }
 
+/// Clients see what failed as a stable `kind` and a human message, never the node's
+/// internal error text (which goes to the node's log).
 impl From<NodeError> for RpcError {
     fn from(e: NodeError) -> Self {
-        RpcError::new(INTERNAL_ERROR, e.to_string())
+        let (code, message) = match &e {
+            NodeError::NotFound(what) => (NOT_FOUND, what.clone()),
+            NodeError::Stopped(_) => (INTERNAL_ERROR, "the node is shutting down".to_string()),
+            _ => {
+                tracing::error!("RPC request failed inside the node: {e}");
+                (
+                    INTERNAL_ERROR,
+                    "internal error: the node could not answer (details in its log)".to_string(),
+                )
+            }
+        };
+        RpcError {
+            code,
+            message,
+            data: Some(json!({"kind": e.kind()})),
+        }
     }
 }
 

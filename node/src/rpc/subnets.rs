@@ -260,7 +260,7 @@ pub fn sim_swap(
         );
     }
     let sn = subnet::subnet(s, netuid)?
-        .ok_or_else(|| NodeError::Internal(format!("no subnet {netuid}")))?;
+        .ok_or_else(|| NodeError::NotFound(format!("no subnet {netuid}")))?;
     Ok(
         match sn.pool.swap(direction, amount, DEFAULT_FEE_RATE, None) {
             Ok(q) => {

@@ -114,6 +114,13 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
         )["error"]["code"],
         -32004
     );
+    // What does not exist is "not found" with a stable kind, not an internal error.
+    let missing = node.call(
+        "sim_swap",
+        json!({"netuid": 9, "direction": "buy", "amount": 1_000}),
+    );
+    assert_eq!(missing["error"]["code"], -32004, "{missing}");
+    assert_eq!(missing["error"]["data"]["kind"], "not_found", "{missing}");
     // A batch answers each request in order; positional params work too.
     let batch = raw(&format!(
         r#"[{{"jsonrpc":"2.0","id":1,"method":"chain_head"}},{{"jsonrpc":"2.0","id":2,"method":"account_info","params":["{bob_addr}"]}},{{"jsonrpc":"2.0","id":3,"method":"nope"}}]"#
