@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::ops::check;
+use crate::shape::check;
 use crate::{Activation, ComputeError, Gemm, Mat};
 
 /// Rows of A per parallel task, and the K block kept hot in cache.

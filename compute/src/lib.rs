@@ -17,8 +17,10 @@ pub mod gpu;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod shape;
 
-pub use ops::{Cpu, Gemm, Ops, View};
+pub use ops::{Cpu, Ops};
+pub use shape::{Gemm, View};
 
 /// A row-major f32 matrix.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use wgpu::util::DeviceExt;
 
-use crate::ops::check;
+use crate::shape::check;
 use crate::{Activation, ComputeError, Gemm, Mat, Ops};
 
 /// What `agora compute info` reports for an adapter.

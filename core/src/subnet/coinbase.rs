@@ -39,8 +39,7 @@ use crate::state::{self, Overlay, StateError};
 pub const MAX_EPOCHS_PER_BLOCK: usize = 2;
 /// Owner cut of each block's alpha emission: 11796/65535 = 18% (R§7.4).
 pub const OWNER_CUT: u64 = 11_796;
-/// Delegate take on validator dividends until the owner changes it: 18% (R§2 default).
-pub const DEFAULT_TAKE: u16 = 11_796;
+pub use super::store::DEFAULT_TAKE;
 /// Epoch records kept per subnet for `subnet_epochs`.
 pub const EPOCH_HISTORY: u64 = 32;
 /// Legacy root epoch sigmoid steepness (R§9; the midpoint kappa is 0.5).

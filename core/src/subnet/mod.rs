@@ -12,6 +12,7 @@ mod params;
 pub mod root;
 pub mod serve;
 pub mod stake;
+pub mod store;
 pub mod weights;
 
 use bincode::{Decode, Encode};

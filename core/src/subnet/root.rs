@@ -10,46 +10,12 @@
 //! Root membership (at most `root_max_uids` hotkeys) matters for the legacy
 //! `root_weights` emission mode, where members' weights over subnets split the emission.
 
-use bincode::{Decode, Encode};
-use serde::Serialize;
-
-use super::stake::hotkey_alpha;
+use super::store::hotkey_alpha;
 use super::{bind_hotkey, Netuid, SubnetError, SubnetParams, TxFailure};
 use crate::crypto::AccountId;
-use crate::state::{read, Overlay, StateError, StateRead};
+use crate::state::{Overlay, StateError, StateRead};
 
-pub const ROOT: Netuid = 0;
-
-/// One root member: its hotkey and, in `root_weights` mode, its weights over netuids.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
-pub struct RootMember {
-    pub hotkey: AccountId,
-    pub weights: Vec<(Netuid, u16)>,
-    pub last_update: u64,
-}
-
-/// The root network's record.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize)]
-pub struct RootNet {
-    pub members: Vec<RootMember>,
-    /// TAO staked on root, rao (equals the sum of every hotkey's root alpha).
-    pub total_stake: u64,
-    pub last_registration_block: Option<u64>,
-    /// `root_weights` mode: each subnet's share of the block emission, parts per billion,
-    /// from the last root epoch.
-    pub emission_ppb: Vec<(Netuid, u64)>,
-    pub last_epoch_block: u64,
-}
-
-pub const ROOT_KEY: &[u8] = b"r";
-
-pub fn root(s: &dyn StateRead) -> Result<RootNet, StateError> {
-    Ok(read(s, ROOT_KEY, "root network")?.unwrap_or_default())
-}
-
-pub fn put_root(o: &mut Overlay<'_>, r: &RootNet) {
-    o.put_value(ROOT_KEY.to_vec(), r);
-}
+pub use super::store::{put_root, root, RootMember, RootNet, ROOT, ROOT_KEY};
 
 /// A hotkey's root (TAO) stake.
 pub fn root_stake(s: &dyn StateRead, hotkey: &AccountId) -> Result<u64, StateError> {

@@ -5,8 +5,7 @@
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
-use super::coinbase::DEFAULT_TAKE;
-use super::root::{put_root, root, ROOT};
+use super::store::{put_root, root, DEFAULT_TAKE, ROOT};
 use super::{
     debit, existing_hotkey_owner, move_free_to_staked, put_subnet, subnet, Netuid, Subnet,
     SubnetError, SubnetParams, TxFailure,
@@ -27,71 +26,7 @@ pub struct Limit {
     pub allow_partial: bool,
 }
 
-/// A hotkey's alpha on one subnet and the shares it is divided into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode, Serialize)]
-pub struct HotkeyAlpha {
-    pub total_alpha: u64,
-    pub total_shares: u128,
-}
-
-impl HotkeyAlpha {
-    pub fn value_of(&self, shares: u128) -> u64 {
-        if self.total_shares == 0 {
-            return 0;
-        }
-        shares
-            .saturating_mul(u128::from(self.total_alpha))
-            .checked_div(self.total_shares)
-            .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX))
-    }
-}
-
-pub mod keys {
-    use super::Netuid;
-    use crate::crypto::AccountId;
-
-    pub const HOTKEY_ALPHA: u8 = b'k';
-    pub const SHARES: u8 = b'x';
-
-    pub fn hotkey_alpha(netuid: Netuid, hotkey: &AccountId) -> Vec<u8> {
-        let mut k = vec![HOTKEY_ALPHA];
-        k.extend_from_slice(&netuid.to_be_bytes());
-        k.extend_from_slice(&hotkey.0);
-        k
-    }
-
-    pub const POSITION: u8 = b'i';
-
-    /// Index entry: `coldkey` holds stake on `hotkey` in `netuid`.
-    pub fn position(coldkey: &AccountId, netuid: Netuid, hotkey: &AccountId) -> Vec<u8> {
-        let mut k = positions_of(coldkey);
-        k.extend_from_slice(&netuid.to_be_bytes());
-        k.extend_from_slice(&hotkey.0);
-        k
-    }
-
-    pub fn positions_of(coldkey: &AccountId) -> Vec<u8> {
-        let mut k = vec![POSITION];
-        k.extend_from_slice(&coldkey.0);
-        k
-    }
-
-    pub fn shares(netuid: Netuid, hotkey: &AccountId, coldkey: &AccountId) -> Vec<u8> {
-        let mut k = vec![SHARES];
-        k.extend_from_slice(&netuid.to_be_bytes());
-        k.extend_from_slice(&hotkey.0);
-        k.extend_from_slice(&coldkey.0);
-        k
-    }
-}
-
-pub fn hotkey_alpha(
-    s: &dyn StateRead,
-    netuid: Netuid,
-    hotkey: &AccountId,
-) -> Result<HotkeyAlpha, StateError> {
-    Ok(read(s, &keys::hotkey_alpha(netuid, hotkey), "hotkey alpha")?.unwrap_or_default())
-}
+pub use super::store::{hotkey_alpha, stake_keys as keys, HotkeyAlpha};
 
 pub fn shares(
     s: &dyn StateRead,
