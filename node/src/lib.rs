@@ -8,8 +8,6 @@
 //! ```
 
 pub mod actors;
-pub mod bench;
-pub mod bench_market;
 pub mod cli;
 pub mod client;
 pub mod metrics;

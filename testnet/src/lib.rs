@@ -6,7 +6,11 @@
 //! - [`sim`]: the seeded deterministic consensus simulation behind `agora sim consensus`:
 //!   real consensus machines and block pipelines over a simulated network with faults and
 //!   byzantine nodes, judged by independent checkers.
+//!
+//! - [`bench`]: the ledger, epoch and market benchmarks behind `agora bench`,
+//!   `agora sim bench` and `agora bench-market`.
 
+pub mod bench;
 pub mod rng;
 pub mod scenario;
 pub mod sim;

@@ -84,9 +84,9 @@ pub enum Command {
     /// Print the built-in dev genesis as TOML (a starting point for your own).
     Genesis,
     /// Measure the ledger: signed transfers applied and committed per second vs raw ed25519.
-    Bench(crate::bench::BenchArgs),
+    Bench(agora_testnet::bench::ledger::BenchArgs),
     /// Measure the subnet market: blocks with epochs over 128 subnets, add_stake and set_weights per second.
-    BenchMarket(crate::bench_market::MarketBenchArgs),
+    BenchMarket(agora_testnet::bench::market::MarketBenchArgs),
     /// Measure neuron queries: one validator and 16 miners on loopback, requests/s and
     /// p50/p99, against Python's axon/dendrite pattern with --python.
     BenchQuery(crate::neuron::bench::QueryBenchArgs),
@@ -208,8 +208,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(args, out),
-        Command::BenchMarket(args) => crate::bench_market::run(args, out),
+        Command::Bench(args) => agora_testnet::bench::ledger::run(args, &out),
+        Command::BenchMarket(args) => agora_testnet::bench::market::run(args, &out),
         Command::BenchQuery(args) => {
             init_logs(&cli.log);
             crate::neuron::bench::run(args, out)

@@ -40,3 +40,17 @@ pub fn text(v: &Value) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| v.to_string())
 }
+
+impl agora_testnet::bench::Report for Out {
+    fn progress(&self, line: &str) {
+        Out::progress(self, line);
+    }
+
+    fn result(&self, json: &Value, text: &str) {
+        self.print(json, || text.to_string());
+    }
+
+    fn json(&self) -> bool {
+        self.json
+    }
+}

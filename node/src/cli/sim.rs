@@ -30,7 +30,7 @@ pub enum SimCmd {
         csv: Option<PathBuf>,
     },
     /// Time one epoch at several sizes against a numpy float64 implementation.
-    Bench(crate::bench::EpochBenchArgs),
+    Bench(agora_testnet::bench::ledger::EpochBenchArgs),
     /// Seeded simulation of the BFT network: real consensus machines and block pipelines
     /// over a simulated network with faults and byzantine nodes, judged by independent
     /// checkers (agreement, validity, supply, liveness after every heal).
@@ -124,7 +124,7 @@ pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SimCmd::Bench(args) => crate::bench::run_epoch_bench(args, out),
+        SimCmd::Bench(args) => agora_testnet::bench::ledger::run_epoch_bench(args, &out),
         SimCmd::Consensus(args) => super::sim_consensus::run(args, out),
     }
 }

@@ -18,7 +18,7 @@ use agora_storage::{ChainStore, KvStore, MemStore, RocksStore};
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use crate::cli::Out;
+use super::Report;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -107,7 +107,7 @@ fn run_ledger<S: KvStore>(kv: Arc<S>, setup: &Setup, block_size: usize) -> anyho
     Ok(setup.txs.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-pub fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
+pub fn run(args: BenchArgs, out: &dyn Report) -> anyhow::Result<()> {
     if args.txs == 0 || args.accounts < 2 {
         bail!("need --txs > 0 and --accounts >= 2");
     }
@@ -162,7 +162,7 @@ pub fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
         "ratio_rocksdb_to_batch_verify": (rocks_per_s / batch_per_s * 1000.0).round() / 1000.0,
         "ratio_rocksdb_to_single_verify": (rocks_per_s / single_per_s * 1000.0).round() / 1000.0,
     });
-    out.print(&v, || {
+    out.result(&v, &{
         format!(
             "cores {cores}, {} transfers in blocks of {} from {} accounts\n\
              ed25519 verify, single thread     {:>10.0} /s\n\
@@ -177,7 +177,7 @@ pub fn run(args: BenchArgs, out: Out) -> anyhow::Result<()> {
 }
 
 /// The numpy reference implementation, embedded so the bench runs from any directory.
-const YUMA_NUMPY: &str = include_str!("../../testnet/bench/yuma_numpy.py");
+const YUMA_NUMPY: &str = include_str!("../../bench/yuma_numpy.py");
 
 #[derive(clap::Args, Debug)]
 pub struct EpochBenchArgs {
@@ -198,9 +198,9 @@ pub struct EpochBenchArgs {
 /// A seeded epoch case: `v` validators with stake and permits, each weighting `k` random
 /// miners, with bonds from a previous epoch on the same pattern. Yuma3 (new-subnet default).
 fn epoch_case(n: usize, v: usize, k: usize, seed: u64) -> agora_core::epoch::EpochInput {
-    let mut rng = agora_testnet::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let miners = n - v;
-    let sparse_row = |rng: &mut agora_testnet::rng::Rng| -> Vec<(u16, u16)> {
+    let sparse_row = |rng: &mut crate::rng::Rng| -> Vec<(u16, u16)> {
         let mut cols: Vec<u16> = (0..k.min(miners))
             .map(|_| (v + (rng.next_u64() as usize % miners)) as u16)
             .collect();
@@ -279,7 +279,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-pub fn run_epoch_bench(args: EpochBenchArgs, out: Out) -> anyhow::Result<()> {
+pub fn run_epoch_bench(args: EpochBenchArgs, out: &dyn Report) -> anyhow::Result<()> {
     let python = args.python.clone().unwrap_or_else(|| {
         let venv =
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/agora/venv/bin/python"));
@@ -351,8 +351,8 @@ pub fn run_epoch_bench(args: EpochBenchArgs, out: Out) -> anyhow::Result<()> {
         rows.push(row);
     }
     let v = json!({"epoch_bench": rows, "repeat": repeat, "mode": "yuma3, sparse weights"});
-    if out.json {
-        out.print(&v, String::new);
+    if out.json() {
+        out.result(&v, "");
     }
     Ok(())
 }

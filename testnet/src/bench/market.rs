@@ -13,7 +13,7 @@ use agora_core::{Call, Header, Keypair, SignedTransaction, Transaction, RAO_PER_
 use anyhow::bail;
 use serde_json::json;
 
-use crate::cli::Out;
+use super::Report;
 
 #[derive(clap::Args, Debug)]
 pub struct MarketBenchArgs {
@@ -255,7 +255,7 @@ fn time_block(
     Ok((times[times.len() / 2], included, epochs))
 }
 
-pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
+pub fn run(args: MarketBenchArgs, out: &dyn Report) -> anyhow::Result<()> {
     if args.validators == 0 || args.validators + 1 >= args.uids || args.subnets == 0 {
         bail!("need 0 < validators < uids - 1 and at least one subnet");
     }
@@ -353,7 +353,7 @@ pub fn run(args: MarketBenchArgs, out: Out) -> anyhow::Result<()> {
         "add_stake_txs": n_stake, "add_stake_block_ms": stake_block * 1e3, "add_stake_per_s": stake_per_s,
         "set_weights_txs": n_weights, "set_weights_block_ms": weights_block * 1e3, "set_weights_per_s": weights_per_s,
     });
-    out.print(&v, || {
+    out.result(&v, &{
         format!(
             "{} subnets x {} uids ({} validators each weighting every miner), in-memory state\n\
              block with {} epochs + coinbase  {:>9.2} ms\n\
