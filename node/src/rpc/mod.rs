@@ -168,7 +168,12 @@ async fn ws_rpc(
 ) -> actix_web::Result<HttpResponse> {
     let ip = req.peer_addr().map(|a| a.ip());
     let (resp, session, stream) = actix_ws::handle(&req, body)?;
-    let mut stream = stream.max_frame_size(RPC_MAX_BODY);
+    // A message split over continuation frames is reassembled (up to the body limit)
+    // before it is read, instead of being ignored.
+    let mut stream = stream
+        .max_frame_size(RPC_MAX_BODY)
+        .aggregate_continuations()
+        .max_continuation_size(RPC_MAX_BODY);
     let state = state.get_ref().clone();
     actix_rt::spawn(async move {
         let mut session = session;
@@ -176,14 +181,14 @@ async fn ws_rpc(
         let mut next_sub: u64 = 1;
         while let Some(Ok(msg)) = stream.next().await {
             let text = match msg {
-                actix_ws::Message::Text(t) => t.to_string(),
-                actix_ws::Message::Ping(p) => {
+                actix_ws::AggregatedMessage::Text(t) => t.to_string(),
+                actix_ws::AggregatedMessage::Ping(p) => {
                     if session.pong(&p).await.is_err() {
                         break;
                     }
                     continue;
                 }
-                actix_ws::Message::Close(_) => break,
+                actix_ws::AggregatedMessage::Close(_) => break,
                 _ => continue,
             };
             if !state

@@ -64,6 +64,26 @@ async fn websocket_head_subscription_streams_new_blocks() {
     assert_eq!(reply["id"], 2);
     assert!(reply["result"]["issued"].as_u64().unwrap() > 0);
 
+    // A request split over continuation frames is reassembled and answered.
+    let whole = json!({"jsonrpc": "2.0", "id": 9, "method": "chain_head"}).to_string();
+    let (a, rest) = whole.as_bytes().split_at(10);
+    let (b, c) = rest.split_at(10);
+    use actix_http::ws::Item;
+    use awc::ws::Message;
+    for frame in [
+        Message::Continuation(Item::FirstText(a.to_vec().into())),
+        Message::Continuation(Item::Continue(b.to_vec().into())),
+        Message::Continuation(Item::Last(c.to_vec().into())),
+    ] {
+        ws.send(frame).await.unwrap();
+    }
+    let mut reply = next_json(&mut ws).await;
+    while reply.get("id").is_none() {
+        reply = next_json(&mut ws).await;
+    }
+    assert_eq!(reply["id"], 9, "{reply}");
+    assert!(reply["result"]["height"].as_u64().is_some());
+
     ws.send(send(
         json!({"jsonrpc": "2.0", "id": 3, "method": "chain_unsubscribeHeads", "params": [sub_id]}),
     ))
