@@ -271,6 +271,13 @@ impl Pool {
             self.record(*h, e.kind(), e.to_string());
         }
         for (sender, next) in nonces {
+            // The sender's nonce moved (another proposer may have included the missing
+            // transaction): what was parked behind the gap may be ready now.
+            if let Some(q) = self.by_sender.get_mut(sender) {
+                for e in q.values_mut() {
+                    e.parked = false;
+                }
+            }
             let stale: Vec<(u64, Hash)> = self
                 .by_sender
                 .get(sender)
@@ -461,6 +468,30 @@ mod tests {
         p.admit(t0, l0, &rich(), now).unwrap();
         let nonces: Vec<u64> = p.take(10).iter().map(|t| t.tx.nonce).collect();
         assert_eq!(nonces, [0, 1], "the gap filled: both go");
+
+        // The gap can also fill by another proposer including the missing nonce: the
+        // committed block moves the sender's nonce and the parked run is ready again.
+        let b = Keypair::dev("b");
+        let (t2, l2) = transfer(&b, 1, 0);
+        let h2 = p.admit(t2, l2, &rich(), now).unwrap();
+        p.block_done(
+            &[],
+            &[(
+                h2,
+                TxError::FutureNonce {
+                    expected: 0,
+                    got: 1,
+                },
+            )],
+            &[],
+            now,
+        );
+        assert!(p.take(10).iter().all(|t| t.tx.signer != b.account()));
+        p.block_done(&[], &[], &[(b.account(), 1)], now);
+        assert!(
+            p.take(10).iter().any(|t| t.hash() == h2),
+            "ready after b's nonce moved"
+        );
     }
 
     #[test]
