@@ -315,7 +315,8 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         tokio::select! {
             event = events.recv() => match event {
                 Some(NetEvent::Query { peer, data, reply }) => {
-                    let v = view_rx.borrow().clone();
+                    // Borrowed, not cloned, for the length of the synchronous check.
+                    let v = view_rx.borrow();
                     let admit = Admit { view: &v, min_stake: cfg.admit_stake };
                     if let Err(e) = server.query(&net, &peer, &data, reply, v.head, &admit) {
                         break Err(e);

@@ -223,11 +223,24 @@ impl Ctx {
         let scores: Vec<f32> = outcomes.iter().map(|o| o.score).collect();
         let uids: Vec<u16> = outcomes.iter().map(|o| o.uid).collect();
         let values = weights(&scores);
+        // Reveals are due whatever this round scored (a missed reveal epoch loses them).
+        let revealed = if v.commit_reveal {
+            self.reveal_due(v).await
+        } else {
+            Vec::new()
+        };
         let sent = if values.iter().all(|w| *w == 0) {
             Ok("no correct answer: no weights sent".to_string())
         } else {
             self.send_weights(v, uids.clone(), values.clone()).await
         };
+        let sent = sent.map(|s| {
+            revealed
+                .into_iter()
+                .chain(std::iter::once(s))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         let summary: Vec<String> = outcomes
             .iter()
             .map(|o| match o.latency_ms {
@@ -379,9 +392,6 @@ impl Ctx {
         let netuid = self.cfg.netuid;
         let me = self.cfg.hotkey.account();
         let mut said = Vec::new();
-        if v.commit_reveal {
-            said.extend(self.reveal_due(v).await);
-        }
         let last = v.neuron(&me).map_or(0, |n| n.last_update);
         // The transaction lands in the next block at the earliest.
         if last != 0 && v.head + 1 < last + v.weights_rate_limit {
