@@ -253,31 +253,25 @@ impl Server {
 
 /// Run until Ctrl-C or SIGTERM.
 pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
-    let client = RpcClient::new(&cfg.rpc_url).with_timeout(Duration::from_secs(10));
-    let ids = view::wait_for_chain(&client, Duration::from_secs(60)).await?;
-    let first = view::subnet_view(&client, cfg.netuid).await?;
+    let super::join::Joined {
+        client,
+        ids,
+        first,
+        uid,
+        net,
+        mut events,
+        listen,
+    } = super::join::join(&super::join::Joining {
+        rpc_url: &cfg.rpc_url,
+        netuid: cfg.netuid,
+        hotkey: &cfg.hotkey,
+        hotkey_name: &cfg.hotkey_name,
+        model: cfg.model,
+        p2p_addr: &cfg.p2p_addr,
+        bootnodes: &cfg.bootnodes,
+    })
+    .await?;
     let me = cfg.hotkey.account();
-    let uid = first.neuron(&me).map(|n| n.uid).ok_or_else(|| {
-        anyhow!(
-            "hotkey {me} is not registered on subnet {}: register it first with `agora subnet register --netuid {} --hotkey {}`",
-            cfg.netuid, cfg.netuid, cfg.hotkey_name
-        )
-    })?;
-    view::check_model(&first, cfg.netuid, cfg.model)?;
-    let bootnodes = if cfg.bootnodes.is_empty() {
-        view::node_bootnodes(&client).await?
-    } else {
-        cfg.bootnodes.clone()
-    };
-    let (net, mut events, listen) = Libp2pNetwork::spawn(agora_p2p::NetConfig {
-        chain_id: ids.chain_id,
-        genesis_hash: ids.genesis_hash,
-        key_seed: cfg.hotkey.seed(),
-        listen: cfg.p2p_addr.clone(),
-        bootnodes,
-        mdns: false,
-        local: crate::node::is_loopback(&cfg.p2p_addr),
-    })?;
     let peer_id = net.local_peer_id();
     info!(netuid = cfg.netuid, uid, hotkey = %me, %peer_id, listen = ?listen, task = cfg.task.name(), fault = ?cfg.fault, "miner serving");
 

@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod compute_task;
 pub mod inference_task;
+pub mod join;
 pub mod miner;
 pub mod status;
 pub mod task;
