@@ -102,21 +102,47 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
 }
 
+/// JSON inside a state read.
+fn json_of<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
+    serde_json::to_value(v).map_err(|e| NodeError::Internal(e.to_string()))
+}
+
 pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<Value, RpcError> {
     match method {
         "chain_info" => to_value(ChainInfoView::of(&state.params, state.genesis_hash)),
         "chain_head" => to_value(state.chain.head().await?),
-        "chain_supply" => to_value(SupplyView::of(&state.chain.supply().await?)),
+        "chain_supply" => Ok(state
+            .chain
+            .read_at_head(|s, _| json_of(SupplyView::of(&agora_core::state::supply(s)?)))
+            .await?),
         "account_info" => {
             let address: AccountId = str_param(params, "address", 0)?
                 .parse()
                 .map_err(|e| RpcError::params(format!("`address`: {e}")))?;
-            let a = state.chain.account(address).await?;
-            to_value(AccountView {
-                address,
-                free: a.free,
-                nonce: a.nonce,
-            })
+            let at = match param(params, "block", 1) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    RpcError::params("`block` must be a block height (a non-negative integer)")
+                })?),
+            };
+            let v = state
+                .chain
+                .read_at_head(move |s, _| {
+                    let a = agora_core::state::account(s, &address)?;
+                    json_of(AccountView {
+                        address,
+                        free: a.free,
+                        nonce: a.nonce,
+                    })
+                })
+                .await?;
+            let height = v["height"].as_u64().unwrap_or(0);
+            match at {
+                Some(b) if b != height => Err(RpcError::params(format!(
+                    "this node keeps no state history: only the head, block {height}, can be read (asked for block {b})"
+                ))),
+                _ => Ok(v),
+            }
         }
         "chain_block" => {
             let at = match (param(params, "height", 0), param(params, "hash", 0)) {
@@ -211,11 +237,10 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
         }
         "subnet_metagraph" => {
             let netuid = u16_param(params, "netuid", 0)?;
-            let head = state.chain.head().await?.height;
             let params = state.params.clone();
             let v = state
                 .chain
-                .read(move |s| {
+                .read_at_head(move |s, head| {
                     Ok(super::subnets::metagraph(s, &params, netuid, head)?.unwrap_or(Value::Null))
                 })
                 .await?;
@@ -259,7 +284,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             let params = state.params.clone();
             Ok(state
                 .chain
-                .read(move |s| super::subnets::root_info(s, &params))
+                .read_at_head(move |s, _| super::subnets::root_info(s, &params))
                 .await?)
         }
         "hotkey_info" => {
@@ -268,7 +293,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .map_err(|e| RpcError::params(format!("`hotkey`: {e}")))?;
             Ok(state
                 .chain
-                .read(move |s| super::subnets::hotkey_info(s, &hotkey))
+                .read_at_head(move |s, _| super::subnets::hotkey_info(s, &hotkey))
                 .await?)
         }
         "sim_swap" => {

@@ -131,9 +131,14 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
 
     // Nothing above touched bob's account (blocks come and his nonce and balance stay).
     node.produce(2);
+    let after = node.ok("account_info", json!({"address": bob_addr}));
     assert_eq!(
-        node.ok("account_info", json!({"address": bob_addr})),
-        before
+        (&after["free"], &after["nonce"]),
+        (&before["free"], &before["nonce"])
+    );
+    assert!(
+        after["height"].as_u64() > before["height"].as_u64(),
+        "read at a later head"
     );
 
     // JSON-RPC 2.0 notifications (no `id`) run and get no answer: nothing for a single
@@ -160,6 +165,24 @@ fn bad_transactions_and_bad_requests_are_rejected_with_the_reason() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+
+    // Answers name the height they read; only the head can be read (no state history).
+    node.produce(1);
+    let head = node.height();
+    let acct = node.ok("account_info", json!({"address": bob_addr}));
+    assert_eq!(acct["height"], head, "{acct}");
+    assert_eq!(node.ok("chain_supply", Value::Null)["height"], head);
+    let at_head = node.ok("account_info", json!({"address": bob_addr, "block": head}));
+    assert_eq!(at_head["nonce"], acct["nonce"]);
+    let past = node.call(
+        "account_info",
+        json!({"address": bob_addr, "block": head - 1}),
+    );
+    assert_eq!(past["error"]["code"], -32602, "{past}");
+    assert!(past["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no state history"));
 }
 
 /// Per-address rate limits: over the limit a request (or a whole batch) is refused with

@@ -145,6 +145,21 @@ impl ChainHandle {
         self.read_side(GetTx(hash)).await?
     }
 
+    /// Run `query` against the committed state and the head height it is the state of;
+    /// the answer gains a `height` field naming that head.
+    pub async fn read_at_head<F>(&self, query: F) -> Result<serde_json::Value, NodeError>
+    where
+        F: FnOnce(&dyn agora_core::state::StateRead, u64) -> Result<serde_json::Value, NodeError>
+            + Send
+            + 'static,
+    {
+        let (height, mut v) = self.read_side(ReadAtHead(Box::new(query))).await??;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("height".into(), serde_json::json!(height));
+        }
+        Ok(v)
+    }
+
     /// Run `query` against the committed state.
     pub async fn read<F>(&self, query: F) -> Result<serde_json::Value, NodeError>
     where

@@ -102,6 +102,17 @@ pub type StateQuery = Box<
 #[rtype(result = "Result<serde_json::Value, NodeError>")]
 pub struct ReadState(pub StateQuery);
 
+/// A read-only query that also gets the height of the committed head it reads (both from
+/// one consistent view); answers with that height and the query's JSON.
+pub type HeadQuery = Box<
+    dyn FnOnce(&dyn agora_core::state::StateRead, u64) -> Result<serde_json::Value, NodeError>
+        + Send,
+>;
+
+#[derive(Message)]
+#[rtype(result = "Result<(u64, serde_json::Value), NodeError>")]
+pub struct ReadAtHead(pub HeadQuery);
+
 /// Build a block on the committed head (this validator proposes it in round `view`).
 #[derive(Message)]
 #[rtype(result = "Result<agora_storage::Built, NodeError>")]

@@ -85,6 +85,15 @@ impl<S: KvStore> Handler<GetTx> for ChainReader<S> {
     }
 }
 
+impl<S: KvStore> Handler<ReadAtHead> for ChainReader<S> {
+    type Result = Result<(u64, serde_json::Value), NodeError>;
+    fn handle(&mut self, msg: ReadAtHead, _: &mut Self::Context) -> Self::Result {
+        let _view = self.store.consistent();
+        let height = self.store.head_height()?;
+        Ok((height, (msg.0)(&self.store, height)?))
+    }
+}
+
 impl<S: KvStore> Handler<ReadState> for ChainReader<S> {
     type Result = Result<serde_json::Value, NodeError>;
     fn handle(&mut self, msg: ReadState, _: &mut Self::Context) -> Self::Result {
