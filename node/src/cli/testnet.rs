@@ -529,7 +529,10 @@ async fn subnets_view(dir: &Path, nodes: &NodesFile) -> Vec<Value> {
     let mut out = Vec::new();
     for netuid in netuids {
         let Ok(m) = rpc
-            .call("subnet_metagraph", json!({"netuid": netuid}))
+            .call(
+                "subnet_metagraph",
+                json!({"netuid": netuid, "weights": false}),
+            )
             .await
         else {
             out.push(json!({"netuid": netuid, "error": "node 0 does not answer"}));

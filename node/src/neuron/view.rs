@@ -85,8 +85,12 @@ pub async fn chain_ids(client: &RpcClient) -> anyhow::Result<ChainIds> {
 
 pub async fn subnet_view(client: &RpcClient, netuid: u16) -> anyhow::Result<SubnetView> {
     let head: u64 = field(&client.call("chain_head", Value::Null).await?, "height")?;
+    // Without the weight and bond matrices: a neuron polls this every block.
     let m = client
-        .call("subnet_metagraph", json!({ "netuid": netuid }))
+        .call(
+            "subnet_metagraph",
+            json!({ "netuid": netuid, "weights": false }),
+        )
         .await?;
     if m.is_null() {
         bail!("subnet {netuid} does not exist (`agora subnet list` shows the subnets)");

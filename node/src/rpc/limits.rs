@@ -14,6 +14,8 @@ pub const RPC_MAX_CONNECTIONS: usize = 1024;
 pub const RPC_CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the node may take to answer one request before it answers with a timeout.
 pub const RPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer sent. Overflow policy: an error naming the size is sent instead.
+pub const RPC_MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// Default requests per second per IP address.
 pub const RPC_RATE_DEFAULT: u32 = 1000;
 /// Addresses tracked. Overflow policy: the table is cleared (everyone starts a fresh second).

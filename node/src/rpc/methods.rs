@@ -237,11 +237,19 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
         }
         "subnet_metagraph" => {
             let netuid = u16_param(params, "netuid", 0)?;
+            let matrices = match param(params, "weights", 1) {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(RpcError::params("`weights` must be true or false")),
+            };
             let params = state.params.clone();
             let v = state
                 .chain
                 .read_at_head(move |s, head| {
-                    Ok(super::subnets::metagraph(s, &params, netuid, head)?.unwrap_or(Value::Null))
+                    Ok(
+                        super::subnets::metagraph(s, &params, netuid, head, matrices)?
+                            .unwrap_or(Value::Null),
+                    )
                 })
                 .await?;
             if v.is_null() {

@@ -137,7 +137,25 @@ async fn http_rpc(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let answer =
         tokio::time::timeout(limits::RPC_REQUEST_TIMEOUT, handle_body(&state, &body)).await;
     match answer {
-        Ok(Some(answer)) => HttpResponse::Ok().json(answer),
+        Ok(Some(answer)) => {
+            let body = serde_json::to_vec(&answer).unwrap_or_default();
+            if body.len() > limits::RPC_MAX_RESPONSE {
+                return HttpResponse::Ok().json(response(
+                    Value::Null,
+                    Err(RpcError::new(
+                        INVALID_REQUEST,
+                        format!(
+                            "the answer would be {} bytes, over the {} byte limit: ask for less (a smaller batch, or subnet_metagraph with weights: false)",
+                            body.len(),
+                            limits::RPC_MAX_RESPONSE
+                        ),
+                    )),
+                ));
+            }
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body)
+        }
         Ok(None) => HttpResponse::NoContent().finish(),
         Err(_) => HttpResponse::Ok().json(response(
             Value::Null,

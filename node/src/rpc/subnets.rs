@@ -115,11 +115,14 @@ pub fn list(s: &dyn StateRead, params: &ChainParams, head: u64) -> Result<Value,
     ))
 }
 
+/// A subnet's metagraph at `head`; `matrices`: with every neuron's weights and bonds
+/// (the bulk of a large subnet's metagraph), else without.
 pub fn metagraph(
     s: &dyn StateRead,
     params: &ChainParams,
     netuid: u16,
     head: u64,
+    matrices: bool,
 ) -> Result<Option<Value>, NodeError> {
     let Some(sn) = subnet::subnet(s, netuid)? else {
         return Ok(None);
@@ -139,15 +142,19 @@ pub fn metagraph(
         let stake = stake::hotkey_alpha(s, netuid, &nr.hotkey)?.total_alpha;
         let root_stake = root::root_stake(s, &nr.hotkey)?;
         let axon = serve::serve_info(s, netuid, &nr.hotkey)?;
-        neurons.push(json!({
+        let mut row = json!({
             "uid": uid, "hotkey": nr.hotkey, "coldkey": coldkey, "stake": stake, "root_stake": root_stake,
             "take": stake::take_of(s, &nr.hotkey)?, "axon": axon,
             "incentive": nr.incentive, "dividends": nr.dividends, "emission": nr.emission,
             "consensus": nr.consensus, "validator_trust": nr.validator_trust, "stake_weight": nr.stake_weight,
             "validator_permit": nr.validator_permit, "active": nr.active,
             "last_update": nr.last_update, "block_at_registration": nr.block_at_registration,
-            "weights": nr.weights, "bonds": nr.bonds,
-        }));
+        });
+        if matrices {
+            row["weights"] = json!(nr.weights);
+            row["bonds"] = json!(nr.bonds);
+        }
+        neurons.push(row);
     }
     let mut v = summary(&sn, head, share);
     v["hyperparams"] = serde_json::to_value(&sn.hyper).map_err(internal)?;

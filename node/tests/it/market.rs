@@ -130,6 +130,21 @@ fn the_market_runs_through_the_cli() {
         "{m}"
     );
     assert!(n[1]["dividends"].as_u64() > Some(0), "{m}");
+    // The slim metagraph (what neurons poll) leaves out the weight and bond matrices.
+    let full = market.node.ok("subnet_metagraph", json!({"netuid": 1}));
+    let slim = market
+        .node
+        .ok("subnet_metagraph", json!({"netuid": 1, "weights": false}));
+    assert!(full["neurons"][1]["weights"]
+        .as_array()
+        .is_some_and(|w| !w.is_empty()));
+    assert!(
+        slim["neurons"][1].get("weights").is_none() && slim["neurons"][1].get("bonds").is_none()
+    );
+    assert_eq!(
+        slim["neurons"][3]["incentive"],
+        full["neurons"][3]["incentive"]
+    );
     let stake_after = run(&["stake", "list", "--name", "bob"])[0]["alpha"]
         .as_u64()
         .unwrap();

@@ -196,7 +196,7 @@ function renderHistory() {
 async function refreshSubnet() {
   if (state.selected === null) { state.metagraph = null; state.epochs = []; renderMetagraph(); renderEpochs(); renderHistory(); return; }
   const [m, epochs] = await Promise.all([
-    rpc("subnet_metagraph", { netuid: state.selected }),
+    rpc("subnet_metagraph", { netuid: state.selected, weights: false }),
     rpc("subnet_epochs", { netuid: state.selected, limit: 32 }),
   ]);
   state.metagraph = m;
