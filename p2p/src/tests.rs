@@ -346,3 +346,30 @@ async fn neuron_queries_over_libp2p_and_memory() {
     query_round_trip(&mem_val, miner_peer, &m, &v).await;
     task.abort();
 }
+
+#[test]
+fn only_public_addresses_pass_without_the_operators_leave() {
+    let public = |s: &str| is_public(&s.parse::<Multiaddr>().unwrap());
+    for private in [
+        "/ip4/127.0.0.1/tcp/1",
+        "/ip4/10.1.2.3/tcp/1",
+        "/ip4/192.168.1.9/tcp/1",
+        "/ip4/172.20.0.1/tcp/1",
+        "/ip4/100.64.0.1/tcp/1",
+        "/ip4/169.254.1.1/tcp/1",
+        "/ip4/0.0.0.0/tcp/1",
+        "/ip6/::1/tcp/1",
+        "/ip6/fd00::1/tcp/1",
+        "/ip6/fe80::1/tcp/1",
+    ] {
+        assert!(!public(private), "{private}");
+    }
+    for ok in [
+        "/ip4/8.8.8.8/tcp/1",
+        "/ip4/100.128.0.1/tcp/1",
+        "/ip6/2001:db8::1/tcp/1",
+        "/dns4/example.org/tcp/1",
+    ] {
+        assert!(public(ok), "{ok}");
+    }
+}
