@@ -12,6 +12,7 @@ use super::subnet::SignOpts;
 use super::Out;
 use crate::neuron::compute_task::{ComputeMiner, ComputeValidator, MAX_N};
 use crate::neuron::inference_task::{InferenceMiner, InferenceValidator, Loaded};
+use crate::neuron::join::Joining;
 use crate::neuron::miner::{self, Fault, MinerConfig};
 use crate::neuron::status;
 use crate::neuron::validator::{self, ValidatorConfig};
@@ -49,6 +50,19 @@ impl ModelArgs {
         tracing::info!(device = %backend.name(), model = %path.display(), "loading the model");
         Loaded::open(&bytes, backend).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
+}
+
+/// Which task a neuron runs, and on what.
+#[derive(Args, Debug)]
+pub struct TaskArgs {
+    #[arg(long, value_enum, default_value = "compute")]
+    task: TaskKind,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// `cpu`, `gpu`, an adapter index or name (default: the best GPU, else the CPU): where
+    /// a miner runs its task, where a validator recomputes inference samples.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 /// Who the neuron is and where its status goes.
@@ -89,13 +103,8 @@ pub enum MinerCmd {
         who: NeuronArgs,
         #[command(flatten)]
         p2p: P2pArgs,
-        #[arg(long, value_enum, default_value = "compute")]
-        task: TaskKind,
         #[command(flatten)]
-        model: ModelArgs,
-        /// `cpu`, `gpu`, an adapter index or name (default: the best GPU, else the CPU).
-        #[arg(long)]
-        device: Option<String>,
+        task: TaskArgs,
         /// Misbehave on purpose (tests and demos).
         #[arg(long, value_enum)]
         fault: Option<Fault>,
@@ -132,13 +141,8 @@ pub enum ValidatorCmd {
         who: NeuronArgs,
         #[command(flatten)]
         p2p: P2pArgs,
-        #[arg(long, value_enum, default_value = "compute")]
-        task: TaskKind,
         #[command(flatten)]
-        model: ModelArgs,
-        /// Device the validator recomputes inference samples on (default: the best GPU).
-        #[arg(long)]
-        device: Option<String>,
+        task: TaskArgs,
         /// Inference: rows per query.
         #[arg(long, default_value_t = 8)]
         batch: u32,
@@ -197,6 +201,19 @@ impl NeuronArgs {
     fn hotkey(&self) -> anyhow::Result<agora_core::Keypair> {
         self.sign.key(&KeyRole::Hotkey(self.hotkey.clone()))
     }
+
+    /// Who joins the network, and where (the hotkey unlocked from the wallet).
+    fn joining(&self, p2p: &P2pArgs, model: Option<agora_core::Hash>) -> anyhow::Result<Joining> {
+        Ok(Joining {
+            rpc_url: self.sign.rpc.rpc_url.clone(),
+            netuid: self.netuid,
+            hotkey: self.hotkey()?,
+            hotkey_name: self.hotkey.clone(),
+            model,
+            p2p_addr: p2p.p2p_addr.clone(),
+            bootnodes: p2p.bootnodes.clone(),
+        })
+    }
 }
 
 fn show_status(who: &NeuronArgs, role: &str, out: Out) -> anyhow::Result<()> {
@@ -235,9 +252,12 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
         MinerCmd::Run {
             who,
             p2p,
-            task,
-            model,
-            device,
+            task:
+                TaskArgs {
+                    task,
+                    model,
+                    device,
+                },
             fault,
             slow_ms,
             admit_stake,
@@ -246,7 +266,6 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
             queue_max,
         } => {
             super::init_logs(log);
-            let hotkey = who.hotkey()?;
             let fault_wrong = fault == Some(Fault::Wrong);
             let (task, model_hash): (Arc<dyn crate::neuron::task::MinerTask>, _) = match task {
                 TaskKind::Compute => {
@@ -267,21 +286,15 @@ pub async fn run_miner(cmd: MinerCmd, out: Out, log: &str) -> anyhow::Result<()>
                 }
             };
             let cfg = MinerConfig {
-                netuid: who.netuid,
-                hotkey,
-                hotkey_name: who.hotkey.clone(),
-                rpc_url: who.sign.rpc.rpc_url.clone(),
+                join: who.joining(&p2p, model_hash)?,
                 task,
                 fault,
                 slow_ms,
-                p2p_addr: p2p.p2p_addr,
-                bootnodes: p2p.bootnodes,
                 admit_stake,
                 window_blocks,
                 per_caller_per_second: rate_limit,
                 queue_max,
                 status_file: who.status_file("miner")?,
-                model: model_hash,
                 metrics_addr: p2p.metrics_addr,
             };
             miner::check(&cfg)?;
@@ -296,9 +309,12 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
         ValidatorCmd::Run {
             who,
             p2p,
-            task,
-            model,
-            device,
+            task:
+                TaskArgs {
+                    task,
+                    model,
+                    device,
+                },
             batch,
             seq,
             interval_blocks,
@@ -314,7 +330,6 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
             if size == 0 || size > MAX_N {
                 anyhow::bail!("--size must be in 1..={MAX_N}");
             }
-            let hotkey = who.hotkey()?;
             let (task, model_hash): (Arc<dyn crate::neuron::task::ValidatorTask>, _) = match task {
                 TaskKind::Compute => (
                     Arc::new(ComputeValidator {
@@ -347,21 +362,15 @@ pub async fn run_validator(cmd: ValidatorCmd, out: Out, log: &str) -> anyhow::Re
             let evidence_dir =
                 evidence_dir.unwrap_or_else(|| status_file.with_extension("evidence"));
             validator::run(ValidatorConfig {
-                netuid: who.netuid,
-                hotkey,
-                hotkey_name: who.hotkey.clone(),
-                rpc_url: who.sign.rpc.rpc_url.clone(),
+                join: who.joining(&p2p, model_hash)?,
                 task,
                 interval_blocks,
                 query_timeout: Duration::from_secs(query_timeout),
                 concurrency,
-                p2p_addr: p2p.p2p_addr,
-                bootnodes: p2p.bootnodes,
                 allow_private: allow_private_addrs,
                 status_file,
                 evidence_dir,
                 rounds,
-                model: model_hash,
                 metrics_addr: p2p.metrics_addr,
             })
             .await

@@ -12,17 +12,19 @@ use anyhow::anyhow;
 use super::view::{self, ChainIds, SubnetView};
 use crate::client::RpcClient;
 
-/// Who joins, and where.
-pub struct Joining<'a> {
-    pub rpc_url: &'a str,
+/// Who joins, and where: what a miner's and a validator's configurations share.
+pub struct Joining {
+    /// The node's JSON-RPC URL.
+    pub rpc_url: String,
     pub netuid: u16,
-    pub hotkey: &'a Keypair,
+    pub hotkey: Keypair,
     /// The hotkey's name in the wallet (for the "register first" hint).
-    pub hotkey_name: &'a str,
-    /// The hash of the model file the task runs, if it runs one.
+    pub hotkey_name: String,
+    /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
     pub model: Option<Hash>,
-    pub p2p_addr: &'a Multiaddr,
-    pub bootnodes: &'a [Multiaddr],
+    pub p2p_addr: Multiaddr,
+    /// DHT bootnodes; empty: the node's own p2p addresses.
+    pub bootnodes: Vec<Multiaddr>,
 }
 
 /// A neuron that joined: its node, the chain, the subnet as first seen, its uid, and its
@@ -37,8 +39,8 @@ pub struct Joined {
     pub listen: Vec<Multiaddr>,
 }
 
-pub async fn join(j: &Joining<'_>) -> anyhow::Result<Joined> {
-    let client = RpcClient::new(j.rpc_url).with_timeout(Duration::from_secs(10));
+pub async fn join(j: &Joining) -> anyhow::Result<Joined> {
+    let client = RpcClient::new(&j.rpc_url).with_timeout(Duration::from_secs(10));
     let ids = view::wait_for_chain(&client, Duration::from_secs(60)).await?;
     let first = view::subnet_view(&client, j.netuid).await?;
     let me = j.hotkey.account();
@@ -61,7 +63,7 @@ pub async fn join(j: &Joining<'_>) -> anyhow::Result<Joined> {
         listen: j.p2p_addr.clone(),
         bootnodes,
         mdns: false,
-        local: crate::node::is_loopback(j.p2p_addr),
+        local: crate::node::is_loopback(&j.p2p_addr),
     })?;
     Ok(Joined {
         client,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agora_core::Keypair;
 use agora_p2p::query::{Admission, Guard, GuardConfig, QueryAnswer, SignedQuery, SignedResponse};
-use agora_p2p::{Libp2pNetwork, Multiaddr, NetEvent, Network, ReplyId, Verdict};
+use agora_p2p::{Libp2pNetwork, NetEvent, Network, ReplyId, Verdict};
 use anyhow::{anyhow, bail, Context};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -35,23 +35,17 @@ pub enum Fault {
 }
 
 pub struct MinerConfig {
-    pub netuid: u16,
-    pub hotkey: Keypair,
-    pub hotkey_name: String,
-    pub rpc_url: String,
+    /// Who the neuron is and where it joins.
+    pub join: super::join::Joining,
     pub task: Arc<dyn MinerTask>,
     pub fault: Option<Fault>,
     pub slow_ms: u64,
-    pub p2p_addr: Multiaddr,
-    pub bootnodes: Vec<Multiaddr>,
     /// Callers without a validator permit need at least this much alpha staked (rao).
     pub admit_stake: u64,
     pub window_blocks: u64,
     pub per_caller_per_second: u32,
     pub queue_max: u32,
     pub status_file: PathBuf,
-    /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
-    pub model: Option<agora_core::Hash>,
     /// Serve Prometheus metrics at `/metrics` here.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -261,24 +255,15 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         net,
         mut events,
         listen,
-    } = super::join::join(&super::join::Joining {
-        rpc_url: &cfg.rpc_url,
-        netuid: cfg.netuid,
-        hotkey: &cfg.hotkey,
-        hotkey_name: &cfg.hotkey_name,
-        model: cfg.model,
-        p2p_addr: &cfg.p2p_addr,
-        bootnodes: &cfg.bootnodes,
-    })
-    .await?;
-    let me = cfg.hotkey.account();
+    } = super::join::join(&cfg.join).await?;
+    let me = cfg.join.hotkey.account();
     let peer_id = net.local_peer_id();
-    info!(netuid = cfg.netuid, uid, hotkey = %me, %peer_id, listen = ?listen, task = cfg.task.name(), fault = ?cfg.fault, "miner serving");
+    info!(netuid = cfg.join.netuid, uid, hotkey = %me, %peer_id, listen = ?listen, task = cfg.task.name(), fault = ?cfg.fault, "miner serving");
 
     let guard = Guard::new(
         GuardConfig {
             chain_id: ids.chain_id,
-            netuid: cfg.netuid,
+            netuid: cfg.join.netuid,
             task: cfg.task.name(),
             window_blocks: cfg.window_blocks,
             per_caller_per_second: cfg.per_caller_per_second,
@@ -288,11 +273,11 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
         first.head,
     );
     let (view_tx, view_rx) = watch::channel(first);
-    let refresher = spawn_refresher(client, cfg.netuid, ids.block_time_ms, view_tx);
+    let refresher = spawn_refresher(client, cfg.join.netuid, ids.block_time_ms, view_tx);
     let (mut server, mut done_rx) = Server::new(
         guard,
         cfg.task.clone(),
-        cfg.hotkey.clone(),
+        cfg.join.hotkey.clone(),
         cfg.fault,
         cfg.slow_ms,
     )?;
@@ -343,7 +328,7 @@ pub async fn run(cfg: MinerConfig) -> anyhow::Result<()> {
                 let s = json!({
                     "metrics": metrics_at.map(|a| format!("http://{a}/metrics")),
                     "role": "miner",
-                    "netuid": cfg.netuid,
+                    "netuid": cfg.join.netuid,
                     "uid": v.neuron(&me).map(|n| n.uid),
                     "hotkey": me,
                     "peer_id": peer_id.to_string(),

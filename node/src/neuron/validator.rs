@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_core::{Call, Keypair};
+use agora_core::Call;
 use agora_p2p::query::{peer_of_hotkey, QueryAnswer, SignedQuery};
-use agora_p2p::{Libp2pNetwork, Multiaddr, NetEvent, Network, Verdict};
+use agora_p2p::{Libp2pNetwork, NetEvent, Network, Verdict};
 use anyhow::{anyhow, Context};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -25,25 +25,19 @@ use crate::client::RpcClient;
 use crate::metrics::NeuronMetrics;
 
 pub struct ValidatorConfig {
-    pub netuid: u16,
-    pub hotkey: Keypair,
-    pub hotkey_name: String,
-    pub rpc_url: String,
+    /// Who the neuron is and where it joins.
+    pub join: super::join::Joining,
     pub task: Arc<dyn ValidatorTask>,
     pub interval_blocks: u64,
     pub query_timeout: Duration,
     /// Queries in flight at once.
     pub concurrency: usize,
-    pub p2p_addr: Multiaddr,
-    pub bootnodes: Vec<Multiaddr>,
     /// Dial loopback and private addresses found in the DHT (local networks).
     pub allow_private: bool,
     pub status_file: PathBuf,
     pub evidence_dir: PathBuf,
     /// Stop after this many rounds (tests, one-shot scoring); run forever without.
     pub rounds: Option<u64>,
-    /// The hash of the model file the task runs, if it runs one: it must be the subnet's.
-    pub model: Option<agora_core::Hash>,
     /// Serve Prometheus metrics at `/metrics` here.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -97,18 +91,9 @@ pub async fn run(cfg: ValidatorConfig) -> anyhow::Result<()> {
         net,
         mut events,
         listen,
-    } = super::join::join(&super::join::Joining {
-        rpc_url: &cfg.rpc_url,
-        netuid: cfg.netuid,
-        hotkey: &cfg.hotkey,
-        hotkey_name: &cfg.hotkey_name,
-        model: cfg.model,
-        p2p_addr: &cfg.p2p_addr,
-        bootnodes: &cfg.bootnodes,
-    })
-    .await?;
-    let me = cfg.hotkey.account();
-    info!(netuid = cfg.netuid, uid, hotkey = %me, peer_id = %net.local_peer_id(), listen = ?listen, task = cfg.task.name(), "validator started");
+    } = super::join::join(&cfg.join).await?;
+    let me = cfg.join.hotkey.account();
+    info!(netuid = cfg.join.netuid, uid, hotkey = %me, peer_id = %net.local_peer_id(), listen = ?listen, task = cfg.task.name(), "validator started");
     // Gossip that reaches the validator's swarm is not for it; queries are not answered.
     let drain_net = net.clone();
     let drain = actix_rt::spawn(async move {
@@ -120,8 +105,8 @@ pub async fn run(cfg: ValidatorConfig) -> anyhow::Result<()> {
     });
     let (view_tx, mut view_rx) = watch::channel(first);
     let refresher = super::miner::spawn_refresher(
-        RpcClient::new(&cfg.rpc_url).with_timeout(Duration::from_secs(10)),
-        cfg.netuid,
+        RpcClient::new(&cfg.join.rpc_url).with_timeout(Duration::from_secs(10)),
+        cfg.join.netuid,
         ids.block_time_ms,
         view_tx,
     );
@@ -189,7 +174,7 @@ fn load_pending(status_file: &std::path::Path) -> Vec<PendingCommit> {
 impl Ctx {
     async fn round(&mut self, v: &SubnetView) -> anyhow::Result<()> {
         self.round += 1;
-        let me = self.cfg.hotkey.account();
+        let me = self.cfg.join.hotkey.account();
         let targets: Vec<NeuronInfo> = v
             .neurons
             .iter()
@@ -288,12 +273,12 @@ impl Ctx {
         let body = self.cfg.task.request(seed);
         let query = SignedQuery::sign(
             self.ids.chain_id,
-            self.cfg.netuid,
+            self.cfg.join.netuid,
             self.cfg.task.name(),
             rand::random(),
             head,
             body,
-            &self.cfg.hotkey,
+            &self.cfg.join.hotkey,
         );
         let Ok(bytes) = query.encode() else {
             out.verdict = "garbled".into();
@@ -358,7 +343,7 @@ impl Ctx {
             query.hash().to_hex()
         ));
         let doc = json!({
-            "netuid": self.cfg.netuid,
+            "netuid": self.cfg.join.netuid,
             "uid": uid,
             "miner": response.miner,
             "query_hash": query.hash(),
@@ -383,8 +368,8 @@ impl Ctx {
         uids: Vec<u16>,
         values: Vec<u16>,
     ) -> anyhow::Result<String> {
-        let netuid = self.cfg.netuid;
-        let me = self.cfg.hotkey.account();
+        let netuid = self.cfg.join.netuid;
+        let me = self.cfg.join.hotkey.account();
         let mut said = Vec::new();
         let last = v.neuron(&me).map_or(0, |n| n.last_update);
         // The transaction lands in the next block at the earliest.
@@ -439,7 +424,7 @@ impl Ctx {
                 continue;
             }
             let call = Call::RevealWeights {
-                netuid: self.cfg.netuid,
+                netuid: self.cfg.join.netuid,
                 uids: c.uids.clone(),
                 values: c.values.clone(),
                 salt: c.salt.clone(),
@@ -478,7 +463,7 @@ impl Ctx {
         let kind = what.trim_end_matches("_weights");
         let sent = crate::cli::tx_send(
             &self.client,
-            &self.cfg.hotkey,
+            &self.cfg.join.hotkey,
             call,
             0,
             Some(Duration::from_secs(30)),
@@ -497,14 +482,14 @@ impl Ctx {
     }
 
     fn write_status(&self, v: &SubnetView) {
-        let me = self.cfg.hotkey.account();
+        let me = self.cfg.join.hotkey.account();
         self.metrics
             .head
             .set(i64::try_from(v.head).unwrap_or(i64::MAX));
         let s = json!({
             "metrics": self.metrics_at.map(|a| format!("http://{a}/metrics")),
             "role": "validator",
-            "netuid": self.cfg.netuid,
+            "netuid": self.cfg.join.netuid,
             "uid": v.neuron(&me).map(|n| n.uid),
             "hotkey": me,
             "peer_id": self.net.local_peer_id().to_string(),
