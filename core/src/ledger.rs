@@ -456,7 +456,7 @@ fn apply_tx_inner(
             if params.admin.as_ref() != Some(signer) {
                 return Err(SubnetError::NotAdmin.into());
             }
-            subnet::dissolve::dissolve(overlay, *netuid)?;
+            subnet::dissolve::dissolve(overlay, *netuid, now)?;
         }
     }
     let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);
@@ -486,6 +486,9 @@ pub fn apply_coinbase(
     height: u64,
     proposer: &AccountId,
 ) -> Result<u64, StateError> {
+    // Queued dissolves first: what they recycle lowers issuance before this block's
+    // emission is computed from it.
+    subnet::dissolve::step(overlay)?;
     let minted = block_emission(state::supply(overlay)?.issued);
     let step = subnet::coinbase::step(overlay, &params.subnets, height, minted)?;
     let to_pools = step.tao_to_subnets.min(minted);

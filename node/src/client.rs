@@ -66,6 +66,20 @@ impl RpcClient {
             .ok_or_else(|| anyhow!("node answered without a result"))
     }
 
+    /// A method that answers `{height, <field>: [...]}`: the list alone.
+    pub async fn call_list(
+        &self,
+        method: &str,
+        params: Value,
+        field: &str,
+    ) -> anyhow::Result<Value> {
+        let mut v = self.call(method, params).await?;
+        match v.get_mut(field).map(Value::take) {
+            Some(list @ Value::Array(_)) => Ok(list),
+            _ => Err(anyhow!("{method} answered without a `{field}` list: {v}")),
+        }
+    }
+
     /// One JSON-RPC batch: the answers in request order, each a result or an error object.
     pub async fn batch(
         &self,

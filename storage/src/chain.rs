@@ -366,9 +366,13 @@ impl<S: KvStore> StateRead for ChainStore<S> {
             .map_err(|e| StateError::Read(e.to_string()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<agora_core::state::KeyValue>, StateError> {
+    fn scan_prefix_limit(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<agora_core::state::KeyValue>, StateError> {
         self.kv
-            .scan_prefix(Table::State, prefix)
+            .scan_prefix_limit(Table::State, prefix, limit)
             .map_err(|e| StateError::Read(e.to_string()))
     }
 }

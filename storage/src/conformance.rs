@@ -51,6 +51,15 @@ fn kv_basics(kv: &dyn KvStore) {
     );
     assert_eq!(kv.scan_prefix(Table::State, b"p").unwrap().len(), 4);
     assert!(kv.scan_prefix(Table::Txs, b"p").unwrap().is_empty());
+    // A limited scan: the first rows, in order, never past the prefix.
+    let first = |limit| kv.scan_prefix_limit(Table::State, b"p", limit).unwrap();
+    let all = kv.scan_prefix(Table::State, b"p").unwrap();
+    for limit in 0..6 {
+        assert_eq!(
+            first(limit),
+            all.iter().take(limit).cloned().collect::<Vec<_>>()
+        );
+    }
 }
 
 /// Commits `blocks` transfer blocks and returns the head hash and state root.

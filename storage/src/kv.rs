@@ -36,7 +36,16 @@ impl WriteBatch {
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     /// Every row of `table` whose key starts with `prefix`, in ascending key order.
-    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        self.scan_prefix_limit(table, prefix, usize::MAX)
+    }
+    /// The first `limit` rows [`KvStore::scan_prefix`] would give, reading no further.
+    fn scan_prefix_limit(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError>;
     /// Apply the whole batch atomically (and durably, for disk stores).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
@@ -64,11 +73,17 @@ impl KvStore for MemStore {
         Ok(self.tables.read().get(&(table, key.to_vec())).cloned())
     }
 
-    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+    fn scan_prefix_limit(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
         let tables = self.tables.read();
         Ok(tables
             .range((table, prefix.to_vec())..)
             .take_while(|((t, k), _)| *t == table && k.starts_with(prefix))
+            .take(limit)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
@@ -132,12 +147,17 @@ impl KvStore for RocksStore {
             .map_err(|e| StorageError::Backend(e.to_string()))
     }
 
-    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+    fn scan_prefix_limit(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
         let guard = self.db.read();
         let db = guard.as_ref().ok_or(StorageError::Closed)?;
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         let mut out = Vec::new();
-        for item in db.iterator_cf(cf(db, table)?, mode) {
+        for item in db.iterator_cf(cf(db, table)?, mode).take(limit) {
             let (k, v) = item.map_err(|e| StorageError::Backend(e.to_string()))?;
             if !k.starts_with(prefix) {
                 break;

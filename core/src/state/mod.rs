@@ -32,7 +32,12 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Every `(key, value)` whose key starts with `prefix`, in ascending key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StateError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StateError> {
+        self.scan_prefix_limit(prefix, usize::MAX)
+    }
+    /// The first `limit` rows [`StateRead::scan_prefix`] would give, reading no further:
+    /// what work bounded per block (a dissolve spread over blocks) scans with.
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StateError>;
 }
 
 /// An empty state (genesis is built on top of it).
@@ -43,7 +48,11 @@ impl StateRead for EmptyState {
         Ok(None)
     }
 
-    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<KeyValue>, StateError> {
+    fn scan_prefix_limit(
+        &self,
+        _prefix: &[u8],
+        _limit: usize,
+    ) -> Result<Vec<KeyValue>, StateError> {
         Ok(Vec::new())
     }
 }
@@ -53,10 +62,11 @@ impl StateRead for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
         Ok(std::collections::BTreeMap::get(self, key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StateError> {
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StateError> {
         Ok(self
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }

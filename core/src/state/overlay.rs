@@ -123,15 +123,28 @@ impl StateRead for Overlay<'_> {
         }
     }
 
-    /// The base's rows merged with this overlay's writes and deletes.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StateError> {
-        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_prefix(prefix)?.into_iter().collect();
-        for (k, v) in self
-            .changes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
+    /// The base's rows merged with this overlay's writes and deletes. The base is asked
+    /// for `limit` rows plus one per key this overlay deleted under `prefix`, which is
+    /// enough: each delete hides at most one base row.
+    fn scan_prefix_limit(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::KeyValue>, StateError> {
+        let mine = || {
+            self.changes
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+        };
+        let deleted = mine().filter(|(_, v)| v.is_none()).count();
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_prefix_limit(prefix, limit.saturating_add(deleted))?
+            .into_iter()
+            .collect();
+        // At most `deleted` of the rows read are gone, so at least `limit` remain, and
+        // any row this overlay adds past the last one read sorts after them.
+        for (k, v) in mine() {
             match v {
                 Some(v) => {
                     rows.insert(k.clone(), v.clone());
@@ -141,7 +154,7 @@ impl StateRead for Overlay<'_> {
                 }
             }
         }
-        Ok(rows.into_iter().collect())
+        Ok(rows.into_iter().take(limit).collect())
     }
 }
 
@@ -184,5 +197,34 @@ mod tests {
         assert_eq!(keys, vec![&b"pa"[..], b"pc", b"pd"]);
         assert_eq!(rows[0].1, b"changed");
         assert!(o.scan_prefix(b"z").unwrap().is_empty());
+    }
+
+    proptest::proptest! {
+        /// A limited scan is exactly the first `limit` rows of the full scan, whatever the
+        /// overlay wrote or deleted, over a base that was itself an overlay (a block on a
+        /// block) or a plain map.
+        #[test]
+        fn a_limited_scan_is_the_head_of_the_full_scan(
+            base_keys in proptest::collection::btree_set(0u8..40, 0..30),
+            writes in proptest::collection::vec((0u8..40, proptest::bool::ANY), 0..30),
+            lower in proptest::collection::vec((0u8..40, proptest::bool::ANY), 0..10),
+            limit in 0usize..35,
+        ) {
+            let key = |b: u8| vec![b'p', b];
+            let mut base: BTreeMap<Vec<u8>, Vec<u8>> =
+                base_keys.iter().map(|b| (key(*b), b"base".to_vec())).collect();
+            base.insert(b"q".to_vec(), b"other".to_vec());
+            let mut under = Overlay::new(&base);
+            for (b, put) in &lower {
+                if *put { under.put(key(*b), b"under".to_vec()) } else { under.delete(key(*b)) }
+            }
+            let mut o = Overlay::new(&under);
+            for (b, put) in &writes {
+                if *put { o.put(key(*b), b"top".to_vec()) } else { o.delete(key(*b)) }
+            }
+            let full = o.scan_prefix(b"p").unwrap();
+            let head: Vec<_> = full.iter().take(limit).cloned().collect();
+            proptest::prop_assert_eq!(o.scan_prefix_limit(b"p", limit).unwrap(), head);
+        }
     }
 }

@@ -1,10 +1,22 @@
 //! Dissolving a subnet (R§3.4): by the admin, or when a new registration needs its slot.
 //!
-//! The pool's TAO is the pot. Every staker's alpha value and the pool's own alpha (the
-//! protocol share) divide it pro rata, floor first and the leftover rao by largest
-//! remainder. Stakers are paid free TAO; the protocol share is recycled (issuance goes
-//! down, so it will be emitted again). Then every per-subnet key is deleted and the netuid
-//! is free for reuse.
+//! The pool's TAO (and, in `root_weights` mode, its pending TAO) is the pot. Every staker's
+//! alpha value and the pool's own alpha plus the protocol-owned alpha divide it pro rata;
+//! each position is paid the floor of its share as free TAO, and what is left (the
+//! protocol's share and the rounding dust) is recycled: issuance goes down, so it will be
+//! emitted again.
+//!
+//! The work is bounded per block (issue 15 item 3). The `dissolve_network` transaction,
+//! or the registration that prunes a subnet, does a constant amount of work: it removes
+//! the subnet from the registry (no more emission, staking, registration or weights) and
+//! queues a [`Dissolving`] record with the pot and the divisor. Then each block's coinbase
+//! pays or deletes at most [`DISSOLVE_ROWS_PER_BLOCK`] rows, oldest dissolve first: the
+//! stake positions (paying each), then every other per-subnet row. When none is left the
+//! rest of the pot is recycled and the netuid is free; until then it stays reserved, so a
+//! new subnet never shares keys with the rows of an old one.
+
+use bincode::{Decode, Encode};
+use serde::Serialize;
 
 use super::stake::{hotkey_alpha, keys as stake_keys};
 use super::{keys, named_subnet, networks, subnet, Netuid, SubnetParams, TxFailure};
@@ -12,12 +24,12 @@ use crate::codec::decode_value;
 use crate::crypto::AccountId;
 use crate::state::{self, Overlay, StateError, StateRead};
 
-/// Every per-subnet key kind (one byte, then the big-endian netuid).
-const PER_SUBNET_KINDS: [u8; 8] = [
+/// Every per-subnet key kind but the stake shares, which are paid first (one byte, then
+/// the big-endian netuid).
+const PER_SUBNET_KINDS: [u8; 7] = [
     keys::NEURON,
     keys::UID,
     stake_keys::HOTKEY_ALPHA,
-    stake_keys::SHARES,
     keys::COMMITS,
     keys::SERVE,
     keys::EPOCH,
@@ -54,111 +66,178 @@ pub fn subnet_to_prune(
     Ok(best.map(|(_, _, n)| n))
 }
 
-/// Split `pot` pro rata to `weights`: floors, then one rao each to the largest remainders
-/// (ties: earlier entries first). The result sums to `pot` when any weight is positive.
-pub fn split_pro_rata(pot: u64, weights: &[u128]) -> Vec<u64> {
-    let total: u128 = weights.iter().fold(0, |a, w| a.saturating_add(*w));
-    if total == 0 {
-        return vec![0; weights.len()];
-    }
-    let mut out = Vec::with_capacity(weights.len());
-    let mut remainders = Vec::with_capacity(weights.len());
-    for (i, w) in weights.iter().enumerate() {
-        let num = u128::from(pot).saturating_mul(*w);
-        out.push(
-            num.checked_div(total)
-                .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX)),
-        );
-        remainders.push((num.checked_rem(total).unwrap_or(0), i));
-    }
-    let paid: u64 = out.iter().fold(0, |a, x| a.saturating_add(*x));
-    let leftover = usize::try_from(pot.saturating_sub(paid)).unwrap_or(usize::MAX);
-    // Largest remainder first; among equal remainders the earlier entry.
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, i) in remainders.into_iter().take(leftover) {
-        if let Some(x) = out.get_mut(i) {
-            *x = x.saturating_add(1);
-        }
-    }
-    out
+/// Rows (stake positions paid, or per-subnet rows deleted) the coinbase of one block
+/// handles for dissolving subnets, all of them together.
+pub const DISSOLVE_ROWS_PER_BLOCK: usize = 256;
+
+/// The queue of subnets being dissolved, oldest first.
+pub const DISSOLVING_KEY: &[u8] = b"d";
+
+/// A subnet being dissolved: what its stakers divide and how far the payout has come.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Dissolving {
+    pub netuid: Netuid,
+    /// Block of the transaction that dissolved it.
+    pub started_at: u64,
+    /// The subnet's pool TAO plus pending TAO at that block, rao.
+    pub pot: u64,
+    /// The divisor: stakers' alpha plus the pool's and the protocol's alpha at that block.
+    pub total_alpha: u128,
+    /// TAO paid to stakers so far.
+    pub paid: u64,
+    /// Stake positions paid so far.
+    pub positions_paid: u64,
 }
 
-/// Dissolve `netuid` (never root): pay stakers their share of the pool's TAO, recycle the rest, delete
-/// the subnet. Returns the TAO paid to stakers and the TAO recycled.
-pub fn dissolve(o: &mut Overlay<'_>, netuid: Netuid) -> Result<(u64, u64), TxFailure> {
+impl Dissolving {
+    /// What a position worth `alpha` is paid: the floor of its share of the pot.
+    pub fn payout(&self, alpha: u64) -> u64 {
+        u128::from(self.pot)
+            .saturating_mul(u128::from(alpha))
+            .checked_div(self.total_alpha)
+            .map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX))
+    }
+}
+
+/// The subnets being dissolved, oldest first.
+pub fn dissolving(s: &dyn StateRead) -> Result<Vec<Dissolving>, StateError> {
+    Ok(state::read(s, DISSOLVING_KEY, "dissolve queue")?.unwrap_or_default())
+}
+
+fn put_dissolving(o: &mut Overlay<'_>, queue: &[Dissolving]) {
+    if queue.is_empty() {
+        o.delete(DISSOLVING_KEY.to_vec());
+    } else {
+        o.put_value(DISSOLVING_KEY.to_vec(), &queue.to_vec());
+    }
+}
+
+/// Dissolve `netuid` (never root) at block `now`: take it out of the registry and queue
+/// its payout, in constant work. The stakers are paid over the next blocks ([`step`]).
+pub fn dissolve(o: &mut Overlay<'_>, netuid: Netuid, now: u64) -> Result<Dissolving, TxFailure> {
     let sn = named_subnet(o, netuid)?;
-    // Stakers: (coldkey, hotkey, value), from the share rows.
-    let share_prefix = prefix(stake_keys::SHARES, netuid);
-    let mut stakers: Vec<(AccountId, AccountId, u128)> = Vec::new();
-    for (k, v) in o.scan_prefix(&share_prefix)? {
+    let pending = sn
+        .pending_server
+        .saturating_add(sn.pending_validator)
+        .saturating_add(sn.pending_owner)
+        .saturating_add(sn.pending_root);
+    // `alpha_out` is what hotkeys hold, plus pending buckets, plus protocol alpha: without
+    // the pending buckets (never paid out) it is the stakers' and the protocol's alpha.
+    let total_alpha =
+        u128::from(sn.pool.alpha).saturating_add(u128::from(sn.alpha_out.saturating_sub(pending)));
+    let record = Dissolving {
+        netuid,
+        started_at: now,
+        pot: sn.pool.tao.saturating_add(sn.pending_tao),
+        total_alpha,
+        paid: 0,
+        positions_paid: 0,
+    };
+    o.delete(keys::subnet(netuid));
+    let mut nets = networks(o)?;
+    nets.netuids.retain(|n| *n != netuid);
+    o.put_value(keys::NETWORKS.to_vec(), &nets);
+    let mut queue = dissolving(o)?;
+    queue.push(record.clone());
+    put_dissolving(o, &queue);
+    Ok(record)
+}
+
+/// A dissolve the coinbase finished in this block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dissolved {
+    pub netuid: Netuid,
+    pub paid: u64,
+    pub recycled: u64,
+}
+
+/// One block's share of the queued dissolves: at most [`DISSOLVE_ROWS_PER_BLOCK`] rows.
+pub fn step(o: &mut Overlay<'_>) -> Result<Vec<Dissolved>, StateError> {
+    let mut queue = dissolving(o)?;
+    if queue.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut budget = DISSOLVE_ROWS_PER_BLOCK;
+    let mut done = Vec::new();
+    let mut paid_now: u64 = 0;
+    let mut recycled_now: u64 = 0;
+    while let Some(d) = queue.first_mut() {
+        let before = d.paid;
+        budget = budget.saturating_sub(pay_positions(o, d, budget)?);
+        paid_now = paid_now.saturating_add(d.paid.saturating_sub(before));
+        if budget == 0 {
+            break;
+        }
+        for kind in PER_SUBNET_KINDS {
+            let rows = o.scan_prefix_limit(&prefix(kind, d.netuid), budget)?;
+            budget = budget.saturating_sub(rows.len());
+            for (k, _) in rows {
+                o.delete(k);
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        // Each scan came back short of its budget: nothing of the subnet is left.
+        if budget == 0 {
+            break;
+        }
+        let recycled = d.pot.saturating_sub(d.paid);
+        recycled_now = recycled_now.saturating_add(recycled);
+        done.push(Dissolved {
+            netuid: d.netuid,
+            paid: d.paid,
+            recycled,
+        });
+        queue.remove(0);
+    }
+    put_dissolving(o, &queue);
+    let mut supply = state::supply(o)?;
+    supply.staked = supply
+        .staked
+        .saturating_sub(paid_now.saturating_add(recycled_now));
+    supply.free = supply.free.saturating_add(paid_now);
+    supply.issued = supply.issued.saturating_sub(recycled_now);
+    state::put_supply(o, &supply);
+    Ok(done)
+}
+
+/// Pay and delete up to `budget` of `d`'s stake positions; returns how many.
+fn pay_positions(
+    o: &mut Overlay<'_>,
+    d: &mut Dissolving,
+    budget: usize,
+) -> Result<usize, StateError> {
+    let share_prefix = prefix(stake_keys::SHARES, d.netuid);
+    let rows = o.scan_prefix_limit(&share_prefix, budget)?;
+    for (k, v) in &rows {
         let rest = k.get(share_prefix.len()..).unwrap_or_default();
         let hotkey = rest.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok());
         let coldkey = rest.get(32..).and_then(|c| <[u8; 32]>::try_from(c).ok());
         let (Some(hotkey), Some(coldkey)) = (hotkey, coldkey) else {
             return Err(StateError::Corrupt {
-                key: hex::encode(&k),
+                key: hex::encode(k),
                 reason: "share key has the wrong length".into(),
-            }
-            .into());
+            });
         };
-        let shares: u128 = decode_value(&v, "stake shares").map_err(|e| StateError::Corrupt {
-            key: hex::encode(&k),
+        let shares: u128 = decode_value(v, "stake shares").map_err(|e| StateError::Corrupt {
+            key: hex::encode(k),
             reason: e.to_string(),
         })?;
         let (hotkey, coldkey) = (AccountId(hotkey), AccountId(coldkey));
-        let value = hotkey_alpha(o, netuid, &hotkey)?.value_of(shares);
-        stakers.push((coldkey, hotkey, u128::from(value)));
-    }
-    let pot = sn.pool.tao.saturating_add(sn.pending_tao);
-    let mut weights: Vec<u128> = stakers.iter().map(|s| s.2).collect();
-    // The protocol's share: the pool's alpha and the alpha the chain bought (R§3.4).
-    weights.push(u128::from(sn.pool.alpha).saturating_add(u128::from(sn.protocol_alpha)));
-    let split = split_pro_rata(pot, &weights);
-    let mut paid: u64 = 0;
-    for ((coldkey, hotkey, _), amount) in stakers.iter().zip(&split) {
-        o.delete(stake_keys::position(coldkey, netuid, hotkey));
-        if *amount == 0 {
+        let value = hotkey_alpha(o, d.netuid, &hotkey)?.value_of(shares);
+        // Never more than the pot holds, whatever the rows say.
+        let amount = d.payout(value).min(d.pot.saturating_sub(d.paid));
+        o.delete(k.clone());
+        o.delete(stake_keys::position(&coldkey, d.netuid, &hotkey));
+        d.positions_paid = d.positions_paid.saturating_add(1);
+        if amount == 0 {
             continue;
         }
-        let mut acc = state::account(o, coldkey)?;
-        acc.free = acc.free.saturating_add(*amount);
-        state::put_account(o, coldkey, &acc);
-        paid = paid.saturating_add(*amount);
+        let mut acc = state::account(o, &coldkey)?;
+        acc.free = acc.free.saturating_add(amount);
+        state::put_account(o, &coldkey, &acc);
+        d.paid = d.paid.saturating_add(amount);
     }
-    let recycled = pot.saturating_sub(paid);
-    let mut supply = state::supply(o)?;
-    supply.staked = supply.staked.saturating_sub(pot);
-    supply.free = supply.free.saturating_add(paid);
-    supply.issued = supply.issued.saturating_sub(recycled);
-    state::put_supply(o, &supply);
-
-    for kind in PER_SUBNET_KINDS {
-        for (k, _) in o.scan_prefix(&prefix(kind, netuid))? {
-            o.delete(k);
-        }
-    }
-    o.delete(keys::subnet(netuid));
-    let mut nets = networks(o)?;
-    nets.netuids.retain(|n| *n != netuid);
-    o.put_value(keys::NETWORKS.to_vec(), &nets);
-    Ok((paid, recycled))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pro_rata_split_hands_out_every_rao_by_largest_remainder() {
-        assert_eq!(split_pro_rata(10, &[1, 1, 1]), vec![4, 3, 3]);
-        assert_eq!(split_pro_rata(10, &[2, 1, 1]), vec![5, 3, 2]);
-        assert_eq!(split_pro_rata(0, &[5, 5]), vec![0, 0]);
-        assert_eq!(split_pro_rata(7, &[0, 0]), vec![0, 0]);
-        assert_eq!(
-            split_pro_rata(u64::MAX, &[u128::from(u64::MAX), 1])
-                .iter()
-                .sum::<u64>(),
-            u64::MAX
-        );
-    }
+    Ok(rows.len())
 }

@@ -520,15 +520,17 @@ pub fn register_network(
         // Full: the lowest-priced subnet past its immunity makes room (R§3.1).
         let victim =
             dissolve::subnet_to_prune(o, params, now)?.ok_or(SubnetError::NoSubnetToPrune)?;
-        dissolve::dissolve(o, victim)?;
+        dissolve::dissolve(o, victim, now)?;
         nets = networks(o)?;
     }
     bind_hotkey(o, hotkey, coldkey)?;
     let lock = lock_cost(&nets, params, now, block_emission);
     debit(o, coldkey, lock, "the subnet lock")?;
     move_free_to_staked(o, lock)?;
+    // A netuid still being dissolved keeps its rows until the payout ends: not reused.
+    let reserved: Vec<Netuid> = dissolve::dissolving(o)?.iter().map(|d| d.netuid).collect();
     let netuid = (1..=u16::MAX)
-        .find(|n| !nets.netuids.contains(n))
+        .find(|n| !nets.netuids.contains(n) && !reserved.contains(n))
         .ok_or(SubnetError::SubnetLimitReached(params.subnet_limit))?;
     let price = median_price(o, &nets)?;
     let alpha_in = u128::from(lock)

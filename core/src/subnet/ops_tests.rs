@@ -387,53 +387,159 @@ fn owners_set_hyperparameters_within_ranges_outside_the_freeze_window_and_rate_l
     assert_eq!(sn.last_epoch_block, next_epoch);
 }
 
+/// Every row the subnet `netuid` owns, of every per-subnet kind.
+fn rows_of(st: &BTreeMap<Vec<u8>, Vec<u8>>, netuid: Netuid) -> usize {
+    [b'u', b'h', b'k', b'x', b'c', b'v', b'e', b'y']
+        .iter()
+        .map(|kind| {
+            let mut prefix = vec![*kind];
+            prefix.extend_from_slice(&netuid.to_be_bytes());
+            st.scan_prefix(&prefix).unwrap().len()
+        })
+        .sum()
+}
+
 #[test]
-fn dissolving_pays_stakers_pro_rata_recycles_the_protocol_share_and_frees_the_netuid() {
-    let (st, _) = two_subnets();
+fn dissolving_pays_every_staker_over_blocks_within_the_row_budget_then_frees_the_netuid() {
+    let (mut st, params) = two_subnets();
     let mut o = Overlay::new(&st);
     add_stake(&mut o, &key("charlie"), &key("val"), 1, 30 * TAO, None).unwrap();
     add_stake(&mut o, &key("eve"), &key("val"), 1, 10 * TAO, None).unwrap();
     add_stake(&mut o, &key("eve"), &key("val"), 2, 10 * TAO, None).unwrap();
     serve(&mut o, 5, &key("val"), 1, &["/ip4/127.0.0.1/tcp/1".into()]).unwrap();
-    let sn = subnet(&o, 1).unwrap().unwrap();
-    let (c0, e0) = (
-        account(&o, &key("charlie")).unwrap().free,
-        account(&o, &key("eve")).unwrap().free,
-    );
-    let (vc, ve) = (
-        stake_of(&o, 1, &key("val"), &key("charlie")).unwrap(),
-        stake_of(&o, 1, &key("val"), &key("eve")).unwrap(),
-    );
-    let s0 = supply(&o).unwrap();
-    let (paid, recycled) = dissolve::dissolve(&mut o, 1).unwrap();
-    assert_eq!(paid + recycled, sn.pool.tao);
-    let (gc, ge) = (
-        account(&o, &key("charlie")).unwrap().free - c0,
-        account(&o, &key("eve")).unwrap().free - e0,
-    );
-    assert_eq!(gc + ge, paid);
-    // Pro rata to alpha value: charlie holds ~3x eve's alpha and gets ~3x the TAO.
-    let expect = |v: u64| {
-        u128::from(sn.pool.tao) * u128::from(v)
-            / u128::from(vc + ve + sn.pool.alpha + sn.protocol_alpha)
-    };
-    assert!(u128::from(gc).abs_diff(expect(vc)) <= 1 && u128::from(ge).abs_diff(expect(ve)) <= 1);
-    let s = supply(&o).unwrap();
-    assert!(s.is_conserved());
-    assert_eq!(s.issued, s0.issued - recycled);
-    assert_eq!(subnet(&o, 1).unwrap(), None);
-    assert_eq!(networks(&o).unwrap().netuids, vec![2]);
-    for kind in [b'u', b'h', b'k', b'x', b'v'] {
-        let mut prefix = vec![kind];
-        prefix.extend_from_slice(&1u16.to_be_bytes());
-        assert!(
-            o.scan_prefix(&prefix).unwrap().is_empty(),
-            "{} keys left",
-            kind as char
+    // 600 more stakers: more positions than two blocks' budget.
+    let many: Vec<AccountId> = (0..600).map(|i| key(&format!("staker{i}"))).collect();
+    for (i, c) in many.iter().enumerate() {
+        let mut alice = account(&o, &key("alice")).unwrap();
+        alice.free -= TAO;
+        crate::state::put_account(&mut o, &key("alice"), &alice);
+        crate::state::put_account(
+            &mut o,
+            c,
+            &crate::state::Account {
+                free: TAO,
+                nonce: 0,
+            },
         );
+        let hotkey = if i % 2 == 0 { key("val") } else { key("miner") };
+        add_stake(&mut o, c, &hotkey, 1, TAO / 2, None).unwrap();
     }
-    assert_eq!(positions(&o, &key("eve")).unwrap(), vec![(2, key("val"))]);
-    assert_eq!(positions(&o, &key("charlie")).unwrap(), vec![]);
+    let changes = o.into_changes();
+    apply_changes(&mut st, &changes);
+    let stakers: Vec<(AccountId, AccountId)> =
+        [(key("charlie"), key("val")), (key("eve"), key("val"))]
+            .into_iter()
+            .chain(
+                many.iter()
+                    .enumerate()
+                    .map(|(i, c)| (*c, if i % 2 == 0 { key("val") } else { key("miner") })),
+            )
+            .collect();
+    let before: Vec<(u64, u64)> = stakers
+        .iter()
+        .map(|(c, h)| {
+            (
+                account(&st, c).unwrap().free,
+                stake_of(&st, 1, h, c).unwrap(),
+            )
+        })
+        .collect();
+    let sn = subnet(&st, 1).unwrap().unwrap();
+    let s0 = supply(&st).unwrap();
+    let rows0 = rows_of(&st, 1);
+    assert!(rows0 > 2 * dissolve::DISSOLVE_ROWS_PER_BLOCK);
+
+    // The transaction: constant work, whatever the number of stakers.
+    let mut o = Overlay::new(&st);
+    let d = dissolve::dissolve(&mut o, 1, 10).unwrap();
+    assert!(o.changes().len() <= 3, "{} writes", o.changes().len());
+    assert_eq!(d.pot, sn.pool.tao + sn.pending_tao);
+    let changes = o.into_changes();
+    apply_changes(&mut st, &changes);
+    assert_eq!(subnet(&st, 1).unwrap(), None, "out of the registry at once");
+    assert_eq!(networks(&st).unwrap().netuids, vec![2]);
+    let mut o = Overlay::new(&st);
+    assert_eq!(
+        rule(add_stake(
+            &mut o,
+            &key("charlie"),
+            &key("val"),
+            1,
+            TAO,
+            None
+        )),
+        SubnetError::NoSuchSubnet(1)
+    );
+    drop(o);
+    assert!(supply(&st).unwrap().is_conserved());
+
+    // The coinbase's share, block by block.
+    let mut blocks = 0;
+    let finished = loop {
+        let mut o = Overlay::new(&st);
+        let done = dissolve::step(&mut o).unwrap();
+        let changes = o.into_changes();
+        apply_changes(&mut st, &changes);
+        blocks += 1;
+        let left = rows_of(&st, 1);
+        assert!(supply(&st).unwrap().is_conserved(), "block {blocks}");
+        if let Some(f) = done.first() {
+            assert_eq!(left, 0);
+            break f.clone();
+        }
+        assert!(left > 0 && left < rows0, "block {blocks}: {left} rows left");
+        assert!(blocks < 20);
+    };
+    assert_eq!(
+        blocks,
+        rows0.div_ceil(dissolve::DISSOLVE_ROWS_PER_BLOCK),
+        "every block but the last used its whole budget"
+    );
+    assert_eq!(finished.netuid, 1);
+    assert_eq!(finished.paid + finished.recycled, d.pot);
+    let mut paid = 0;
+    for ((c, _), (free0, alpha)) in stakers.iter().zip(&before) {
+        let got = account(&st, c).unwrap().free - free0;
+        assert_eq!(got, d.payout(*alpha), "floor of the pro-rata share");
+        paid += got;
+    }
+    assert_eq!(paid, finished.paid);
+    // Pro rata to alpha value: the payout ratio is the alpha ratio, to a rao.
+    let ((ac, ae), (gc, ge)) = (
+        (before[0].1, before[1].1),
+        (d.payout(before[0].1), d.payout(before[1].1)),
+    );
+    assert!(
+        ae > 0
+            && (u128::from(gc) * u128::from(ae)).abs_diff(u128::from(ge) * u128::from(ac))
+                <= u128::from(ac.max(ae))
+    );
+    // The protocol's share (pool alpha plus protocol alpha) and the dust are recycled.
+    let protocol = d.payout(sn.pool.alpha + sn.protocol_alpha);
+    assert!(
+        finished.recycled >= protocol && finished.recycled <= protocol + stakers.len() as u64 + 1
+    );
+    let s = supply(&st).unwrap();
+    assert!(s.is_conserved());
+    assert_eq!(s.issued, s0.issued - finished.recycled);
+    assert_eq!(s.staked, s0.staked - d.pot);
+    assert!(dissolve::dissolving(&st).unwrap().is_empty());
+    assert_eq!(positions(&st, &key("eve")).unwrap(), vec![(2, key("val"))]);
+    assert_eq!(positions(&st, &key("charlie")).unwrap(), vec![]);
+    assert_eq!(positions(&st, &many[0]).unwrap(), vec![]);
+    // The netuid is free again.
+    let mut o = Overlay::new(&st);
+    let later = 20 + params.subnets.network_rate_limit;
+    let netuid = register_network(
+        &mut o,
+        &params.subnets,
+        later,
+        TAO,
+        &key("eve"),
+        &key("eve-hot"),
+    )
+    .unwrap();
+    assert_eq!(netuid, 1);
 }
 
 #[test]
@@ -461,12 +567,17 @@ fn a_full_registry_prunes_the_lowest_priced_subnet_past_its_immunity() {
     let later = 2 + p.network_immunity_period;
     let netuid = register_network(&mut o, p, later, TAO, &key("eve"), &key("eve-hot")).unwrap();
     assert_eq!(
-        netuid, 2,
-        "the cheaper subnet 2 was dissolved and its netuid reused"
+        netuid, 3,
+        "the cheaper subnet 2 is being dissolved: its netuid stays reserved until its rows are gone"
     );
-    let sn = subnet(&o, 2).unwrap().unwrap();
+    assert_eq!(networks(&o).unwrap().netuids, vec![1, 3]);
+    assert_eq!(subnet(&o, 2).unwrap(), None);
+    let sn = subnet(&o, 3).unwrap().unwrap();
     assert_eq!(sn.owner_coldkey, key("eve"));
     assert_eq!(sn.n, 1);
+    assert_eq!(dissolve::dissolving(&o).unwrap()[0].netuid, 2);
+    dissolve::step(&mut o).unwrap();
     assert_eq!(uid_of(&o, 2, &key("val2")).unwrap(), None);
+    assert!(dissolve::dissolving(&o).unwrap().is_empty());
     assert!(supply(&o).unwrap().is_conserved());
 }

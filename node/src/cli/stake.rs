@@ -319,7 +319,7 @@ pub async fn run(cmd: StakeCmd, out: Out) -> anyhow::Result<()> {
                 _ => bail!("give --name or --address"),
             };
             let v = RpcClient::new(&rpc.rpc_url)
-                .call("stake_list", json!({"coldkey": coldkey}))
+                .call_list("stake_list", json!({"coldkey": coldkey}), "positions")
                 .await?;
             out.print(&v, || {
                 let mut t = format!(

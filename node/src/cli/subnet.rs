@@ -226,7 +226,9 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
             .await?;
             let mut netuid = Value::Null;
             if sent.finalized.is_some() {
-                let list = client.call("subnet_list", Value::Null).await?;
+                let list = client
+                    .call_list("subnet_list", Value::Null, "subnets")
+                    .await?;
                 netuid = list
                     .as_array()
                     .into_iter()
@@ -241,7 +243,7 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
         }
         SubnetCmd::List(rpc) => {
             let v = RpcClient::new(&rpc.rpc_url)
-                .call("subnet_list", Value::Null)
+                .call_list("subnet_list", Value::Null, "subnets")
                 .await?;
             out.print(&v, || {
                 let mut t = format!(
@@ -327,7 +329,9 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
             let key = sign.key(&KeyRole::Coldkey)?;
             let hot = sign.hotkey_address(&hotkey)?;
             let client = sign.client();
-            let list = client.call("subnet_list", Value::Null).await?;
+            let list = client
+                .call_list("subnet_list", Value::Null, "subnets")
+                .await?;
             if let Some(s) = list
                 .as_array()
                 .into_iter()
@@ -372,7 +376,7 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
         }
         SubnetCmd::BurnCost { netuid, rpc } => {
             let list = RpcClient::new(&rpc.rpc_url)
-                .call("subnet_list", Value::Null)
+                .call_list("subnet_list", Value::Null, "subnets")
                 .await?;
             let s = list
                 .as_array()
@@ -429,14 +433,18 @@ pub async fn run_subnet(cmd: SubnetCmd, out: Out) -> anyhow::Result<()> {
                 Call::DissolveNetwork { netuid },
                 "dissolve_network",
                 extra,
-                |s| format!("{}: subnet {netuid} dissolved", s.human()),
+                |s| format!("{}: subnet {netuid} dissolved; its stakers are paid over the next blocks (`agora stake list` shows what each position will get)", s.human()),
                 out,
             )
             .await?;
         }
         SubnetCmd::Epochs { netuid, limit, rpc } => {
             let v = RpcClient::new(&rpc.rpc_url)
-                .call("subnet_epochs", json!({"netuid": netuid, "limit": limit}))
+                .call_list(
+                    "subnet_epochs",
+                    json!({"netuid": netuid, "limit": limit}),
+                    "epochs",
+                )
                 .await?;
             out.print(&v, || {
                 let mut t = String::new();

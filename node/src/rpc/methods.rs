@@ -212,11 +212,10 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             }
         }
         "subnet_list" => {
-            let head = state.chain.head().await?.height;
             let params = state.params.clone();
             Ok(state
                 .chain
-                .read(move |s| super::subnets::list(s, &params, head))
+                .read_at_head(move |s, head| super::subnets::list(s, &params, head))
                 .await?)
         }
         "subnet_history" => {
@@ -258,11 +257,10 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             Ok(v)
         }
         "subnet_lockCost" => {
-            let head = state.chain.head().await?.height;
             let params = state.params.clone();
             Ok(state
                 .chain
-                .read(move |s| super::subnets::lock_cost(s, &params, head))
+                .read_at_head(move |s, head| super::subnets::lock_cost(s, &params, head))
                 .await?)
         }
         "stake_list" => {
@@ -271,7 +269,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .map_err(|e| RpcError::params(format!("`coldkey`: {e}")))?;
             Ok(state
                 .chain
-                .read(move |s| super::subnets::stakes(s, &coldkey))
+                .read_at_head(move |s, _| super::subnets::stakes(s, &coldkey))
                 .await?)
         }
         "subnet_epochs" => {
@@ -285,7 +283,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
             } as usize;
             Ok(state
                 .chain
-                .read(move |s| super::subnets::epochs(s, netuid, limit))
+                .read_at_head(move |s, _| super::subnets::epochs(s, netuid, limit))
                 .await?)
         }
         "root_info" => {
@@ -320,7 +318,7 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .ok_or_else(|| RpcError::params("`amount` must be a non-negative integer (rao)"))?;
             Ok(state
                 .chain
-                .read(move |s| super::subnets::sim_swap(s, netuid, direction, amount))
+                .read_at_head(move |s, _| super::subnets::sim_swap(s, netuid, direction, amount))
                 .await?)
         }
         "net_info" => match &state.net_info {

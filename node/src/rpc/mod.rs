@@ -322,7 +322,9 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(n) = state.mempool.size().await {
         m.mempool.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    if let Ok(Value::Array(subnets)) = methods::dispatch(&state, "subnet_list", &Value::Null).await
+    if let Ok(Value::Array(subnets)) = methods::dispatch(&state, "subnet_list", &Value::Null)
+        .await
+        .map(|mut v| v["subnets"].take())
     {
         for s in subnets {
             let Some(netuid) = s["netuid"].as_u64().and_then(|n| u16::try_from(n).ok()) else {

@@ -8,7 +8,7 @@ use agora_core::genesis::ChainParams;
 use agora_core::pool::{Direction, DEFAULT_FEE_RATE};
 use agora_core::state::{self, StateRead};
 use agora_core::subnet::coinbase::EpochRecord;
-use agora_core::subnet::{self, root, serve, stake, EmissionMode, Subnet};
+use agora_core::subnet::{self, dissolve, root, serve, stake, EmissionMode, Subnet};
 use agora_core::AccountId;
 use serde_json::{json, Value};
 
@@ -104,15 +104,16 @@ fn summary(sn: &Subnet, head: u64, share: f64) -> Value {
     })
 }
 
+/// Every subnet's summary, and the subnets being dissolved with their payout's progress.
 pub fn list(s: &dyn StateRead, params: &ChainParams, head: u64) -> Result<Value, NodeError> {
     let all = subnets(s)?;
     let shares = shares(s, params, &all, head)?;
-    Ok(Value::Array(
-        all.iter()
-            .zip(shares)
-            .map(|(sn, share)| summary(sn, head, share))
-            .collect(),
-    ))
+    let subnets: Vec<Value> = all
+        .iter()
+        .zip(shares)
+        .map(|(sn, share)| summary(sn, head, share))
+        .collect();
+    Ok(json!({"subnets": subnets, "dissolving": dissolve::dissolving(s)?}))
 }
 
 /// A subnet's metagraph at `head`; `matrices`: with every neuron's weights and bonds
@@ -172,10 +173,20 @@ pub fn lock_cost(s: &dyn StateRead, params: &ChainParams, head: u64) -> Result<V
 }
 
 /// A coldkey's positions from the position index: O(positions), not O(subnets x uids).
+/// A position on a subnet being dissolved shows the TAO it will be paid, marked
+/// `dissolving`.
 pub fn stakes(s: &dyn StateRead, coldkey: &AccountId) -> Result<Value, NodeError> {
+    let dissolving = dissolve::dissolving(s)?;
     let mut out = Vec::new();
     for (netuid, hotkey) in stake::positions(s, coldkey)? {
         let alpha = stake::stake_of(s, netuid, &hotkey, coldkey)?;
+        if let Some(d) = dissolving.iter().find(|d| d.netuid == netuid) {
+            out.push(
+                json!({"netuid": netuid, "hotkey": hotkey, "uid": null, "alpha": alpha,
+                "tao_value": d.payout(alpha), "dissolving": true}),
+            );
+            continue;
+        }
         let (uid, tao_value) = if netuid == root::ROOT {
             (None, alpha)
         } else {
@@ -191,7 +202,7 @@ pub fn stakes(s: &dyn StateRead, coldkey: &AccountId) -> Result<Value, NodeError
         };
         out.push(json!({"netuid": netuid, "hotkey": hotkey, "uid": uid, "alpha": alpha, "tao_value": tao_value}));
     }
-    Ok(Value::Array(out))
+    Ok(json!({"positions": out}))
 }
 
 /// The last `limit` epochs of a subnet, newest first.
@@ -202,7 +213,7 @@ pub fn epochs(s: &dyn StateRead, netuid: u16, limit: usize) -> Result<Value, Nod
         let r: EpochRecord = decode_value(v, "epoch record").map_err(internal)?;
         out.push(serde_json::to_value(&r).map_err(internal)?);
     }
-    Ok(Value::Array(out))
+    Ok(json!({"epochs": out}))
 }
 
 /// The root network: members with their root stake and weights, totals, emission split.

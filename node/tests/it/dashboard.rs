@@ -127,7 +127,12 @@ fn the_dashboard_shows_what_the_rpc_says() {
         [head.to_string()]
     );
     let list = market.node.ok("subnet_list", Value::Null);
-    let price = list[0]["price_rao"].as_u64().unwrap() as f64 / 1e9;
+    assert_eq!(
+        list["height"],
+        json!(head),
+        "the list names the height it read"
+    );
+    let price = list["subnets"][0]["price_rao"].as_u64().unwrap() as f64 / 1e9;
     let shown: f64 = attrs(&dom, "data-netuid=\"1\"", "data-price")[0]
         .parse()
         .unwrap();

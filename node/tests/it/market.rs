@@ -443,11 +443,45 @@ fn root_moves_takes_commit_reveal_serve_and_dissolve_through_the_cli() {
         bob_after > bob_before + 50_000_000_000,
         "root stake came back 1:1 plus the rest"
     );
+    // Dave stakes on his own subnet 2; dissolving it pays him in the next block.
+    run(&[
+        "stake", "add", "--netuid", "2", "--hotkey", "default", "--amount", "3", "--name", "dave",
+    ]);
     let err = refused(&["subnet", "dissolve", "2", "--name", "dave"]);
     assert!(err.contains("not_admin"), "{err}");
     run(&["subnet", "dissolve", "2", "--name", "alice"]);
     let subnets = run(&["subnet", "list"]);
     assert_eq!(subnets.as_array().unwrap().len(), 1, "{subnets}");
+    let listed = node.ok("subnet_list", json!(null));
+    assert_eq!(listed["dissolving"][0]["netuid"], 2, "{listed}");
+    let on_2 = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["netuid"] == 2)
+            .cloned()
+            .collect()
+    };
+    let pending = on_2(&run(&["stake", "list", "--name", "dave"]));
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["dissolving"], true);
+    let payout = pending[0]["tao_value"].as_u64().unwrap();
+    assert!(payout > 2_000_000_000, "about the 3 TAO staked: {payout}");
+    let free = || {
+        run(&["wallet", "balance", "--name", "dave"])["free"]
+            .as_u64()
+            .unwrap()
+    };
+    let dave_before = free();
+    node.produce(1);
+    assert_eq!(
+        free(),
+        dave_before + payout,
+        "paid exactly what stake_list showed"
+    );
+    assert!(on_2(&run(&["stake", "list", "--name", "dave"])).is_empty());
+    let listed = node.ok("subnet_list", json!(null));
+    assert_eq!(listed["dissolving"], json!([]), "{listed}");
     let s = node.ok("chain_supply", json!(null));
     assert_eq!(
         s["free"].as_u64().unwrap() + s["staked"].as_u64().unwrap() + s["burned"].as_u64().unwrap(),

@@ -636,6 +636,10 @@ proptest! {
                     prop_assert_eq!(sn.alpha_out, held + pending + sn.protocol_alpha, "subnet {}", n);
                     prop_assert!(sn.pool.alpha.saturating_add(sn.alpha_out) <= crate::MAX_SUPPLY_RAO);
                 }
+                // A subnet being dissolved keeps its unpaid pot staked until the payout ends.
+                for d in subnet::dissolve::dissolving(&c.state).unwrap() {
+                    staked += d.pot - d.paid;
+                }
                 prop_assert_eq!(staked, s.staked);
             }
         }

@@ -200,7 +200,7 @@ async function refreshSubnet() {
     rpc("subnet_epochs", { netuid: state.selected, limit: 32 }),
   ]);
   state.metagraph = m;
-  state.epochs = epochs;
+  state.epochs = epochs.epochs;
   if (state.neuron === null && m.neurons.length) {
     // Until one is clicked: the history of the neuron with the most incentive.
     state.neuron = m.neurons.reduce((a, b) => (b.incentive > a.incentive ? b : a)).hotkey;
@@ -212,7 +212,7 @@ async function refreshSubnet() {
 
 async function refresh(head) {
   renderHeader(head);
-  state.subnets = await rpc("subnet_list");
+  state.subnets = (await rpc("subnet_list")).subnets;
   for (const s of state.subnets) {
     if (!state.series.has(s.netuid)) {
       // What the node sampled before this page opened.
