@@ -48,6 +48,7 @@ impl SubnetHistory {
                 let Ok(Value::Array(list)) = chain
                     .read(move |s| super::subnets::list(s, &params, height))
                     .await
+                    .map(|mut v| v["subnets"].take())
                 else {
                     continue;
                 };

@@ -137,6 +137,17 @@ fn the_dashboard_shows_what_the_rpc_says() {
         .parse()
         .unwrap();
     assert!((shown - price).abs() < 1e-9, "{shown} vs {price}");
+    let text = http_get(market.node.port, "/metrics").unwrap();
+    let metrics = parse_metrics(&text).unwrap();
+    let gauge = metrics["agora_subnet_price_tao{netuid=\"1\"}"];
+    assert!((gauge - price).abs() < 1e-9, "metrics: {gauge} vs {price}");
+    let history = market
+        .node
+        .ok("subnet_history", json!({"netuid": 1, "limit": 8}));
+    assert!(
+        !history.as_array().unwrap().is_empty(),
+        "the node samples every head: {history}"
+    );
     let mg = market.node.ok("subnet_metagraph", json!({"netuid": 1}));
     let uids = attrs(&dom, "data-incentive=", "data-uid");
     let incentives = attrs(&dom, "data-incentive=", "data-incentive");
