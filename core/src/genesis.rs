@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::amount::{MAX_SUPPLY_RAO, RAO_PER_TAO};
 use crate::block::{Block, Header};
 use crate::crypto::{AccountId, Hash, Keypair};
+use crate::gov::GovParams;
 use crate::state::{self, Account, Changes, EmptyState, LtHash, Overlay, StateError, Supply};
 use crate::subnet::SubnetParams;
 
@@ -53,6 +54,9 @@ pub struct Genesis {
     /// Subnet creation and registration parameters, and new subnets' hyperparameters.
     #[serde(default)]
     pub subnets: SubnetParams,
+    /// Governance: voting power, the proposal lifecycle, the treasury share.
+    #[serde(default)]
+    pub gov: GovParams,
 }
 
 /// Why a genesis file was refused.
@@ -76,6 +80,8 @@ pub enum GenesisError {
     SupplyExceeded,
     #[error("block_time_ms {0} is outside {MIN_BLOCK_TIME_MS}..={MAX_BLOCK_TIME_MS}")]
     BlockTime(u64),
+    #[error("genesis governance parameters: {0}")]
+    Gov(String),
     #[error("authority_power has {got} entries for {authorities} authorities (give one power per authority, each at least 1, or none)")]
     AuthorityPower { got: usize, authorities: usize },
 }
@@ -92,6 +98,7 @@ pub struct ChainParams {
     pub authority_power: Vec<u64>,
     pub admin: Option<AccountId>,
     pub subnets: SubnetParams,
+    pub gov: GovParams,
 }
 
 impl ChainParams {
@@ -170,6 +177,7 @@ impl Genesis {
                 })
                 .collect(),
             subnets: dev_subnet_params(),
+            gov: GovParams::dev(),
         }
     }
 
@@ -214,6 +222,7 @@ impl Genesis {
                 authorities: self.authorities.len(),
             });
         }
+        self.gov.validate().map_err(GenesisError::Gov)?;
         let mut seen = BTreeSet::new();
         let mut total: u64 = 0;
         for b in &self.balances {
@@ -238,6 +247,7 @@ impl Genesis {
             authority_power: self.authority_power.clone(),
             admin: self.admin,
             subnets: self.subnets.clone(),
+            gov: self.gov.clone(),
         }
     }
 

@@ -45,6 +45,8 @@ pub enum TxError {
     BalanceOverflow,
     #[error(transparent)]
     Subnet(#[from] SubnetError),
+    #[error(transparent)]
+    Gov(#[from] crate::gov::GovError),
     #[error("internal: {0}")]
     State(#[from] StateError),
 }
@@ -54,6 +56,15 @@ impl From<TxFailure> for TxError {
         match f {
             TxFailure::Rule(e) => TxError::Subnet(e),
             TxFailure::State(e) => TxError::State(e),
+        }
+    }
+}
+
+impl From<crate::gov::GovFailure> for TxError {
+    fn from(f: crate::gov::GovFailure) -> Self {
+        match f {
+            crate::gov::GovFailure::Rule(e) => TxError::Gov(e),
+            crate::gov::GovFailure::State(e) => TxError::State(e),
         }
     }
 }
@@ -73,6 +84,7 @@ impl TxError {
             TxError::AmountOverflow => "amount_overflow",
             TxError::BalanceOverflow => "balance_overflow",
             TxError::Subnet(e) => e.kind(),
+            TxError::Gov(e) => e.kind(),
             TxError::State(_) => "internal",
         }
     }
@@ -458,6 +470,12 @@ fn apply_tx_inner(
             }
             subnet::dissolve::dissolve(overlay, *netuid, now)?;
         }
+        Call::Propose { action, emergency } => {
+            crate::gov::propose(overlay, params, now, signer, action.clone(), *emergency)?;
+        }
+        Call::Vote { proposal, choice } => {
+            crate::gov::vote(overlay, params, now, signer, *proposal, *choice)?;
+        }
     }
     let to_proposer = fee.saturating_add(tx.tip).saturating_add(call_fee);
     credit(overlay, &block.proposer, to_proposer)?;
@@ -477,32 +495,57 @@ fn credit(overlay: &mut Overlay<'_>, who: &AccountId, amount: u64) -> Result<(),
     Ok(())
 }
 
-/// Mint this block's emission and run the subnet step: the TAO emission enters started
-/// subnets' pools; whatever no subnet takes (no subnet started yet) goes to the proposer.
-/// Returns the rao minted.
+/// The chain parameters in force for a block on `base`: the stored ones (genesis, then
+/// every change governance enacted), or `genesis` for a state that has none.
+pub fn params_in_force(
+    base: &dyn StateRead,
+    genesis: &ChainParams,
+) -> Result<ChainParams, StateError> {
+    Ok(crate::gov::chain_params(base)?.unwrap_or_else(|| genesis.clone()))
+}
+
+/// Governance first (tallies, then enactments due at this height), then queued dissolves,
+/// then mint this block's emission and run the subnet step: the treasury takes
+/// `treasury_ppm` of the emission; the TAO emission enters started subnets' pools;
+/// whatever no subnet takes (no subnet started yet) goes to the proposer. Returns the rao
+/// minted. The parameters are read from the state after governance ran, so an enacted
+/// change applies to this block's emission and transactions.
 pub fn apply_coinbase(
     overlay: &mut Overlay<'_>,
     params: &ChainParams,
     height: u64,
     proposer: &AccountId,
 ) -> Result<u64, StateError> {
-    // Queued dissolves first: what they recycle lowers issuance before this block's
-    // emission is computed from it.
+    let before = params_in_force(overlay, params)?;
+    crate::gov::step(overlay, &before, height)?;
+    let params = &params_in_force(overlay, params)?;
+    // Queued dissolves: what they recycle lowers issuance before this block's emission is
+    // computed from it.
     subnet::dissolve::step(overlay)?;
     let minted = block_emission(state::supply(overlay)?.issued);
-    let step = subnet::coinbase::step(overlay, &params.subnets, height, minted)?;
-    let to_pools = step.tao_to_subnets.min(minted);
-    let to_proposer = minted.saturating_sub(to_pools);
+    let to_treasury = crate::amount::mul_div(minted, params.gov.treasury_ppm, 1_000_000);
+    let to_network = minted.saturating_sub(to_treasury);
+    let step = subnet::coinbase::step(overlay, &params.subnets, height, to_network)?;
+    let to_pools = step.tao_to_subnets.min(to_network);
+    let to_proposer = to_network.saturating_sub(to_pools);
     let mut supply = state::supply(overlay)?;
     supply.issued = supply.issued.saturating_add(minted);
     supply.staked = supply.staked.saturating_add(to_pools);
-    supply.free = supply.free.saturating_add(to_proposer);
+    supply.free = supply
+        .free
+        .saturating_add(to_proposer)
+        .saturating_add(to_treasury);
     state::put_supply(overlay, &supply);
-    if to_proposer > 0 {
-        let mut acc = state::account(overlay, proposer)?;
-        // Balances are bounded by issuance, which the cap keeps far below u64::MAX.
-        acc.free = acc.free.saturating_add(to_proposer);
-        state::put_account(overlay, proposer, &acc);
+    for (who, amount) in [
+        (*proposer, to_proposer),
+        (crate::gov::treasury_account(), to_treasury),
+    ] {
+        if amount > 0 {
+            let mut acc = state::account(overlay, &who)?;
+            // Balances are bounded by issuance, which the cap keeps far below u64::MAX.
+            acc.free = acc.free.saturating_add(amount);
+            state::put_account(overlay, &who, &acc);
+        }
     }
     Ok(minted)
 }
@@ -586,6 +629,8 @@ pub fn execute(
     };
     let mut overlay = Overlay::new(base);
     let minted = apply_coinbase(&mut overlay, params, ctx.height, &proposal.proposer)?;
+    // Transactions run under the parameters in force after the coinbase's enactments.
+    let params = &params_in_force(&overlay, params)?;
     // The coinbase and epochs write state of the chain's own making: a value over the limit
     // there is a defect no block can be built around.
     if let Some(e) = overlay.take_refused() {

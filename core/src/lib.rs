@@ -32,6 +32,7 @@ pub mod crypto;
 pub mod emission;
 pub mod epoch;
 pub mod genesis;
+pub mod gov;
 pub mod ledger;
 pub mod pool;
 mod serde_hex;

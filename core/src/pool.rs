@@ -71,7 +71,7 @@ pub enum SwapError {
 // Newton's iteration on u128: `x >= 1` and `x + n / x` stays below 2^128 because
 // `x <= 2^64` after the first step and `n / x <= n`; the shift is at most 64.
 #[allow(clippy::arithmetic_side_effects)]
-fn isqrt(n: u128) -> u128 {
+pub(crate) fn isqrt(n: u128) -> u128 {
     if n < 2 {
         return n;
     }

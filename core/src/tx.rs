@@ -114,6 +114,16 @@ pub enum Call {
     },
     /// Dissolve a subnet, paying its stakers out of its pool (admin only).
     DissolveNetwork { netuid: u16 },
+    /// Open a governance proposal (holds the deposit).
+    Propose {
+        action: crate::gov::Action,
+        emergency: bool,
+    },
+    /// Vote on an open proposal; a later vote replaces an earlier one.
+    Vote {
+        proposal: u64,
+        choice: crate::gov::Choice,
+    },
 }
 
 impl Call {
@@ -151,6 +161,8 @@ impl Call {
             Call::Serve { .. } => "serve",
             Call::SetHyperparameter { .. } => "set_hyperparameter",
             Call::DissolveNetwork { .. } => "dissolve_network",
+            Call::Propose { .. } => "propose",
+            Call::Vote { .. } => "vote",
         }
     }
 }

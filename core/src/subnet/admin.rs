@@ -3,7 +3,9 @@
 //! `owner_hyperparam_rate_limit_tempos` tempos per parameter; the chain admin sets any of
 //! them at any time. One function validates and assigns, so the rules live in one place.
 
-use super::{keys, named_subnet, put_subnet, Hyperparams, Netuid, SubnetError, TxFailure};
+use super::{
+    keys, named_subnet, put_subnet, Hyperparams, Netuid, SubnetError, SubnetParams, TxFailure,
+};
 use crate::amount::RAO_PER_TAO;
 use crate::crypto::AccountId;
 use crate::genesis::ChainParams;
@@ -164,12 +166,36 @@ pub fn set_hyperparameter(
     name: &str,
     value: u64,
 ) -> Result<(), TxFailure> {
-    let mut sn = named_subnet(o, netuid)?;
-    let params = &chain.subnets;
+    let sn = named_subnet(o, netuid)?;
     let admin = chain.admin.as_ref() == Some(signer);
     if !admin && sn.owner_coldkey != *signer {
         return Err(SubnetError::NotSubnetOwner.into());
     }
+    set(o, &chain.subnets, now, netuid, name, value, admin)
+}
+
+/// An enacted governance proposal sets a hyperparameter with the admin's powers.
+pub fn set_by_governance(
+    o: &mut Overlay<'_>,
+    now: u64,
+    netuid: Netuid,
+    name: &str,
+    value: u64,
+) -> Result<(), TxFailure> {
+    // The admin path reads no subnet parameter (no freeze window, no rate limit).
+    set(o, &SubnetParams::default(), now, netuid, name, value, true)
+}
+
+fn set(
+    o: &mut Overlay<'_>,
+    params: &SubnetParams,
+    now: u64,
+    netuid: Netuid,
+    name: &str,
+    value: u64,
+    admin: bool,
+) -> Result<(), TxFailure> {
+    let mut sn = named_subnet(o, netuid)?;
     let tempo = sn.hyper.tempo;
     let owner_may = SETTABLE.iter().any(|(s, owner)| *s == name && *owner);
     let canonical = assign(&mut sn.hyper, sn.n, name, value, admin)?;

@@ -68,7 +68,24 @@ impl Chain {
         self.head = ex.block.header;
     }
 
+    /// Tests change `params` between blocks; execution reads the parameters in force from
+    /// the state, so write them there first (through the state root, as an enacted
+    /// governance change would).
+    fn sync_params(&mut self) {
+        if crate::gov::chain_params(&self.state).unwrap().as_ref() == Some(&self.params) {
+            return;
+        }
+        let mut changes = crate::state::Changes::new();
+        changes.insert(
+            crate::state::keys::PARAMS.to_vec(),
+            Some(crate::codec::encode_value(&self.params).unwrap()),
+        );
+        self.lthash.apply(&self.state, &changes).unwrap();
+        apply_changes(&mut self.state, &changes);
+    }
+
     fn produce(&mut self, txs: Vec<SignedTransaction>) -> Vec<(Hash, TxError)> {
+        self.sync_params();
         let built = self.build(txs);
         // Every block the producer builds must re-execute to the same result elsewhere.
         let again = execute_block(
