@@ -127,7 +127,10 @@ pub enum Call {
 }
 
 impl Call {
-    /// Weight setting and serving pay no fee (R§11); they are rate limited instead.
+    /// Weight setting and serving pay no fee (R§11); they are rate limited instead. Votes
+    /// are free too (a validator's hotkey usually holds no TAO): only accounts with voting
+    /// power may vote, a vote replaces the voter's earlier one, and the mempool caps
+    /// fee-free calls per sender.
     pub fn is_fee_free(&self) -> bool {
         matches!(
             self,
@@ -135,6 +138,7 @@ impl Call {
                 | Call::CommitWeights { .. }
                 | Call::RevealWeights { .. }
                 | Call::Serve { .. }
+                | Call::Vote { .. }
         )
     }
 

@@ -104,3 +104,78 @@ mod tests {
         assert!(close(none.gini, 0.0) && close(none.top5_share, 0.0));
     }
 }
+
+/// The figures for every kind of power the chain has, from one state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Governance voting power under the chain's mode (hotkeys, or seats).
+    pub governance: Concentration,
+    /// Root (netuid 0) stake by hotkey.
+    pub root_stake: Concentration,
+    /// Each subnet's validators' stake weight (alpha + tao_weight x root stake) among the
+    /// hotkeys holding a validator permit.
+    pub subnets: Vec<SubnetConcentration>,
+    /// The consensus validator set's voting power.
+    pub validator_set: Concentration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubnetConcentration {
+    pub netuid: crate::subnet::Netuid,
+    #[serde(flatten)]
+    pub figures: Concentration,
+}
+
+pub fn report(
+    s: &dyn crate::state::StateRead,
+    params: &crate::genesis::ChainParams,
+) -> Result<Report, crate::state::StateError> {
+    use crate::subnet::{networks, neuron, root::ROOT, stake::hotkey_alpha, subnet};
+    let governance: Vec<u128> = super::power::holders(s, params)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let prices = super::power::Prices::read(s, params)?;
+    let mut root = Vec::new();
+    for (hotkey, _) in super::power::hotkey_powers(s, &prices)? {
+        root.push(u128::from(hotkey_alpha(s, ROOT, &hotkey)?.total_alpha));
+    }
+    let mut subnets = Vec::new();
+    for n in networks(s)?.netuids {
+        let Some(sn) = subnet(s, n)? else { continue };
+        let mut weights = Vec::new();
+        for uid in 0..sn.n {
+            let Some(nr) = neuron(s, n, uid)? else {
+                continue;
+            };
+            if !nr.validator_permit {
+                continue;
+            }
+            let alpha = u128::from(hotkey_alpha(s, n, &nr.hotkey)?.total_alpha);
+            let root_stake = u128::from(hotkey_alpha(s, ROOT, &nr.hotkey)?.total_alpha);
+            let weighted_root = root_stake
+                .saturating_mul(u128::from(params.subnets.tao_weight_ppm))
+                .checked_div(1_000_000)
+                .unwrap_or(0);
+            weights.push(alpha.saturating_add(weighted_root));
+        }
+        subnets.push(SubnetConcentration {
+            netuid: n,
+            figures: measure(&weights),
+        });
+    }
+    let validator_set: Vec<u128> = match params.validator_set() {
+        Ok(set) => set
+            .validators()
+            .iter()
+            .map(|v| u128::from(v.power))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Report {
+        governance: measure(&governance),
+        root_stake: measure(&root),
+        subnets,
+        validator_set: measure(&validator_set),
+    })
+}

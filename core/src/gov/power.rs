@@ -231,3 +231,64 @@ pub fn weigh(
         total: total_stake_power(s, &prices)?,
     })
 }
+
+/// Every hotkey holding stake and the stake power on it (what it votes when none of its
+/// nominators votes itself), from the hotkey pools: one row per (subnet, hotkey).
+pub fn hotkey_powers(
+    s: &dyn StateRead,
+    prices: &Prices,
+) -> Result<BTreeMap<AccountId, u128>, StateError> {
+    let mut out: BTreeMap<AccountId, u128> = BTreeMap::new();
+    for n in prices.netuids() {
+        let prefix = {
+            let mut k = vec![crate::subnet::stake::keys::HOTKEY_ALPHA];
+            k.extend_from_slice(&n.to_be_bytes());
+            k
+        };
+        for (k, v) in s.scan_prefix(&prefix)? {
+            let hotkey = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| StateError::Corrupt {
+                    key: hex::encode(&k),
+                    reason: "hotkey alpha key has the wrong length".into(),
+                })?;
+            let pool: crate::subnet::store::HotkeyAlpha =
+                crate::codec::decode_value(&v, "hotkey alpha").map_err(|e| {
+                    StateError::Corrupt {
+                        key: hex::encode(&k),
+                        reason: e.to_string(),
+                    }
+                })?;
+            let e = out.entry(AccountId(hotkey)).or_default();
+            *e = e.saturating_add(prices.value(n, pool.total_alpha));
+        }
+    }
+    Ok(out)
+}
+
+/// Governance power by holder as it stands when nobody overrides a hotkey: per hotkey in
+/// stake and quadratic modes, one per seat in validator and senate modes.
+pub fn holders(
+    s: &dyn StateRead,
+    params: &ChainParams,
+) -> Result<Vec<(AccountId, u128)>, StateError> {
+    let mode = params.gov.voting_power;
+    if let Some(seats) = seats(s, mode, params.gov.senate_size)? {
+        return Ok(seats.into_iter().map(|a| (a, 1)).collect());
+    }
+    let prices = Prices::read(s, params)?;
+    Ok(hotkey_powers(s, &prices)?
+        .into_iter()
+        .map(|(a, p)| {
+            (
+                a,
+                if mode == PowerMode::Quadratic {
+                    isqrt(p)
+                } else {
+                    p
+                },
+            )
+        })
+        .collect())
+}

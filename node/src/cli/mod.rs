@@ -2,6 +2,7 @@
 
 mod chain;
 mod compute;
+mod gov;
 mod neuron;
 mod output;
 mod root;
@@ -66,6 +67,9 @@ pub enum Command {
     /// The root network (netuid 0): register, list, legacy root weights.
     #[command(subcommand)]
     Root(root::RootCmd),
+    /// Governance: propose, vote, list, show, votes, concentration of power.
+    #[command(subcommand)]
+    Gov(gov::GovCmd),
     /// Mine a subnet: serve its task to validators over libp2p (run), or show a miner's status.
     #[command(subcommand)]
     Miner(neuron::MinerCmd),
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stake(cmd) => stake::run(cmd, out).await,
         Command::Weights(cmd) => weights::run(cmd, out).await,
         Command::Root(cmd) => root::run(cmd, out).await,
+        Command::Gov(cmd) => gov::run(cmd, out).await,
         Command::Testnet(cmd) => testnet::run(cmd, out).await,
         Command::Miner(cmd) => neuron::run_miner(cmd, out, &cli.log).await,
         Command::Validator(cmd) => neuron::run_validator(cmd, out, &cli.log).await,

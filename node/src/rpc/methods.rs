@@ -109,7 +109,16 @@ fn json_of<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
 
 pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<Value, RpcError> {
     match method {
-        "chain_info" => to_value(ChainInfoView::of(&state.params, state.genesis_hash)),
+        "chain_info" => {
+            let (genesis, hash) = (state.params.clone(), state.genesis_hash);
+            Ok(state
+                .chain
+                .read_at_head(move |s, _| {
+                    let p = agora_core::ledger::params_in_force(s, &genesis)?;
+                    json_of(ChainInfoView::of(&p, hash))
+                })
+                .await?)
+        }
         "chain_head" => to_value(state.chain.head().await?),
         "chain_supply" => Ok(state
             .chain
@@ -285,6 +294,63 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 .chain
                 .read_at_head(move |s, _| super::subnets::epochs(s, netuid, limit))
                 .await?)
+        }
+        "gov_proposals" => {
+            let limit = match param(params, "limit", 0) {
+                None | Some(Value::Null) => 32,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=1_000).contains(n))
+                    .ok_or_else(|| RpcError::params("`limit` must be an integer in 1..=1000"))?,
+            };
+            Ok(state
+                .chain
+                .read_at_head(move |s, _| super::gov::proposals(s, limit))
+                .await?)
+        }
+        "gov_proposal" | "gov_votes" => {
+            let id = param(params, "id", 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    RpcError::params("`id` must be a proposal id (a non-negative integer)")
+                })?;
+            let genesis = state.params.clone();
+            let votes = method == "gov_votes";
+            let v = state
+                .chain
+                .read_at_head(move |s, head| {
+                    let v = if votes {
+                        super::gov::votes(s, &genesis, id)?
+                    } else {
+                        super::gov::proposal(s, &genesis, id, head)?
+                    };
+                    Ok(v.unwrap_or(Value::Null))
+                })
+                .await?;
+            if v.is_null() {
+                return Err(RpcError::new(NOT_FOUND, format!("no proposal {id}")));
+            }
+            Ok(v)
+        }
+        "gov_concentration" => {
+            let at = match param(params, "block", 0) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    RpcError::params("`block` must be a block height (a non-negative integer)")
+                })?),
+            };
+            let genesis = state.params.clone();
+            let v = state
+                .chain
+                .read_at_head(move |s, _| super::gov::concentration(s, &genesis))
+                .await?;
+            let height = v["height"].as_u64().unwrap_or(0);
+            match at {
+                Some(b) if b != height => Err(RpcError::params(format!(
+                    "this node keeps no state history: only the head, block {height}, can be read (asked for block {b}); `agora sim governance` computes the figures at every epoch of a simulated history"
+                ))),
+                _ => Ok(v),
+            }
         }
         "root_info" => {
             let params = state.params.clone();

@@ -2,6 +2,7 @@
 //! WebSocket adds `chain_subscribeHeads` / `chain_unsubscribeHeads`.
 
 mod dashboard;
+pub mod gov;
 pub mod history;
 pub mod limits;
 pub mod methods;

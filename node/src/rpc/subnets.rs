@@ -5,6 +5,7 @@
 use agora_core::codec::decode_value;
 use agora_core::emission::block_emission;
 use agora_core::genesis::ChainParams;
+use agora_core::ledger::params_in_force;
 use agora_core::pool::{Direction, DEFAULT_FEE_RATE};
 use agora_core::state::{self, StateRead};
 use agora_core::subnet::coinbase::EpochRecord;
@@ -106,6 +107,7 @@ fn summary(sn: &Subnet, head: u64, share: f64) -> Value {
 
 /// Every subnet's summary, and the subnets being dissolved with their payout's progress.
 pub fn list(s: &dyn StateRead, params: &ChainParams, head: u64) -> Result<Value, NodeError> {
+    let params = &params_in_force(s, params)?;
     let all = subnets(s)?;
     let shares = shares(s, params, &all, head)?;
     let subnets: Vec<Value> = all
@@ -125,6 +127,7 @@ pub fn metagraph(
     head: u64,
     matrices: bool,
 ) -> Result<Option<Value>, NodeError> {
+    let params = &params_in_force(s, params)?;
     let Some(sn) = subnet::subnet(s, netuid)? else {
         return Ok(None);
     };
@@ -164,6 +167,7 @@ pub fn metagraph(
 }
 
 pub fn lock_cost(s: &dyn StateRead, params: &ChainParams, head: u64) -> Result<Value, NodeError> {
+    let params = &params_in_force(s, params)?;
     let nets = subnet::networks(s)?;
     let emission = block_emission(state::supply(s)?.issued);
     let cost = subnet::lock_cost(&nets, &params.subnets, head.saturating_add(1), emission);
@@ -218,6 +222,7 @@ pub fn epochs(s: &dyn StateRead, netuid: u16, limit: usize) -> Result<Value, Nod
 
 /// The root network: members with their root stake and weights, totals, emission split.
 pub fn root_info(s: &dyn StateRead, params: &ChainParams) -> Result<Value, NodeError> {
+    let params = &params_in_force(s, params)?;
     let r = root::root(s)?;
     let mut members = Vec::new();
     for (uid, m) in r.members.iter().enumerate() {

@@ -5,6 +5,7 @@ mod compute;
 mod dashboard;
 mod dev_node;
 mod fuzz;
+mod gov;
 mod harness;
 mod market;
 mod mempool;

@@ -48,7 +48,7 @@ impl Market {
     }
 
     /// A command that must fail; its stderr.
-    fn refused(&self, args: &[&str]) -> String {
+    pub(crate) fn refused(&self, args: &[&str]) -> String {
         let (code, _, err) = cli(&self.w, &self.args(args));
         assert_ne!(code, 0, "{args:?} should fail");
         err
