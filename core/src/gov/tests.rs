@@ -453,3 +453,37 @@ fn a_hyperparameter_and_a_validator_set_are_enacted_into_state() {
     assert_eq!(p.authority_power, vec![3, 1]);
     assert_eq!(p.validator_set().unwrap().total_power(), 4);
 }
+
+/// The documented layout (docs/wire-format.md): a vote is the common prefix, variant 22,
+/// the proposal id and the choice's u32, then the tip.
+#[test]
+fn a_vote_encodes_as_documented() {
+    let tx = crate::Transaction {
+        chain_id: 7,
+        signer: key("bob"),
+        nonce: 3,
+        call: crate::Call::Vote {
+            proposal: 9,
+            choice: Choice::NoWithVeto,
+        },
+        tip: 5,
+    };
+    let mut want = 7u64.to_le_bytes().to_vec();
+    want.extend_from_slice(&key("bob").0);
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&22u32.to_le_bytes());
+    want.extend_from_slice(&9u64.to_le_bytes());
+    want.extend_from_slice(&2u32.to_le_bytes());
+    want.extend_from_slice(&5u64.to_le_bytes());
+    assert_eq!(crate::codec::canonical(&tx), want);
+    let text = crate::Call::Propose {
+        action: Action::Text { text: "hi".into() },
+        emergency: true,
+    };
+    let mut want = 21u32.to_le_bytes().to_vec();
+    want.extend_from_slice(&4u32.to_le_bytes());
+    want.extend_from_slice(&2u64.to_le_bytes());
+    want.extend_from_slice(b"hi");
+    want.push(1);
+    assert_eq!(crate::codec::canonical(&text), want);
+}

@@ -29,6 +29,17 @@ pub enum SimCmd {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Run a seeded governance economy under both emission regimes (root_weights and
+    /// dynamic TAO) on the real state machine, and show how concentrated power is after
+    /// every epoch: governance power, root stake, subnet validators.
+    Governance {
+        /// Scenario file (TOML or JSON); see testnet/scenarios/gov-*.toml.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Write one row per (regime, epoch, distribution) as CSV here ("-" for stdout).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Time one epoch at several sizes against a numpy float64 implementation.
     Bench(agora_testnet::bench::ledger::EpochBenchArgs),
     /// Seeded simulation of the BFT network: real consensus machines and block pipelines
@@ -56,6 +67,7 @@ pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
             println!("{json}");
             Ok(())
         }
+        SimCmd::Governance { scenario, csv } => governance(&scenario, csv.as_deref(), out),
         SimCmd::Epochs { scenario, csv } => {
             let text = std::fs::read_to_string(&scenario)
                 .with_context(|| format!("reading {}", scenario.display()))?;
@@ -131,4 +143,99 @@ pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+fn governance(
+    scenario: &std::path::Path,
+    csv: Option<&std::path::Path>,
+    out: Out,
+) -> anyhow::Result<()> {
+    use agora_testnet::gov_sim::GovScenario;
+    let text = std::fs::read_to_string(scenario)
+        .with_context(|| format!("reading {}", scenario.display()))?;
+    let s = GovScenario::parse(&text)
+        .with_context(|| format!("invalid governance scenario {}", scenario.display()))?;
+    let started = std::time::Instant::now();
+    let figures = s.run(|f| {
+        if !out.json {
+            eprintln!(
+                "{} epoch {}/{} (block {})",
+                f.regime, f.epoch, s.epochs, f.block
+            );
+        }
+    })?;
+    let (root, dtao): (Vec<_>, Vec<_>) = figures.iter().partition(|f| f.regime == "root_weights");
+    if let Some(path) = csv {
+        let mut text = String::from(
+            "regime,epoch,block,distribution,holders,nakamoto_third,nakamoto_half,top5_share,gini,hhi\n",
+        );
+        for f in &figures {
+            for (what, c) in [("governance", &f.governance), ("root_stake", &f.root_stake)] {
+                text.push_str(&format!(
+                    "{},{},{},{what},{},{},{},{:.6},{:.6},{:.6}\n",
+                    f.regime,
+                    f.epoch,
+                    f.block,
+                    c.holders,
+                    c.nakamoto_third,
+                    c.nakamoto_half,
+                    c.top5_share,
+                    c.gini,
+                    c.hhi
+                ));
+            }
+        }
+        if path == std::path::Path::new("-") {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if out.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"epochs": figures}))?
+        );
+        return Ok(());
+    }
+    println!(
+        "governance power (stake mode) and root stake after each epoch; {} validators, {} delegators, {} subnets ({:.1} s)",
+        s.whale_stake_tao.len() + usize::from(s.followers),
+        s.delegators,
+        s.subnets,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:>5}  | {:^36} | {:^48}",
+        "", "root_weights (before dTAO)", "dtao"
+    );
+    println!(
+        "{:>5}  | {:>7} {:>5} {:>6} {:>14} | {:>7} {:>5} {:>6} {:>14} {:>10}",
+        "epoch",
+        "top-5",
+        "N1/2",
+        "gini",
+        "root top-5",
+        "top-5",
+        "N1/2",
+        "gini",
+        "root top-5",
+        "subnet top-5"
+    );
+    for (r, d) in root.iter().zip(&dtao) {
+        println!(
+            "{:>5}  | {:>6.1}% {:>5} {:>6.3} {:>13.1}% | {:>6.1}% {:>5} {:>6.3} {:>13.1}% {:>11.1}%",
+            r.epoch,
+            r.governance.top5_share * 100.0,
+            r.governance.nakamoto_half,
+            r.governance.gini,
+            r.root_stake.top5_share * 100.0,
+            d.governance.top5_share * 100.0,
+            d.governance.nakamoto_half,
+            d.governance.gini,
+            d.root_stake.top5_share * 100.0,
+            d.subnet_validators_top5_mean * 100.0,
+        );
+    }
+    Ok(())
 }

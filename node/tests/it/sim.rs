@@ -115,3 +115,65 @@ fn sim_epochs_prints_a_table_and_writes_csv() {
     assert_eq!(v["epochs"].as_array().unwrap().len(), 40);
     assert_eq!(v["totals"].as_array().unwrap().len(), 7);
 }
+
+/// `agora sim governance`: both regimes side by side, a CSV with a row per regime, epoch
+/// and distribution, and JSON; a bad scenario names its problem.
+#[test]
+fn sim_governance_prints_both_regimes_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!("{}/../testnet/scenarios/gov-flat.toml", manifest_dir());
+    let short = dir.path().join("short.toml");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&short, text.replace("epochs = 30", "epochs = 3")).unwrap();
+    let csv = dir.path().join("out.csv");
+    let (code, stdout, err) = cli(
+        dir.path(),
+        &[
+            "sim",
+            "governance",
+            "--scenario",
+            short.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("root_weights (before dTAO)") && stdout.contains("dtao"),
+        "{stdout}"
+    );
+    assert!(err.contains("dtao epoch 3/3"), "progress on stderr: {err}");
+    let rows: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        rows[0],
+        "regime,epoch,block,distribution,holders,nakamoto_third,nakamoto_half,top5_share,gini,hhi"
+    );
+    assert_eq!(rows.len(), 1 + 2 * 3 * 2, "{rows:?}");
+    let (code, stdout, err) = cli(
+        dir.path(),
+        &[
+            "sim",
+            "governance",
+            "--scenario",
+            short.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 6);
+    std::fs::write(&short, "seed = 1\n").unwrap();
+    let (code, _, err) = cli(
+        dir.path(),
+        &["sim", "governance", "--scenario", short.to_str().unwrap()],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("invalid governance scenario") && err.contains("missing field"),
+        "{err}"
+    );
+}
