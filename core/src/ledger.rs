@@ -757,7 +757,13 @@ pub fn execute_block(
             got: h.timestamp_ms,
         });
     }
-    if !params.authorities.contains(&h.proposer) {
+    // The set of this block's height, and of its parent's: the genesis set, or one
+    // governance installed (both known from the parent's state).
+    let set_at = |height: u64| {
+        crate::gov::validator_set_at(base, params, height)?
+            .map_err(|e| BlockError::BadValidatorSet(e.to_string()))
+    };
+    if set_at(h.height)?.power(&h.proposer).is_none() {
         return Err(BlockError::NotAnAuthority(h.proposer));
     }
     let carried = parent_cert_hash(block.parent_cert.as_ref());
@@ -768,9 +774,7 @@ pub fn execute_block(
         });
     }
     if parent.height > 0 {
-        let validators = params
-            .validator_set()
-            .map_err(|e| BlockError::BadValidatorSet(e.to_string()))?;
+        let validators = set_at(parent.height)?;
         match &block.parent_cert {
             None => return Err(BlockError::BadParentCertificate("missing".into())),
             Some(c) => c

@@ -130,8 +130,27 @@ pub fn start_chain(
     Ok(ChainHandle::new(writer, reader))
 }
 
+/// The validators of the two heights after `head_height`, from the committed state
+/// (the parameters in force, or a set governance scheduled).
+pub fn validators_ahead(
+    state: &dyn agora_core::state::StateRead,
+    params: &agora_core::ChainParams,
+    head_height: u64,
+) -> anyhow::Result<crate::actors::consensus::Validators> {
+    let at = |h: u64| -> anyhow::Result<agora_core::consensus::ValidatorSet> {
+        agora_core::gov::validator_set_at(state, params, h)?
+            .with_context(|| format!("the validator set for block {h}"))
+    };
+    let (next, after) = (head_height.saturating_add(1), head_height.saturating_add(2));
+    Ok(crate::actors::consensus::Validators {
+        current: at(next)?,
+        ahead: vec![(after, at(after)?)],
+    })
+}
+
 /// The network bridge over `net` and the consensus actor behind it, wired together, for a
-/// node whose committed head is `head` (validating with `key`, following without one).
+/// node whose committed head is `head` (validating with `key`, following without one),
+/// with the validators and the block time in force there.
 #[allow(clippy::too_many_arguments)]
 pub fn start_consensus(
     net: std::sync::Arc<dyn agora_p2p::Network>,
@@ -139,12 +158,14 @@ pub fn start_consensus(
     chain: &ChainHandle,
     mempool: &MempoolHandle,
     params: &agora_core::ChainParams,
+    validators: crate::actors::consensus::Validators,
     genesis_hash: agora_core::Hash,
     key: Option<agora_core::Keypair>,
     head: &agora_core::Header,
     fatal: mpsc::Sender<String>,
 ) -> anyhow::Result<(NetworkHandle, ConsensusHandle)> {
-    let validators = params.validator_set().context("genesis validator set")?;
+    let mut sets = vec![(head.height.saturating_add(1), validators.current.clone())];
+    sets.extend(validators.ahead.iter().cloned());
     let local = net.local_peer_id();
     let network = NetworkHandle::new(
         NetworkActor::new(
@@ -154,7 +175,7 @@ pub fn start_consensus(
             mempool.clone(),
             params.chain_id,
             genesis_hash,
-            validators.clone(),
+            sets,
         )
         .start(),
         local,
@@ -186,21 +207,26 @@ fn start_network(
     cfg: &NetworkConfig,
     data_dir: &std::path::Path,
     params: &agora_core::ChainParams,
+    validators: crate::actors::consensus::Validators,
     genesis_hash: agora_core::Hash,
     head: &agora_core::Header,
     chain: &ChainHandle,
     mempool: &MempoolHandle,
     fatal: mpsc::Sender<String>,
 ) -> anyhow::Result<Networked> {
-    let validators = params.validator_set().context("genesis validator set")?;
     let key = match &cfg.validator_key {
         Some(path) => {
             let key = crate::validator_key::read(path)?;
-            if validators.power(&key.account()).is_none() {
+            let me = key.account();
+            if validators.current.power(&me).is_none()
+                && validators
+                    .ahead
+                    .iter()
+                    .all(|(_, set)| set.power(&me).is_none())
+            {
                 bail!(
-                    "validator key {} is for {}, which is not among the genesis authorities",
+                    "validator key {} is for {me}, which is not in the validator set in force (the genesis authorities, or the set governance installed)",
                     path.display(),
-                    key.account()
                 );
             }
             Some(key)
@@ -233,6 +259,7 @@ fn start_network(
         chain,
         mempool,
         params,
+        validators,
         genesis_hash,
         key.clone(),
         head,
@@ -265,6 +292,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let kv = Arc::new(RocksStore::open(&cfg.data_dir.join("db"))?);
     let store = ChainStore::open(kv.clone(), &genesis)?;
     let head = store.head_header()?;
+    let validators = validators_ahead(&store, &params, head.height)?;
+    // What governance changed since genesis (block time, ...).
+    let in_force = agora_core::ledger::params_in_force(&store, &params)?;
     info!(chain_id = params.chain_id, genesis = %genesis_hash, height = head.height, head = %head.hash(), data_dir = %cfg.data_dir.display(), "opened chain");
 
     let (heads, _) = broadcast::channel(HEAD_EVENTS_MAX);
@@ -278,9 +308,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let mut dev_net_info = None;
     if let Some(seal) = cfg.dev {
         let key = Keypair::dev("alice");
-        if !params.authorities.contains(&key.account()) {
+        if validators.current.power(&key.account()).is_none() {
             bail!(
-                "--dev produces blocks with the dev authority key {} but the genesis does not list it under `authorities`",
+                "--dev produces blocks with the dev authority key {} but the validator set in force does not include it (the genesis `authorities`, or a set governance installed)",
                 key.account()
             );
         }
@@ -290,13 +320,13 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 mempool.clone(),
                 key,
                 seal,
-                params.block_time_ms,
+                in_force.block_time_ms,
                 fatal_tx,
             )
             .start(),
         ));
         info!(
-            block_time_ms = params.block_time_ms,
+            block_time_ms = in_force.block_time_ms,
             seal = ?seal,
             "dev mode: producing and finalizing blocks alone"
         );
@@ -313,7 +343,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         networked = Some(start_network(
             &cfg.network,
             &cfg.data_dir,
-            &params,
+            &in_force,
+            validators,
             genesis_hash,
             &head,
             &chain,

@@ -62,20 +62,18 @@ pub struct Built {
 pub struct Pipeline<S: KvStore> {
     store: ChainStore<S>,
     params: ChainParams,
-    validators: ValidatorSet,
     executed: BTreeMap<Hash, ExecutedBlock>,
     order: VecDeque<Hash>,
 }
 
 impl<S: KvStore> Pipeline<S> {
     pub fn new(store: ChainStore<S>, params: ChainParams) -> Result<Self, StorageError> {
-        let validators = params
+        params
             .validator_set()
             .map_err(|e| StorageError::Backend(format!("genesis validator set: {e}")))?;
         Ok(Pipeline {
             store,
             params,
-            validators,
             executed: BTreeMap::new(),
             order: VecDeque::new(),
         })
@@ -89,8 +87,12 @@ impl<S: KvStore> Pipeline<S> {
         &self.params
     }
 
-    pub fn validators(&self) -> &ValidatorSet {
-        &self.validators
+    /// The validators that certify block `height`, read from the committed head's state
+    /// (valid for the head's next two heights: governance schedules a new set two blocks
+    /// after its enactment).
+    pub fn validators_at(&self, height: u64) -> Result<ValidatorSet, StorageError> {
+        agora_core::gov::validator_set_at(&self.store, &self.params, height)?
+            .map_err(|e| StorageError::Backend(format!("validator set for block {height}: {e}")))
     }
 
     fn keep(&mut self, executed: ExecutedBlock) {
@@ -156,10 +158,11 @@ impl<S: KvStore> Pipeline<S> {
             .executed
             .get(hash)
             .ok_or(PipelineError::NotExecuted(*hash))?;
+        let height = executed.block.header.height;
         cert.verify_for(
             self.params.chain_id,
-            &self.validators,
-            executed.block.header.height,
+            &self.validators_at(height)?,
+            height,
             hash,
         )?;
         self.store.commit(executed, cert)?;
@@ -180,10 +183,11 @@ impl<S: KvStore> Pipeline<S> {
         cert: &FinalityCert,
     ) -> Result<ExecutedBlock, PipelineError> {
         let hash = block.hash();
+        let height = block.header.height;
         cert.verify_for(
             self.params.chain_id,
-            &self.validators,
-            block.header.height,
+            &self.validators_at(height)?,
+            height,
             &hash,
         )?;
         self.verify(&block)?;

@@ -165,6 +165,8 @@ pub struct Machine {
     own_votes: BTreeMap<(u32, VoteKind), Vote>,
     own_proposals: BTreeMap<u32, Proposal>,
     reported: BTreeSet<(AccountId, u32, Option<VoteKind>)>,
+    /// Validator sets the host announced for later heights (governance changes them).
+    scheduled: BTreeMap<u64, ValidatorSet>,
 }
 
 impl Machine {
@@ -191,6 +193,22 @@ impl Machine {
             own_votes: BTreeMap::new(),
             own_proposals: BTreeMap::new(),
             reported: BTreeSet::new(),
+            scheduled: BTreeMap::new(),
+        }
+    }
+
+    /// The validators that decide `height` and later heights, until another set is
+    /// scheduled: taken when the machine reaches that height. The host announces each set
+    /// from the committed state before the machine can get there (PROTOCOL §6: a set
+    /// enacted in block E decides heights from E + 2). Heights already reached are ignored.
+    /// New timeouts (a block time changed by governance), from the next round on.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.cfg.timeouts = timeouts;
+    }
+
+    pub fn schedule_validators(&mut self, height: u64, set: ValidatorSet) {
+        if height > self.height {
+            self.scheduled.insert(height, set);
         }
     }
 
@@ -752,7 +770,14 @@ impl Machine {
     fn next_height(&mut self, height: u64, out: &mut Vec<Effect>) {
         let future = std::mem::take(&mut self.future);
         let started = self.started;
-        *self = Machine::new(self.cfg, self.validators.clone(), self.key.clone(), height);
+        let mut scheduled = std::mem::take(&mut self.scheduled);
+        let validators = scheduled
+            .range(..=height)
+            .next_back()
+            .map_or_else(|| self.validators.clone(), |(_, set)| set.clone());
+        scheduled.retain(|h, _| *h > height);
+        *self = Machine::new(self.cfg, validators, self.key.clone(), height);
+        self.scheduled = scheduled;
         self.started = started;
         if started {
             self.start_round(0, out);

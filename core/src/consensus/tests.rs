@@ -500,3 +500,53 @@ fn messages_for_the_next_height_wait_and_others_are_dropped() {
     assert_eq!(f.m.height(), 2);
     assert_eq!(f.m.round(), 0);
 }
+
+/// A set scheduled for a later height takes over when the machine gets there (by
+/// deciding or by sync), not before; one scheduled for a height already reached is ignored.
+/// Under the new set a validator with more than two thirds decides alone, where it could
+/// not before.
+#[test]
+fn a_scheduled_validator_set_decides_from_its_height_on() {
+    let mut f = fixture(&[1, 1, 1, 1], 0);
+    let me = f.keys[0].account();
+    let heavy = ValidatorSet::new(
+        f.keys
+            .iter()
+            .map(|k| Validator {
+                id: k.account(),
+                power: if k.account() == me { 10 } else { 1 },
+            })
+            .collect(),
+    )
+    .unwrap();
+    f.m.schedule_validators(1, heavy.clone()); // height 1 is reached already: ignored
+    f.m.schedule_validators(3, heavy.clone());
+    f.feed(Input::Start);
+    f.feed(Input::Committed { height: 1 });
+    assert_eq!((f.m.height(), f.m.validators()), (2, &f.set));
+    f.feed(Input::Committed { height: 2 });
+    assert_eq!((f.m.height(), f.m.validators()), (3, &heavy));
+    // Height 3: this validator (10 of 13) decides alone once it leads a round.
+    let mut round = 0;
+    while f.m.leader() != me {
+        for step in [Step::Propose, Step::Prevote, Step::Precommit] {
+            f.timeout(round, step);
+        }
+        round += 1;
+    }
+    let b = block(3, round, me, 9);
+    let out = f.feed(Input::Built {
+        height: 3,
+        round,
+        block: b.clone(),
+    });
+    let (decided, cert) = decision(&out).expect("10 of 13 decides alone");
+    assert_eq!(decided.hash(), b.hash());
+    assert_eq!(cert.verify(CHAIN, &heavy), Ok(()));
+    assert!(
+        cert.verify(CHAIN, &f.set).is_err(),
+        "one vote of four is no quorum in the old set"
+    );
+    // The set stays for later heights.
+    assert_eq!((f.m.height(), f.m.validators()), (4, &heavy));
+}

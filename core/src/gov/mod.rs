@@ -54,7 +54,8 @@ pub enum Action {
     },
     /// Pay `amount` rao from the treasury to `dest`.
     TreasurySpend { dest: AccountId, amount: u64 },
-    /// Replace the consensus validator set (with voting powers) from the enactment block.
+    /// Replace the consensus validator set (with voting powers): it certifies blocks from
+    /// two after the enactment block ([`VALIDATOR_SET_LEAD`]).
     SetValidators { validators: Vec<(AccountId, u64)> },
     /// A signal: recorded, changes nothing.
     Text { text: String },
@@ -195,6 +196,8 @@ impl From<TxFailure> for GovFailure {
 /// State keys.
 pub mod keys {
     pub const REGISTRY: &[u8] = b"G";
+    /// Validator sets governance installed, with their first heights.
+    pub const VALIDATOR_HISTORY: &[u8] = b"W";
     pub const PROPOSAL: u8 = b'P';
     pub const VOTE: u8 = b'V';
 
@@ -265,6 +268,70 @@ pub fn chain_params(s: &dyn StateRead) -> Result<Option<ChainParams>, StateError
 
 fn put_params(o: &mut Overlay<'_>, p: &ChainParams) {
     o.put_value(state::keys::PARAMS.to_vec(), p);
+}
+
+/// A validator set an enacted proposal installs from `from_height` on.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct ScheduledSet {
+    pub from_height: u64,
+    pub validators: Vec<(AccountId, u64)>,
+}
+
+/// A set enacted in block `E` certifies blocks from `E + 2`: by then every node has
+/// committed `E` and knows the set before it starts the height (consensus moves to the
+/// next height as soon as it decides one, before committing it).
+pub const VALIDATOR_SET_LEAD: u64 = 2;
+
+/// Installed sets kept in the history (older ones are forgotten: only certificates of
+/// blocks before them are then checked against the wrong set, by `chain_block`).
+pub const VALIDATOR_HISTORY_MAX: usize = 64;
+
+/// Every validator set governance installed (or scheduled), oldest first.
+pub fn validator_history(s: &dyn StateRead) -> Result<Vec<ScheduledSet>, StateError> {
+    Ok(read(s, keys::VALIDATOR_HISTORY, "validator history")?.unwrap_or_default())
+}
+
+/// The validators that certify block `height`: the genesis set, or the latest set
+/// governance installed from a height at or before it. Answered correctly by any state
+/// at height `height - 2` or later (a new set is written two blocks before its first).
+pub fn validator_set_at(
+    s: &dyn StateRead,
+    genesis: &ChainParams,
+    height: u64,
+) -> Result<Result<crate::consensus::ValidatorSet, crate::consensus::ValidatorSetError>, StateError>
+{
+    let mut params = genesis.clone();
+    if let Some(set) = validator_history(s)?
+        .into_iter()
+        .rfind(|x| x.from_height <= height)
+    {
+        install(&mut params, &set.validators);
+    }
+    Ok(params.validator_set())
+}
+
+fn install(p: &mut ChainParams, validators: &[(AccountId, u64)]) {
+    p.authorities = validators.iter().map(|(a, _)| *a).collect();
+    p.authority_power = validators.iter().map(|(_, w)| *w).collect();
+}
+
+/// At height `now`: the set in force becomes the parameters' authorities (what
+/// `chain_info` shows).
+fn install_due_sets(o: &mut Overlay<'_>, params: &ChainParams, now: u64) -> Result<(), StateError> {
+    let Some(set) = validator_history(o)?
+        .into_iter()
+        .rfind(|x| x.from_height <= now)
+    else {
+        return Ok(());
+    };
+    let mut p = chain_params(o)?.unwrap_or_else(|| params.clone());
+    let mut installed = p.clone();
+    install(&mut installed, &set.validators);
+    if installed != p {
+        p = installed;
+        put_params(o, &p);
+    }
+    Ok(())
 }
 
 fn move_free(
@@ -533,6 +600,7 @@ pub fn step(
     params: &ChainParams,
     now: u64,
 ) -> Result<StepOutcome, StateError> {
+    install_due_sets(o, params, now)?;
     let mut reg = registry(o)?;
     let mut out = StepOutcome::default();
     if reg.live.is_empty() {
@@ -628,10 +696,15 @@ fn enact(
             move_free(o, &treasury_account(), dest, *amount)?;
         }
         Action::SetValidators { validators } => {
-            let mut p = params.clone();
-            p.authorities = validators.iter().map(|(a, _)| *a).collect();
-            p.authority_power = validators.iter().map(|(_, w)| *w).collect();
-            put_params(o, &p);
+            let mut history = validator_history(o)?;
+            history.push(ScheduledSet {
+                from_height: now.saturating_add(VALIDATOR_SET_LEAD),
+                validators: validators.clone(),
+            });
+            if history.len() > VALIDATOR_HISTORY_MAX {
+                history.remove(0);
+            }
+            o.put_value(keys::VALIDATOR_HISTORY.to_vec(), &history);
         }
         Action::Text { .. } => {}
     }

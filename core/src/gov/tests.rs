@@ -439,7 +439,8 @@ fn a_hyperparameter_and_a_validator_set_are_enacted_into_state() {
     for id in [hyper, vals] {
         c.vote(id, &[("A-hot", Yes), ("B-hot", Yes)]);
     }
-    c.until(c.proposal(vals).enact_at);
+    let e = c.proposal(vals).enact_at;
+    c.until(e);
     assert_eq!(
         crate::subnet::subnet(&c.st, 1)
             .unwrap()
@@ -448,10 +449,39 @@ fn a_hyperparameter_and_a_validator_set_are_enacted_into_state() {
             .kappa,
         40_000
     );
+    let at = |c: &Chain, h: u64| validator_set_at(&c.st, &c.genesis, h).unwrap().unwrap();
+    let old = c.genesis.validator_set().unwrap();
+    let new = crate::consensus::ValidatorSet::new(
+        set.iter()
+            .map(|(id, power)| crate::consensus::Validator {
+                id: *id,
+                power: *power,
+            })
+            .collect(),
+    )
+    .unwrap();
+    // From the state after E: E + 1 is still certified by the old set, E + 2 by the new.
+    assert_eq!((at(&c, e + 1), at(&c, e + 2)), (old.clone(), new.clone()));
+    c.until(e + 1);
+    assert_eq!((at(&c, e + 1), at(&c, e + 2)), (old, new.clone()));
+    assert_eq!(
+        c.params().authorities,
+        vec![key("alice")],
+        "not yet in the parameters"
+    );
+    c.until(e + 2);
     let p = c.params();
     assert_eq!(p.authorities, vec![key("bob"), key("charlie")]);
     assert_eq!(p.authority_power, vec![3, 1]);
-    assert_eq!(p.validator_set().unwrap().total_power(), 4);
+    assert_eq!(at(&c, e + 3), new);
+    // The history answers for any height, so old certificates still check.
+    let later = c.height + 10;
+    c.until(later);
+    assert_eq!(
+        (at(&c, e + 1), at(&c, e + 2)),
+        (c.genesis.validator_set().unwrap(), new)
+    );
+    assert_eq!(validator_history(&c.st).unwrap().len(), 1);
 }
 
 /// The documented layout (docs/wire-format.md): a vote is the common prefix, variant 22,

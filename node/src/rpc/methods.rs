@@ -172,7 +172,28 @@ pub async fn dispatch(state: &AppState, method: &str, params: &Value) -> Result<
                 }
             };
             match state.chain.block(at).await? {
-                Some(info) => to_value(BlockView::of(&info.block, info.cert, &state.params)),
+                Some(info) => {
+                    let genesis = state.params.clone();
+                    let (block, cert) = (info.block.clone(), info.cert.clone());
+                    // Checked against the set of the block's height (genesis, or installed
+                    // by governance), from the committed state's history.
+                    let valid = state
+                        .chain
+                        .read(move |s| {
+                            let Some(cert) = cert else {
+                                return Ok(Value::Null);
+                            };
+                            let height = block.header.height;
+                            let ok = agora_core::gov::validator_set_at(s, &genesis, height)?
+                                .is_ok_and(|set| {
+                                    cert.verify_for(genesis.chain_id, &set, height, &block.hash())
+                                        .is_ok()
+                                });
+                            Ok(json!(ok))
+                        })
+                        .await?;
+                    to_value(BlockView::of(&info.block, info.cert, valid.as_bool()))
+                }
                 None => Err(RpcError::new(NOT_FOUND, "no such block")),
             }
         }

@@ -41,19 +41,14 @@ pub struct BlockView {
     pub parent_cert: Option<FinalityCert>,
     /// This block's own finality certificate.
     pub cert: Option<FinalityCert>,
-    /// The certificate checked now against the genesis validator set: a quorum of valid
-    /// precommit signatures for this block (null for genesis, which has none).
+    /// The certificate checked now against the validator set of its height (the genesis
+    /// set, or one governance installed): a quorum of valid precommit signatures for this
+    /// block (null for genesis, which has none).
     pub cert_valid: Option<bool>,
 }
 
 impl BlockView {
-    pub fn of(block: &Block, cert: Option<FinalityCert>, params: &ChainParams) -> Self {
-        let cert_valid = cert.as_ref().map(|c| {
-            params.validator_set().is_ok_and(|set| {
-                c.verify_for(params.chain_id, &set, block.header.height, &block.hash())
-                    .is_ok()
-            })
-        });
+    pub fn of(block: &Block, cert: Option<FinalityCert>, cert_valid: Option<bool>) -> Self {
         BlockView {
             hash: block.hash(),
             header: block.header.clone(),

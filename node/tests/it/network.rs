@@ -117,19 +117,19 @@ fn wait_until(what: &str, within: Duration, nodes: &[&Proc], mut ok: impl FnMut(
     }
 }
 
-#[test]
-fn four_validators_finalize_survive_a_kill_and_a_full_node_agrees() {
-    let dir = tempfile::tempdir().unwrap();
-    let net_dir = dir.path().join("net");
-    let init = cli_json(
-        dir.path(),
+/// `agora testnet init` of `validators` and `full_nodes` under `dir` on OS-chosen ports,
+/// 300 ms blocks, no subnets: its JSON (nodes with their argv).
+fn init_network(dir: &Path, validators: u32, full_nodes: u32) -> Value {
+    let net_dir = dir.join("net");
+    cli_json(
+        dir,
         &[
             "testnet",
             "init",
             "--validators",
-            "4",
+            &validators.to_string(),
             "--full-nodes",
-            "1",
+            &full_nodes.to_string(),
             "--dir",
             net_dir.to_str().unwrap(),
             "--base-port",
@@ -139,7 +139,13 @@ fn four_validators_finalize_survive_a_kill_and_a_full_node_agrees() {
             "--subnets",
             "0",
         ],
-    );
+    )
+}
+
+#[test]
+fn four_validators_finalize_survive_a_kill_and_a_full_node_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = init_network(dir.path(), 4, 1);
     let entries = init["nodes"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 5);
     let mut nodes: Vec<Proc> = entries.iter().map(Proc::start).collect();
@@ -306,4 +312,158 @@ fn testnet_up_runs_a_network_to_a_height_and_stops_it() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Governance replaces the consensus validator set on a running 4-validator network: the
+/// new set (v0 with 5 of 7 power, v1 and v2 with 1 each, v3 out) certifies blocks from two
+/// after the enactment block; then v0 alone keeps finalizing with v1 and v2 killed (it
+/// could not under the old set of four equals), and a killed validator restarted later
+/// syncs across the change.
+#[test]
+fn governance_replaces_the_validator_set_on_a_running_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = init_network(dir.path(), 4, 0);
+    let mut nodes: Vec<Proc> = init["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Proc::start)
+        .collect();
+    let all: Vec<&Proc> = nodes.iter().collect();
+    wait_until(
+        "every node at height 2",
+        Duration::from_secs(60),
+        &all,
+        || nodes.iter().all(|n| n.height().is_some_and(|h| h >= 2)),
+    );
+    let ids: Vec<agora_core::AccountId> = nodes
+        .iter()
+        .map(|n| {
+            n.call("consensus_status", Value::Null).unwrap()["validator"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let chain_id = init["chain_id"].as_u64().unwrap();
+    let (alice, hot) = (Keypair::dev("alice"), Keypair::dev("gov-hot"));
+    let sign = |key: &Keypair, nonce: u64, call: agora_core::Call| {
+        hex_tx(
+            &agora_core::Transaction {
+                chain_id,
+                signer: key.account(),
+                nonce,
+                call,
+                tip: 0,
+            }
+            .sign(key),
+        )
+    };
+    let new_set = vec![(ids[0], 5), (ids[1], 1), (ids[2], 1)];
+    for (nonce, call) in [
+        agora_core::Call::RootRegister {
+            hotkey: hot.account(),
+        },
+        agora_core::Call::AddStake {
+            hotkey: hot.account(),
+            netuid: 0,
+            amount: 1_000_000_000_000,
+        },
+        agora_core::Call::Propose {
+            action: agora_core::gov::Action::SetValidators {
+                validators: new_set.clone(),
+            },
+            emergency: true,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sent = nodes[0].call("tx_submit", json!({"tx": sign(&alice, nonce as u64, call)}));
+        assert!(sent.is_some(), "submission {nonce} refused");
+    }
+    wait_until("the proposal", Duration::from_secs(30), &all, || {
+        nodes[0]
+            .call("gov_proposal", json!({"id": 0}))
+            .is_some_and(|p| p["status"]["status"] == "voting")
+    });
+    let vote = agora_core::Call::Vote {
+        proposal: 0,
+        choice: agora_core::gov::Choice::Yes,
+    };
+    assert!(nodes[1]
+        .call("tx_submit", json!({"tx": sign(&hot, 0, vote)}))
+        .is_some());
+    wait_until("the enactment", Duration::from_secs(60), &all, || {
+        nodes[0]
+            .call("gov_proposal", json!({"id": 0}))
+            .is_some_and(|p| p["status"]["status"] == "enacted")
+    });
+    let e = nodes[0].call("gov_proposal", json!({"id": 0})).unwrap()["status"]["block"]
+        .as_u64()
+        .unwrap();
+    wait_until(
+        "four blocks past the change",
+        Duration::from_secs(60),
+        &all,
+        || {
+            nodes
+                .iter()
+                .take(3)
+                .all(|n| n.height().is_some_and(|h| h >= e + 4))
+        },
+    );
+    let signers = |node: &Proc, h: u64| -> Vec<String> {
+        let b = node.call("chain_block", json!({"height": h})).unwrap();
+        assert_eq!(b["cert_valid"], true, "height {h}: {b}");
+        b["cert"]["votes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["authority"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let v3 = ids[3].to_string();
+    for h in e + 2..=e + 4 {
+        assert!(
+            !signers(&nodes[0], h).contains(&v3),
+            "height {h} certified by the new set only"
+        );
+    }
+    // The old set's certificates still check against the old set.
+    assert!(signers(&nodes[0], e).len() >= 3);
+    let status = nodes[0].call("consensus_status", Value::Null).unwrap();
+    assert_eq!(
+        status["validators"].as_array().unwrap().len(),
+        3,
+        "{status}"
+    );
+    let info = nodes[2].call("chain_info", Value::Null).unwrap();
+    assert_eq!(info["authority_power"], json!([5, 1, 1]), "{info}");
+
+    // v0 holds 5 of 7: with v1 and v2 gone it finalizes alone.
+    nodes[1].kill9();
+    nodes[2].kill9();
+    let before = nodes[0].height().unwrap();
+    wait_until(
+        "v0 to finalize alone",
+        Duration::from_secs(60),
+        &[&nodes[0]],
+        || nodes[0].height().is_some_and(|h| h >= before + 3),
+    );
+    assert_eq!(
+        signers(&nodes[0], before + 3).len(),
+        1,
+        "one signature is a quorum now"
+    );
+    // v2 restarts and syncs across the change (its store is at or before it).
+    nodes[2].spawn();
+    let target = nodes[0].height().unwrap();
+    wait_until(
+        "v2 to sync",
+        Duration::from_secs(60),
+        &[&nodes[0], &nodes[2]],
+        || nodes[2].height().is_some_and(|h| h >= target),
+    );
 }

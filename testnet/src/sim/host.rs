@@ -87,7 +87,10 @@ impl Host {
     ) -> Self {
         let kv = Arc::new(MemStore::new());
         let pipeline = open(&kv, genesis);
-        let machine = Machine::new(cfg, pipeline.validators().clone(), Some(key.clone()), 1);
+        let set = pipeline
+            .validators_at(1)
+            .expect("the genesis validator set");
+        let machine = Machine::new(cfg, set, Some(key.clone()), 1);
         Host {
             id,
             key,
@@ -184,7 +187,9 @@ impl Host {
         let next = self.height() + 1;
         self.machine = Machine::new(
             self.cfg,
-            self.pipeline.validators().clone(),
+            self.pipeline
+                .validators_at(next)
+                .expect("the validator set"),
             Some(self.key.clone()),
             next,
         );

@@ -137,6 +137,18 @@ impl<S: KvStore> ChainActor<S> {
         if !executed.block.txs.is_empty() || executed.block.header.height.is_multiple_of(30) {
             info!(height = info.height, hash = %info.hash, txs = info.tx_count, fees = executed.fees, minted = executed.minted, "finalized block");
         }
+        let height = info.height;
+        let mut validator_sets = Vec::with_capacity(2);
+        for h in [height.saturating_add(1), height.saturating_add(2)] {
+            validator_sets.push((
+                h,
+                self.pipeline
+                    .validators_at(h)
+                    .map_err(|e| internal(e.into()))?,
+            ));
+        }
+        let block_time_ms =
+            agora_core::ledger::params_in_force(&self.store, &self.params)?.block_time_ms;
         // No subscribers is fine: send only fails when nobody listens.
         let _ = self.heads.send(info.clone());
         Ok(Produced {
@@ -144,6 +156,8 @@ impl<S: KvStore> ChainActor<S> {
             included: executed.block.txs.iter().map(|t| t.hash()).collect(),
             rejected: Vec::new(),
             nonces,
+            validator_sets,
+            block_time_ms,
         })
     }
 }

@@ -24,6 +24,11 @@ pub struct Produced {
     pub rejected: Vec<(Hash, TxError)>,
     /// Next nonce of every account that sent a transaction in the block.
     pub nonces: Vec<(AccountId, u64)>,
+    /// The validators that certify the next two heights, from the new head's state
+    /// (governance may schedule a new set two blocks after enacting it).
+    pub validator_sets: Vec<(u64, agora_core::consensus::ValidatorSet)>,
+    /// The block time in force after this block.
+    pub block_time_ms: u64,
 }
 
 /// The finalized head, as the RPC shows it.

@@ -61,6 +61,12 @@ enum Done {
     },
 }
 
+/// The validators of the next height, and the sets scheduled for later ones.
+pub struct Validators {
+    pub current: agora_core::consensus::ValidatorSet,
+    pub ahead: Vec<(u64, agora_core::consensus::ValidatorSet)>,
+}
+
 pub struct ConsensusActor {
     machine: Machine,
     chain: ChainHandle,
@@ -100,7 +106,7 @@ impl ConsensusActor {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
-        validators: agora_core::consensus::ValidatorSet,
+        validators: Validators,
         key: Option<Keypair>,
         head_height: u64,
         head_timestamp_ms: u64,
@@ -110,8 +116,17 @@ impl ConsensusActor {
         net: NetworkHandle,
         fatal: tokio::sync::mpsc::Sender<String>,
     ) -> Self {
+        let mut machine = Machine::new(
+            cfg,
+            validators.current,
+            key.clone(),
+            head_height.saturating_add(1),
+        );
+        for (height, set) in validators.ahead {
+            machine.schedule_validators(height, set);
+        }
         ConsensusActor {
-            machine: Machine::new(cfg, validators, key.clone(), head_height.saturating_add(1)),
+            machine,
             chain,
             mempool,
             net,
@@ -273,6 +288,7 @@ impl ConsensusActor {
             }
             Done::Committed(produced, ts) => {
                 self.parent_timestamp_ms = ts;
+                self.follow(&produced);
                 if produced.head.tx_count > 0 || produced.head.height.is_multiple_of(30) {
                     info!(height = produced.head.height, hash = %produced.head.hash, txs = produced.head.tx_count, "finalized block");
                 }
@@ -290,6 +306,8 @@ impl ConsensusActor {
                 }
                 if let Some((last, ts)) = produced.last() {
                     self.parent_timestamp_ms = *ts;
+                    // Before the machine jumps ahead: the sets of the heights it lands on.
+                    self.follow(last);
                     info!(height = last.head.height, "synced from peers");
                     let effects = self.machine.handle(Input::Committed {
                         height: last.head.height,
@@ -307,6 +325,28 @@ impl ConsensusActor {
                     }
                 }
             }
+        }
+    }
+
+    /// Take from a committed block what governance may have changed for the heights
+    /// ahead: their validator sets (to the machine and the gossip filter) and the block
+    /// time (pacing and timeouts).
+    fn follow(&mut self, produced: &Produced) {
+        for (height, set) in &produced.validator_sets {
+            self.machine.schedule_validators(*height, set.clone());
+        }
+        self.net.set_validators(produced.validator_sets.clone());
+        let block_time = Duration::from_millis(produced.block_time_ms);
+        if block_time != self.block_time && produced.block_time_ms > 0 {
+            info!(
+                block_time_ms = produced.block_time_ms,
+                "block time changed by governance"
+            );
+            self.block_time = block_time;
+            self.machine
+                .set_timeouts(agora_core::consensus::Timeouts::for_block_time(
+                    produced.block_time_ms,
+                ));
         }
     }
 

@@ -7,8 +7,8 @@
 mod actor;
 
 pub use actor::{
-    CertSummary, ConsensusActor, ConsensusStatus, GetStatus, StopConsensus, CONSENSUS_MAILBOX_MAX,
-    EVIDENCE_MAX,
+    CertSummary, ConsensusActor, ConsensusStatus, GetStatus, StopConsensus, Validators,
+    CONSENSUS_MAILBOX_MAX, EVIDENCE_MAX,
 };
 
 use actix::Addr;

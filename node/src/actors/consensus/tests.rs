@@ -90,6 +90,7 @@ async fn sync_bans_a_peer_serving_forged_certificates_and_finishes_from_an_hones
     let dir = tempfile::tempdir().unwrap();
     let rocks = Arc::new(RocksStore::open(&dir.path().join("db")).unwrap());
     let store = ChainStore::open(rocks.clone(), &genesis).unwrap();
+    let validators = crate::node::validators_ahead(&store, &params, 0).unwrap();
     let (heads, _) = tokio::sync::broadcast::channel(16);
     let chain = crate::node::start_chain(store, &params, heads, Default::default()).unwrap();
     let mempool = MempoolHandle::new(MempoolActor::new(params.clone(), chain.clone()).start());
@@ -105,6 +106,7 @@ async fn sync_bans_a_peer_serving_forged_certificates_and_finishes_from_an_hones
         &chain,
         &mempool,
         &params,
+        validators,
         genesis_hash,
         None,
         &genesis_header,

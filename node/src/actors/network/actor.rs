@@ -45,7 +45,9 @@ pub struct NetworkActor {
     mempool: MempoolHandle,
     chain_id: u64,
     genesis_hash: Hash,
-    validators: ValidatorSet,
+    /// The validators of the heights ahead, by first height (governance changes them):
+    /// a consensus message passes when its signer is in the set of its height.
+    validators: std::collections::BTreeMap<u64, ValidatorSet>,
     consensus: Option<Recipient<FromNetwork>>,
     strikes: HashMap<PeerId, u32>,
     /// Local transactions waiting to go out in one gossip batch.
@@ -62,7 +64,7 @@ impl NetworkActor {
         mempool: MempoolHandle,
         chain_id: u64,
         genesis_hash: Hash,
-        validators: ValidatorSet,
+        validators: Vec<(u64, ValidatorSet)>,
     ) -> Self {
         NetworkActor {
             net,
@@ -71,7 +73,7 @@ impl NetworkActor {
             mempool,
             chain_id,
             genesis_hash,
-            validators,
+            validators: validators.into_iter().collect(),
             consensus: None,
             strikes: HashMap::new(),
             outgoing: Vec::new(),
@@ -98,9 +100,25 @@ impl NetworkActor {
     /// Checks a consensus message can pass without state: it decodes, and its signatures
     /// (or certificate) are by validators. Rounds and heights are the machine's business.
     fn check_consensus(&self, msg: &ConsensusMessage) -> Result<(), &'static str> {
+        let height = match msg {
+            ConsensusMessage::Vote(v) => v.height,
+            ConsensusMessage::Proposal(p) => p.height,
+            ConsensusMessage::Decided(block, _) => block.header.height,
+        };
+        // The set of the message's height; for older heights the earliest known (the
+        // machine drops stragglers anyway; sync checks old certificates in the pipeline).
+        let Some(validators) = self
+            .validators
+            .range(..=height)
+            .next_back()
+            .or_else(|| self.validators.iter().next())
+            .map(|(_, set)| set)
+        else {
+            return Err("no validator set known yet");
+        };
         match msg {
             ConsensusMessage::Vote(v) => {
-                if self.validators.power(&v.voter).is_none() {
+                if validators.power(&v.voter).is_none() {
                     return Err("vote by a non-validator");
                 }
                 if !v.verify(self.chain_id) {
@@ -108,7 +126,7 @@ impl NetworkActor {
                 }
             }
             ConsensusMessage::Proposal(p) => {
-                if self.validators.power(&p.proposer).is_none() {
+                if validators.power(&p.proposer).is_none() {
                     return Err("proposal by a non-validator");
                 }
                 if !p.verify(self.chain_id) {
@@ -119,7 +137,7 @@ impl NetworkActor {
                 if cert
                     .verify_for(
                         self.chain_id,
-                        &self.validators,
+                        validators,
                         block.header.height,
                         &block.hash(),
                     )
@@ -362,6 +380,26 @@ impl Handler<SetConsensus> for NetworkActor {
     }
 }
 
+/// The validator sets of the coming heights, from the newest committed state.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SetValidators(Vec<(u64, ValidatorSet)>);
+
+impl Handler<SetValidators> for NetworkActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetValidators, _: &mut Self::Context) {
+        let first = msg.0.iter().map(|(h, _)| *h).min().unwrap_or(0);
+        // Keep the set just before the new ones (messages of the height being decided).
+        let keep_from = self
+            .validators
+            .range(..first)
+            .next_back()
+            .map_or(first, |(h, _)| *h);
+        self.validators.retain(|h, _| *h >= keep_from);
+        self.validators.extend(msg.0);
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "Result<(), NetError>")]
 struct Publish(Topic, Vec<u8>);
@@ -431,6 +469,10 @@ impl NetworkHandle {
 
     pub fn set_consensus(&self, to: Recipient<FromNetwork>) {
         self.addr.do_send(SetConsensus(to));
+    }
+
+    pub fn set_validators(&self, sets: Vec<(u64, ValidatorSet)>) {
+        self.addr.do_send(SetValidators(sets));
     }
 
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), NetError> {

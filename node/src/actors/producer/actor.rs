@@ -27,13 +27,14 @@ pub struct ProducerActor {
 }
 
 /// Build, finalize and commit one block from the mempool. With `skip_empty`, nothing is
-/// produced when no transaction is ready (`Ok(None)`).
+/// produced when no transaction is ready (`Ok(None)`). Answers the new head and the block
+/// time in force after it.
 async fn seal_one(
     chain: ChainHandle,
     mempool: MempoolHandle,
     key: Keypair,
     skip_empty: bool,
-) -> Result<Option<HeadInfo>, NodeError> {
+) -> Result<Option<(HeadInfo, u64)>, NodeError> {
     let txs = mempool.take(MAX_BLOCK_TXS).await?;
     if skip_empty && txs.is_empty() {
         return Ok(None);
@@ -42,11 +43,23 @@ async fn seal_one(
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let produced = chain.produce(txs, now_ms, key).await?;
+    let produced = chain.produce(txs, now_ms, key.clone()).await?;
     mempool
         .block_done(produced.included, produced.rejected, produced.nonces)
         .await?;
-    Ok(Some(produced.head))
+    // A dev node signs every block alone: once governance installs a set without its key,
+    // it can certify nothing more. Say so rather than fail on the next certificate.
+    if let Some((height, _)) = produced
+        .validator_sets
+        .iter()
+        .find(|(_, set)| set.power(&key.account()).is_none())
+    {
+        return Err(NodeError::Internal(format!(
+            "governance installed a validator set without this dev node's key {} from block {height}: a --dev node cannot certify blocks it does not sign alone; run the new validators as a network (`agora testnet init`)",
+            key.account()
+        )));
+    }
+    Ok(Some((produced.head, produced.block_time_ms)))
 }
 
 impl ProducerActor {
@@ -89,7 +102,12 @@ impl ProducerActor {
         );
         ctx.wait(round.into_actor(self).map(|result, act, ctx| match result {
             Err(e) => act.fail(&e, ctx),
-            Ok(_) => then(act, ctx),
+            Ok(sealed) => {
+                if let Some((_, ms)) = sealed {
+                    act.block_time = Duration::from_millis(ms.max(1));
+                }
+                then(act, ctx)
+            }
         }));
     }
 
