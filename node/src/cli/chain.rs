@@ -9,6 +9,9 @@ use crate::client::RpcClient;
 pub enum ChainCmd {
     /// The finalized head.
     Head(RpcOpts),
+    /// The chain parameters in force (genesis values, then enacted governance changes):
+    /// chain id, block time, fees, validators, governance rules, treasury.
+    Info(RpcOpts),
     /// A block by height or hash.
     Block {
         /// Height (number) or hash (0x...).
@@ -51,6 +54,25 @@ pub async fn run(cmd: ChainCmd, out: Out) -> anyhow::Result<()> {
                 .call("chain_head", Value::Null)
                 .await?;
             print_head(out, &v);
+        }
+        ChainCmd::Info(rpc) => {
+            let v = RpcClient::new(&rpc.rpc_url)
+                .call("chain_info", Value::Null)
+                .await?;
+            out.print(&v, || {
+                format!(
+                    "chain {} at block {}: {} ms blocks, fee {} rao + {} rao/byte, {} validators, {} voting, treasury {} ({} ppm of emission)",
+                    v["chain_id"],
+                    v["height"],
+                    v["block_time_ms"],
+                    v["base_fee_rao"],
+                    v["per_byte_fee_rao"],
+                    v["authorities"].as_array().map_or(0, Vec::len),
+                    s(&v["gov"]["voting_power"]),
+                    s(&v["treasury"]),
+                    v["gov"]["treasury_ppm"],
+                )
+            });
         }
         ChainCmd::Check { data_dir, genesis } => {
             let genesis = super::load_genesis(genesis.as_ref())?;

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use super::output::text;
+use super::output::{tao, text};
 use super::subnet::SignOpts;
 use super::tx::send;
 use super::{Out, RpcOpts};
@@ -167,7 +167,13 @@ pub async fn run(cmd: GovCmd, out: Out) -> anyhow::Result<()> {
                 },
                 "vote",
                 json!({"proposal": id, "choice": choice}),
-                |s| format!("{}: voted {choice:?} on proposal {id}", s.human()),
+                |s| {
+                    format!(
+                        "{}: voted {} on proposal {id}",
+                        s.human(),
+                        json!(choice).as_str().unwrap_or("?")
+                    )
+                },
                 out,
             )
             .await?;
@@ -185,15 +191,15 @@ pub async fn run(cmd: GovCmd, out: Out) -> anyhow::Result<()> {
                 for p in v["proposals"].as_array().into_iter().flatten() {
                     t.push_str(&format!(
                         "\n{:>4}  {:<10}  {:<9}  {:>8}  {:>8}  {}",
-                        p["id"],
+                        text(&p["id"]),
                         text(&p["status"]["status"]),
                         if p["emergency"] == true {
                             "emergency"
                         } else {
                             "normal"
                         },
-                        p["voting_ends"],
-                        p["enact_at"],
+                        text(&p["voting_ends"]),
+                        text(&p["enact_at"]),
                         describe(&p["action"])
                     ));
                 }
@@ -217,11 +223,15 @@ pub async fn run(cmd: GovCmd, out: Out) -> anyhow::Result<()> {
                 );
                 let tally = if v["tally"].is_null() { &v["current_tally"] } else { &v["tally"] };
                 if !tally.is_null() {
+                    // Stake power is in rao: shown in TAO; seats and square roots as they are.
+                    let stake = v["voting_power"] == "stake";
+                    let p = |x: &Value| if stake { tao(x) } else { text(x) };
+                    let lin = |x: &Value| if v["voting_power"] == "quadratic" || stake { tao(x) } else { text(x) };
                     t.push_str(&format!(
                         "\n  tally ({} voting, at block {}): yes {}, no {}, veto {}, abstain {}; turnout {} of {}",
                         text(&v["voting_power"]), tally["block"],
-                        tally["yes"], tally["no"], tally["no_with_veto"], tally["abstain"],
-                        tally["turnout"], tally["total"]
+                        p(&tally["yes"]), p(&tally["no"]), p(&tally["no_with_veto"]), p(&tally["abstain"]),
+                        lin(&tally["turnout"]), lin(&tally["total"])
                     ));
                 }
                 if !v["verdict_if_closed_now"].is_null() {
@@ -269,9 +279,9 @@ pub async fn run(cmd: GovCmd, out: Out) -> anyhow::Result<()> {
                     t.push_str(&format!(
                         "\n{:<22}  {:>7}  {:>9}  {:>9}  {:>5.1}%  {:>6.3}  {:>6.3}",
                         name,
-                        c["holders"],
-                        c["nakamoto_third"],
-                        c["nakamoto_half"],
+                        text(&c["holders"]),
+                        text(&c["nakamoto_third"]),
+                        text(&c["nakamoto_half"]),
                         c["top5_share"].as_f64().unwrap_or(0.0) * 100.0,
                         c["gini"].as_f64().unwrap_or(0.0),
                         c["hhi"].as_f64().unwrap_or(0.0),

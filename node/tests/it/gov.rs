@@ -147,3 +147,87 @@ fn a_fee_change_is_proposed_voted_passed_and_enacted_through_the_cli() {
         s["issued"].as_u64().unwrap()
     );
 }
+
+/// A block-time proposal on a dev node sealing on its clock: blocks come every 250 ms
+/// until the enactment block, then every 750 ms.
+#[test]
+fn an_enacted_block_time_paces_the_following_blocks() {
+    use crate::harness::*;
+    use agora_core::{Call, Keypair, Transaction};
+    let dir = tempfile::tempdir().unwrap();
+    let (genesis, path) = fast_genesis(dir.path());
+    let node = Node::start(dir.path(), &path, Mode::Interval, "1");
+    let (alice, hot) = (Keypair::dev("alice"), Keypair::dev("gov-hot"));
+    let sign = |key: &Keypair, nonce: u64, call: Call| {
+        hex_tx(
+            &Transaction {
+                chain_id: genesis.chain_id,
+                signer: key.account(),
+                nonce,
+                call,
+                tip: 0,
+            }
+            .sign(key),
+        )
+    };
+    for (nonce, call) in [
+        Call::RootRegister {
+            hotkey: hot.account(),
+        },
+        Call::AddStake {
+            hotkey: hot.account(),
+            netuid: 0,
+            amount: 100_000_000_000,
+        },
+        Call::Propose {
+            action: agora_core::gov::Action::SetChainParam {
+                name: "block_time_ms".into(),
+                value: 750,
+            },
+            emergency: true,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        node.ok("tx_submit", json!({"tx": sign(&alice, nonce as u64, call)}));
+    }
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed().as_secs() < 30,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let proposal = || node.call("gov_proposal", json!({"id": 0}))["result"].clone();
+    wait("the proposal", &|| {
+        proposal()["status"]["status"] == "voting"
+    });
+    let vote = Call::Vote {
+        proposal: 0,
+        choice: agora_core::gov::Choice::Yes,
+    };
+    node.ok("tx_submit", json!({"tx": sign(&hot, 0, vote)}));
+    wait("the enactment", &|| {
+        proposal()["status"]["status"] == "enacted"
+    });
+    let e = proposal()["status"]["block"].as_u64().unwrap();
+    wait("four more blocks", &|| node.height() >= e + 4);
+    let stamp = |h: u64| {
+        node.ok("chain_block", json!({"height": h}))["header"]["timestamp_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    let before: Vec<u64> = (2..e).map(|h| stamp(h) - stamp(h - 1)).collect();
+    let after: Vec<u64> = (e + 1..=e + 4).map(|h| stamp(h) - stamp(h - 1)).collect();
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len() as f64;
+    assert!(mean(&before) < 450.0, "250 ms blocks before: {before:?}");
+    assert!(
+        after.iter().all(|d| *d >= 650),
+        "750 ms blocks after: {after:?}"
+    );
+    assert_eq!(node.ok("chain_info", Value::Null)["block_time_ms"], 750);
+}
