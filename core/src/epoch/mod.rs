@@ -10,7 +10,7 @@ pub mod math;
 
 use fixed::types::{I32F32, I64F64, I96F32};
 
-pub use json::{parse_input, InputError};
+pub use json::{parse_input, parse_input_bytes, parse_input_reader, InputError};
 use math::*;
 
 /// Subtensor defaults for fields a caller may omit.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use agora_core::epoch::{parse_input, run_epoch};
+use agora_core::epoch::{parse_input_reader, run_epoch};
 use agora_testnet::scenario::{to_csv, Scenario};
 use anyhow::Context;
 use clap::Subcommand;
@@ -51,20 +51,36 @@ pub enum SimCmd {
 pub fn run(cmd: SimCmd, out: Out) -> anyhow::Result<()> {
     match cmd {
         SimCmd::Epoch { input, output } => {
-            let text = std::fs::read_to_string(&input)
+            // Read straight into typed structures (no JSON value tree, no copy of the
+            // text in memory), and written as serialized: memory stays near the parsed
+            // (sparse) size whatever the file's.
+            let file = std::fs::File::open(&input)
                 .with_context(|| format!("reading {}", input.display()))?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid JSON", input.display()))?;
-            let case = parse_input(&value)
-                .with_context(|| format!("invalid epoch input {}", input.display()))?;
+            let reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let case = parse_input_reader(reader).map_err(|e| {
+                if e.field == "(json)" {
+                    anyhow::anyhow!("{} is not valid JSON: {}", input.display(), e.problem)
+                } else {
+                    anyhow::anyhow!("invalid epoch input {}: {e}", input.display())
+                }
+            })?;
             let result = run_epoch(&case);
-            let json = serde_json::to_string(&result)?;
+            drop(case);
+            use std::io::Write;
+            let write = |to: &mut dyn Write| -> anyhow::Result<()> {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, to);
+                serde_json::to_writer(&mut w, &result)?;
+                w.write_all(b"\n")?;
+                w.flush()?;
+                Ok(())
+            };
             if let Some(path) = output {
-                std::fs::write(&path, format!("{json}\n"))
+                let mut f = std::fs::File::create(&path)
                     .with_context(|| format!("writing {}", path.display()))?;
+                write(&mut f).with_context(|| format!("writing {}", path.display()))?;
             }
-            // The output is JSON either way; --json only changes nothing here.
-            println!("{json}");
+            // The output is JSON either way; --json changes nothing here.
+            write(&mut std::io::stdout().lock())?;
             Ok(())
         }
         SimCmd::Governance { scenario, csv } => governance(&scenario, csv.as_deref(), out),

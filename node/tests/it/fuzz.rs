@@ -182,6 +182,23 @@ fn targets() -> Vec<Target> {
             },
         },
         Target {
+            name: "epoch input",
+            seeds: vec![
+                br#"{"n": 3, "stake": [1, 2, 3], "validator_permit": [true, false, true],
+                "weights": [[0, 5, 0], [1, 0, 2], [0, 0, 0]], "bonds": [[0, 1, 0], [0, 0, 0], [3, 0, 0]],
+                "kappa": 32767, "owner_uid": 0, "yuma3": true, "alpha_sigmoid_steepness": -4}"#
+                    .to_vec(),
+                br#"{"input": {"n": 1, "stake": [1], "weights": [[0]]}}"#.to_vec(),
+            ],
+            decode: |b| {
+                if let Ok(x) = agora_core::epoch::parse_input_bytes(b) {
+                    // A parsed case is consistent: the epoch runs on it without panicking.
+                    drop(agora_core::epoch::run_epoch(&x));
+                }
+                drop(agora_core::epoch::parse_input_reader(b));
+            },
+        },
+        Target {
             name: "key file",
             seeds: vec![serde_json::to_vec(&key_file).unwrap()],
             decode: |b| {
