@@ -268,11 +268,14 @@ impl<T> Gpt<T> {
         Mat::new(data.len() / c.d_model.max(1), c.d_model, data)
     }
 
-    /// Logits (`len × vocab`) for every position of every sequence.
+    /// Logits for every sequence: `len × vocab` for every position, or `1 × vocab` for the
+    /// last one only ([`Positions::Last`]: the LM head, by far the widest product, then runs
+    /// on one row per sequence, and only those rows are read back).
     pub fn forward<O: Ops<Tensor = T>>(
         &self,
         ops: &O,
         seqs: &[Vec<u32>],
+        positions: Positions,
     ) -> Result<Vec<Mat>, ComputeError> {
         let c = self.config;
         let (d, heads) = (c.d_model, c.n_head);
@@ -304,6 +307,33 @@ impl<T> Gpt<T> {
             x = ops.add(&x, &f)?;
         }
         let h = ops.layernorm(&x, &self.ln_f.gamma, &self.ln_f.beta, c.eps)?;
+        if positions == Positions::Last {
+            // One row per sequence: its last position's hidden state times the head.
+            let mut logits = ops.alloc(seqs.len(), c.vocab)?;
+            let mut start = 0;
+            for (i, seq) in seqs.iter().enumerate() {
+                let last = start + seq.len().max(1) - 1;
+                let mut lm = Gemm::dense(1, d, c.vocab);
+                lm.trans_b = true;
+                lm.a = View {
+                    offset: last * d,
+                    ..View::dense(1, d)
+                };
+                lm.b = View::dense(c.vocab, d);
+                lm.c = View {
+                    offset: i * c.vocab,
+                    ..View::dense(1, c.vocab)
+                };
+                ops.gemm_into(&h, &self.head, &mut logits, &lm)?;
+                start += seq.len();
+            }
+            let all = ops.download_one(&logits)?;
+            return all
+                .data
+                .chunks(c.vocab.max(1))
+                .map(|row| Mat::new(1, c.vocab, row.to_vec()))
+                .collect();
+        }
         let mut logits = ops.alloc(rows, c.vocab)?;
         let mut lm = Gemm::dense(rows, d, c.vocab);
         lm.trans_b = true;
@@ -319,4 +349,14 @@ impl<T> Gpt<T> {
         }
         Ok(out)
     }
+}
+
+/// Which positions' logits a transformer's forward computes and reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Positions {
+    /// The last position of each sequence (what next-token use needs).
+    #[default]
+    Last,
+    /// Every position.
+    All,
 }

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use crate::{ComputeError, Mat, Ops};
 use gpt::Gpt;
+pub use gpt::Positions;
 use mlp::Mlp;
 use weights::Weights;
 
@@ -234,9 +235,20 @@ impl<T> Model<T> {
         ops: &O,
         input: &Input,
     ) -> Result<Vec<Mat>, ComputeError> {
+        self.forward_positions(ops, input, Positions::All)
+    }
+
+    /// [`Model::forward`] choosing which positions of a transformer to compute logits for
+    /// (an MLP ignores it): `Last` gives one `1 × vocab` matrix per sequence.
+    pub fn forward_positions<O: Ops<Tensor = T>>(
+        &self,
+        ops: &O,
+        input: &Input,
+        positions: Positions,
+    ) -> Result<Vec<Mat>, ComputeError> {
         match (self, input) {
             (Model::Mlp(m), Input::Features(x)) => Ok(vec![m.forward(ops, x)?]),
-            (Model::Gpt(g), Input::Tokens(seqs)) => g.forward(ops, seqs),
+            (Model::Gpt(g), Input::Tokens(seqs)) => g.forward(ops, seqs, positions),
             (Model::Mlp(_), Input::Tokens(_)) => Err(ComputeError::Shape(
                 "an MLP takes rows of features, not token ids".into(),
             )),

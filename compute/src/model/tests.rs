@@ -413,3 +413,44 @@ fn inputs_parse_from_json_and_npy() {
         Input::Tokens(vec![vec![1, 2, 3, 60], vec![5, 4, 0, 9]])
     );
 }
+
+/// Last-position logits are exactly the last rows of the all-positions forward, on both
+/// backends, for sequences of different lengths in one batch.
+#[test]
+fn last_position_logits_are_the_last_rows_of_the_full_forward() {
+    let host = Model::from_bytes(&example::gpt(30, 32, 2, 8, 2, 4).unwrap()).unwrap();
+    let input = Input::Tokens(vec![vec![1, 2, 3], vec![4, 5, 6, 7, 8], vec![9]]);
+    let g = gpu();
+    for (name, all, last) in [
+        {
+            let dev = host.upload(&Cpu).unwrap();
+            (
+                "cpu",
+                dev.forward_positions(&Cpu, &input, Positions::All).unwrap(),
+                dev.forward_positions(&Cpu, &input, Positions::Last)
+                    .unwrap(),
+            )
+        },
+        {
+            let dev = host.upload(&g).unwrap();
+            (
+                "gpu",
+                dev.forward_positions(&g, &input, Positions::All).unwrap(),
+                dev.forward_positions(&g, &input, Positions::Last).unwrap(),
+            )
+        },
+    ] {
+        assert_eq!(last.len(), 3, "{name}");
+        for (a, l) in all.iter().zip(&last) {
+            assert_eq!((l.rows, l.cols), (1, 30), "{name}");
+            let want = a.row_iter().last().unwrap();
+            let got = l.row_iter().next().unwrap();
+            let worst = got
+                .iter()
+                .zip(want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "{name}: {worst}");
+        }
+    }
+}

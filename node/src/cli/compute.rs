@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use agora_compute::model::{example, Input, Model};
+use agora_compute::model::{example, Input, Model, Positions};
 use agora_compute::{cpu, freivalds, gpu, Backend, Cpu, Mat, Ops};
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
@@ -49,12 +49,21 @@ pub enum ComputeCmd {
         #[arg(long)]
         device: Option<String>,
         /// Write every output to this .npy file (MLP: batch x outputs; transformer: the
-        /// logits of every position of every sequence, stacked).
+        /// logits computed, stacked: the last position of each sequence, or every position
+        /// with --all-positions).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Next tokens to show per sequence (transformer).
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Transformer: compute and read back the logits of every position, not only each
+        /// sequence's last (the LM head then runs on every row).
+        #[arg(long)]
+        all_positions: bool,
+        /// Run the forward pass K times on the resident weights: reports the first (cold)
+        /// and the median of the others (warm).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// Write a small random model to try `compute run` with.
     ExampleModel {
@@ -102,7 +111,22 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
             device,
             out: file,
             top,
-        } => run_model(&model, &input, device, file.as_deref(), top, out),
+            all_positions,
+            repeat,
+        } => {
+            let positions = if all_positions {
+                Positions::All
+            } else {
+                Positions::Last
+            };
+            let opts = RunOpts {
+                file: file.as_deref(),
+                top,
+                positions,
+                repeat: repeat.clamp(1, 1_000),
+            };
+            run_model(&model, &input, device, &opts, out)
+        }
         ComputeCmd::ExampleModel {
             kind,
             out: file,
@@ -349,28 +373,46 @@ fn describe(s: &agora_compute::model::Summary) -> String {
 }
 
 /// Upload the weights, run the batch; (outputs, upload ms, forward ms).
+/// What `compute run` computes and reports.
+struct RunOpts<'a> {
+    file: Option<&'a Path>,
+    top: usize,
+    positions: Positions,
+    repeat: usize,
+}
+
+/// Upload once, then run the forward pass `repeat` times on the resident weights:
+/// the outputs, the upload time and every forward time (ms; each includes reading back
+/// the outputs it returns).
 fn forward_on<O: Ops>(
     ops: &O,
     host: &Model<Mat>,
     input: &Input,
-) -> anyhow::Result<(Vec<Mat>, f64, f64)> {
+    positions: Positions,
+    repeat: usize,
+) -> anyhow::Result<(Vec<Mat>, f64, Vec<f64>)> {
     let t = Instant::now();
     let dev = host.upload(ops)?;
     ops.sync()?;
     let upload = t.elapsed().as_secs_f64() * 1e3;
-    let t = Instant::now();
-    let outputs = dev.forward(ops, input)?;
-    Ok((outputs, upload, t.elapsed().as_secs_f64() * 1e3))
+    let mut times = Vec::with_capacity(repeat);
+    let mut outputs = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        outputs = dev.forward_positions(ops, input, positions)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((outputs, upload, times))
 }
 
 fn run_model(
     model: &Path,
     input: &str,
     device: Option<String>,
-    file: Option<&Path>,
-    top: usize,
+    opts: &RunOpts<'_>,
     out: Out,
 ) -> anyhow::Result<()> {
+    let (file, top) = (opts.file, opts.top);
     let t = Instant::now();
     let host = Model::load(model)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -389,9 +431,15 @@ fn run_model(
         summary.parameters,
         backend.name()
     ));
-    let (outputs, upload_ms, forward_ms) = match &backend {
-        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &batch)?,
-        Backend::Cpu => forward_on(&Cpu, &host, &batch)?,
+    let (outputs, upload_ms, forwards) = match &backend {
+        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &batch, opts.positions, opts.repeat)?,
+        Backend::Cpu => forward_on(&Cpu, &host, &batch, opts.positions, opts.repeat)?,
+    };
+    let forward_ms = forwards.first().copied().unwrap_or(0.0);
+    let warm_ms = {
+        let mut warm: Vec<f64> = forwards.iter().skip(1).copied().collect();
+        warm.sort_by(f64::total_cmp);
+        warm.get(warm.len() / 2).copied()
     };
     if let Some(path) = file {
         let cols = outputs.first().map_or(0, |m| m.cols);
@@ -403,13 +451,25 @@ fn run_model(
         std::fs::write(path, agora_compute::npy::write_f32(&[rows, cols], &data))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let timings = json!({"load": load_ms, "upload": upload_ms, "forward": forward_ms});
-    let mut v = json!({"model": summary, "device": backend.name(), "timings_ms": timings});
+    let timings = json!({"load": load_ms, "upload": upload_ms, "forward": forward_ms,
+        "forward_warm_median": warm_ms, "forwards": forwards});
+    let positions = match opts.positions {
+        Positions::Last => "last",
+        Positions::All => "all",
+    };
+    let mut v = json!({"model": summary, "device": backend.name(), "timings_ms": timings,
+        "positions": positions});
     let mut text = format!(
         "{} on {}: load {load_ms:.1} ms, upload {upload_ms:.1} ms, forward {forward_ms:.1} ms",
         summary.kind,
         backend.name()
     );
+    if let Some(w) = warm_ms {
+        text.push_str(&format!(
+            " (cold), {w:.1} ms warm (median of {})",
+            forwards.len() - 1
+        ));
+    }
     match &batch {
         Input::Features(_) => {
             let m = outputs.first().cloned().unwrap_or_else(|| Mat::zeros(0, 0));

@@ -91,9 +91,11 @@ impl Loaded {
 
     /// One output row per input: MLP outputs, or a transformer's last-position logits.
     fn rows(&self, input: &Input) -> Result<Vec<Vec<f32>>, String> {
+        // Only the last position's logits are computed and read back.
+        let last = agora_compute::model::Positions::Last;
         let out = match &self.device {
-            Device::Cpu => self.host.forward(&Cpu, input),
-            Device::Gpu(g, m) => m.forward(g.as_ref(), input),
+            Device::Cpu => self.host.forward_positions(&Cpu, input, last),
+            Device::Gpu(g, m) => m.forward_positions(g.as_ref(), input, last),
         }
         .map_err(|e| e.to_string())?;
         Ok(match input {

@@ -65,8 +65,43 @@ fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
         );
         assert_eq!(gpu["sequences"][s]["argmax"], cpu["sequences"][s]["argmax"]);
     }
+    // By default only each sequence's last position is computed and written.
+    let file = agora_compute::npy::read(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file.shape, vec![2, 256]);
+    assert_eq!(gpu["positions"], "last");
+    // --all-positions: every position, whose last rows are the same logits; --repeat
+    // reports the cold run and the warm median.
+    let all = cli_json(
+        dir.path(),
+        &[
+            "compute",
+            "run",
+            "--model",
+            m,
+            "--input",
+            input,
+            "--device",
+            "gpu",
+            "--all-positions",
+            "--repeat",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let file = agora_compute::npy::read(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(file.shape, vec![9, 256]);
+    assert_eq!(all["timings_ms"]["forwards"].as_array().unwrap().len(), 3);
+    assert!(all["timings_ms"]["forward_warm_median"].as_f64().unwrap() > 0.0);
+    for s in 0..2 {
+        let (a, g) = (logits(&all, s), logits(&gpu, s));
+        let worst = a
+            .iter()
+            .zip(&g)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "sequence {s}: {worst}");
+    }
 
     // An MLP from a .npy input file, on the CPU.
     let mlp = dir.path().join("mlp.safetensors");
