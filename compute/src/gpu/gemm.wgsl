@@ -2,12 +2,23 @@
 // or f16 where the adapter has SHADER_F16 (the host substitutes it and prepends
 // `enable f16;`); accumulation is always f32.
 //
-// Register-blocked: each 16x16 workgroup computes a 64x64 tile of C, each invocation a
-// 4x4 block of it, walking K in steps of 16 with the A and B tiles staged in workgroup
-// memory (2 x 4 KiB). Every load and store is bounds-checked, so any shape works.
+// A template: the host substitutes WGX x WGY invocations per workgroup, each computing an
+// RM x RN block of C, so a workgroup computes a TM x TN tile (TM = WGY * RM, TN = WGX * RN),
+// walking K in steps of TK. Variants are chosen per adapter by a timed autotune.
+//
+// - Tiles of A and B are staged in workgroup memory, double-buffered: while the tile for
+//   step s is multiplied, the tile for s + 1 is loaded into the other buffer, so each step
+//   needs one barrier instead of two.
+// - Each tile row is padded by one element (stride TM + 1, TN + 1), so that the stores of
+//   consecutive invocations (which walk k for A) fall in different banks.
+// - An invocation's rows and columns are strided by WGY and WGX (row lid.y + i * WGY,
+//   column lid.x + j * WGX): consecutive invocations read consecutive workgroup-memory
+//   words (no bank conflicts) and write consecutive words of C (coalesced).
+// - Every load and store is bounds-checked, so any shape works; each output element is
+//   the sum over k in increasing order whatever the variant.
 //
 // Bindings: 0 params (uniform), 1 A (read), 2 B (read), 3 C (read_write).
-// Dispatch: (ceil(n / 64), ceil(m / 64), batch).
+// Dispatch: (ceil(n / TN), ceil(m / TM), batch).
 
 struct Params {
     m: u32, k: u32, n: u32, trans_b: u32,
@@ -21,71 +32,108 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<ELEM>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
+const WX: u32 = WGXu;
+const WY: u32 = WGYu;
+const BM: u32 = RMu;
+const BN: u32 = RNu;
+const TK: u32 = TKu;
+const TM: u32 = WY * BM;
+const TN: u32 = WX * BN;
+const THREADS: u32 = WX * WY;
+const SA: u32 = TM + 1u;
+const SB: u32 = TN + 1u;
+const A_LOADS: u32 = (TM * TK) / THREADS;
+const B_LOADS: u32 = (TN * TK) / THREADS;
 
-var<workgroup> sa: array<f32, 1024>; // [TK][TM]
-var<workgroup> sb: array<f32, 1024>; // [TK][TN]
+var<workgroup> sa: array<f32, 2u * TK * SA>; // [buffer][TK][SA]
+var<workgroup> sb: array<f32, 2u * TK * SB>; // [buffer][TK][SB]
 
-@compute @workgroup_size(16, 16, 1)
+// Stage the K tile starting at `t` into buffer `buf`; zero outside the matrices.
+fn load(buf: u32, t: u32, tid: u32, row0: u32, col0: u32, abase: u32, bbase: u32) {
+    for (var q = 0u; q < A_LOADS; q++) {
+        let e = tid + THREADS * q;
+        // Consecutive invocations walk along k, contiguous in a row of A.
+        let ar = e / TK;
+        let ak = e % TK;
+        var va = 0.0;
+        if (row0 + ar < p.m && t + ak < p.k) {
+            va = f32(a[abase + (row0 + ar) * p.lda + t + ak]);
+        }
+        sa[(buf * TK + ak) * SA + ar] = va;
+    }
+    for (var q = 0u; q < B_LOADS; q++) {
+        let e = tid + THREADS * q;
+        // Walk whichever index is contiguous in memory.
+        var bk = e / TN;
+        var bc = e % TN;
+        if (p.trans_b != 0u) {
+            bk = e % TK;
+            bc = e / TK;
+        }
+        var vb = 0.0;
+        if (t + bk < p.k && col0 + bc < p.n) {
+            if (p.trans_b != 0u) {
+                vb = f32(b[bbase + (col0 + bc) * p.ldb + t + bk]);
+            } else {
+                vb = f32(b[bbase + (t + bk) * p.ldb + col0 + bc]);
+            }
+        }
+        sb[(buf * TK + bk) * SB + bc] = vb;
+    }
+}
+
+@compute @workgroup_size(WX, WY, 1)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let tid = lid.y * 16u + lid.x;
+    let tid = lid.y * WX + lid.x;
     let row0 = wid.y * TM;
     let col0 = wid.x * TN;
     let abase = p.a_off + wid.z * p.a_bs;
     let bbase = p.b_off + wid.z * p.b_bs;
-    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var t = 0u; t < p.k; t += TK) {
-        for (var q = 0u; q < 4u; q++) {
-            let e = tid + 256u * q;
-            // A: consecutive invocations walk along k, contiguous in a row of A.
-            let ar = e / TK;
-            let ak = e % TK;
-            var va = 0.0;
-            if (row0 + ar < p.m && t + ak < p.k) {
-                va = f32(a[abase + (row0 + ar) * p.lda + t + ak]);
+    var acc: array<array<f32, BN>, BM>;
+    for (var i = 0u; i < BM; i++) {
+        for (var j = 0u; j < BN; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    var ra: array<f32, BM>;
+    var rb: array<f32, BN>;
+    let steps = (p.k + TK - 1u) / TK;
+    if (steps > 0u) {
+        load(0u, 0u, tid, row0, col0, abase, bbase);
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < steps; s++) {
+        let cur = s % 2u;
+        if (s + 1u < steps) {
+            // The other buffer was last read in step s - 1, before the barrier below it.
+            load(1u - cur, (s + 1u) * TK, tid, row0, col0, abase, bbase);
+        }
+        for (var kk = 0u; kk < TK; kk++) {
+            let ai = (cur * TK + kk) * SA + lid.y;
+            let bi = (cur * TK + kk) * SB + lid.x;
+            for (var i = 0u; i < BM; i++) {
+                ra[i] = sa[ai + i * WY];
             }
-            sa[ak * TM + ar] = va;
-            // B: walk whichever index is contiguous in memory.
-            var bk = e / TN;
-            var bc = e % TN;
-            if (p.trans_b != 0u) {
-                bk = e % TK;
-                bc = e / TK;
+            for (var j = 0u; j < BN; j++) {
+                rb[j] = sb[bi + j * WX];
             }
-            var vb = 0.0;
-            if (t + bk < p.k && col0 + bc < p.n) {
-                if (p.trans_b != 0u) {
-                    vb = f32(b[bbase + (col0 + bc) * p.ldb + t + bk]);
-                } else {
-                    vb = f32(b[bbase + (t + bk) * p.ldb + col0 + bc]);
+            for (var i = 0u; i < BM; i++) {
+                for (var j = 0u; j < BN; j++) {
+                    acc[i][j] += ra[i] * rb[j];
                 }
             }
-            sb[bk * TN + bc] = vb;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let ai = kk * TM + lid.y * 4u;
-            let bi = kk * TN + lid.x * 4u;
-            let a4 = vec4<f32>(sa[ai], sa[ai + 1u], sa[ai + 2u], sa[ai + 3u]);
-            let b4 = vec4<f32>(sb[bi], sb[bi + 1u], sb[bi + 2u], sb[bi + 3u]);
-            acc[0] += a4.x * b4;
-            acc[1] += a4.y * b4;
-            acc[2] += a4.z * b4;
-            acc[3] += a4.w * b4;
         }
         workgroupBarrier();
     }
     let cbase = p.c_off + wid.z * p.c_bs;
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y * 4u + i;
+    for (var i = 0u; i < BM; i++) {
+        let r = row0 + lid.y + i * WY;
         if (r < p.m) {
-            for (var j = 0u; j < 4u; j++) {
-                let col = col0 + lid.x * 4u + j;
+            for (var j = 0u; j < BN; j++) {
+                let col = col0 + lid.x + j * WX;
                 if (col < p.n) {
                     c[cbase + r * p.ldc + col] = p.alpha * acc[i][j];
                 }

@@ -148,11 +148,13 @@ pub struct Gpu {
     queue: wgpu::Queue,
     pub info: AdapterReport,
     kernels: Kernels,
+    gemm_chosen: tune::Chosen,
     pool: Arc<Pool>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
 }
 
 struct Kernels {
+    gemm_variant: tune::GemmVariant,
     gemm: Kernel,
     gemm_f16: Option<Kernel>,
     fill: Kernel,
@@ -201,15 +203,13 @@ impl Kernel {
 impl Kernels {
     fn new(device: &wgpu::Device, f16: bool) -> Kernels {
         let rows = |body: &str| format!("{}\n{body}", include_str!("rows.wgsl"));
-        let gemm = include_str!("gemm.wgsl");
         let elementwise = include_str!("elementwise.wgsl");
         let reduce = rows(include_str!("reduce.wgsl"));
+        let v = tune::GEMM_VARIANTS[0];
         Kernels {
-            gemm: Kernel::new(device, "gemm", &gemm.replace("ELEM", "f32"), "main"),
-            gemm_f16: f16.then(|| {
-                let src = format!("enable f16;\n{}", gemm.replace("ELEM", "f16"));
-                Kernel::new(device, "gemm_f16", &src, "main")
-            }),
+            gemm_variant: v,
+            gemm: Kernel::new(device, "gemm", &v.source("f32"), "main"),
+            gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
             bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
             add: Kernel::new(device, "add", elementwise, "add"),
@@ -237,6 +237,18 @@ impl Kernels {
             ),
             matvec: Kernel::new(device, "matvec", &rows(include_str!("matvec.wgsl")), "main"),
         }
+    }
+
+    /// Recompile the gemm kernels (f32, and f16 where present) for tiling `v`.
+    fn set_gemm(&mut self, device: &wgpu::Device, v: tune::GemmVariant) {
+        if v == self.gemm_variant {
+            return;
+        }
+        self.gemm = Kernel::new(device, "gemm", &v.source("f32"), "main");
+        if self.gemm_f16.is_some() {
+            self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
+        }
+        self.gemm_variant = v;
     }
 }
 
@@ -360,14 +372,17 @@ impl Gpu {
         }))
         .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
         let kernels = Kernels::new(&device, features.contains(wgpu::Features::SHADER_F16));
-        Ok(Gpu {
+        let mut gpu = Gpu {
             device,
             queue,
             info,
             kernels,
+            gemm_chosen: tune::Chosen::Default,
             pool: Arc::default(),
             encoder: Mutex::new(None),
-        })
+        };
+        gpu.choose_gemm()?;
+        Ok(gpu)
     }
 
     /// Whether [`Gpu::matmul_f16`] is available (the adapter has `SHADER_F16`).
@@ -595,14 +610,26 @@ impl Gpu {
         let ga = self.upload_bytes("A", &halves(a))?;
         let gb = self.upload_bytes("B", &halves(b))?;
         let mut c = self.matrix(a.rows, b.cols, self.poisoned("C", a.rows * b.cols)?);
-        self.gemm_with(k, 2, &ga, &gb, &mut c, &Gemm::dense(a.rows, a.cols, b.cols))?;
+        let v = self.kernels.gemm_variant;
+        self.gemm_with(
+            k,
+            v,
+            2,
+            &ga,
+            &gb,
+            &mut c,
+            &Gemm::dense(a.rows, a.cols, b.cols),
+        )?;
         Mat::new(c.rows, c.cols, self.read_f32(&c.buf)?)
     }
 
-    /// Record `k` (the f32 or the f16 gemm; `elem` bytes per A and B element) for `g`.
+    /// Record `k` (the f32 or the f16 gemm compiled for tiling `v`; `elem` bytes per A and
+    /// B element) for `g`.
+    #[allow(clippy::too_many_arguments)]
     fn gemm_with(
         &self,
         k: &Kernel,
+        v: tune::GemmVariant,
         elem: u64,
         a: &Pooled,
         b: &Pooled,
@@ -617,9 +644,9 @@ impl Gpu {
         if g.is_empty() {
             return Ok(());
         }
-        let tiles = |x: usize| x.div_ceil(64);
+        let (tm, tn) = (v.tile_m() as usize, v.tile_n() as usize);
         let max = self.info.max_compute_workgroups_per_dimension as usize;
-        if tiles(g.m) > max || tiles(g.n) > max || g.batch > max {
+        if g.m.div_ceil(tm) > max || g.n.div_ceil(tn) > max || g.batch > max {
             return Err(ComputeError::Shape(format!(
                 "gemm {}x{}x{} (batch {}) needs more than {max} workgroups per dimension",
                 g.m, g.k, g.n, g.batch
@@ -644,7 +671,11 @@ impl Gpu {
             u("C batch stride", g.c.batch_stride)?,
             0,
         ];
-        let groups = [tiles(g.n) as u32, tiles(g.m) as u32, g.batch as u32];
+        let groups = [
+            g.n.div_ceil(tn) as u32,
+            g.m.div_ceil(tm) as u32,
+            g.batch as u32,
+        ];
         self.dispatch(k, &params, &[a, b, &c.buf], groups)
     }
 
@@ -736,7 +767,8 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        self.gemm_with(&self.kernels.gemm, 4, &a.buf, &b.buf, c, g)
+        let v = self.kernels.gemm_variant;
+        self.gemm_with(&self.kernels.gemm, v, 4, &a.buf, &b.buf, c, g)
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
@@ -859,3 +891,4 @@ impl Gpu {
 
 #[cfg(test)]
 pub(crate) mod tests;
+pub mod tune;

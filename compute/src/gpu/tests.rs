@@ -390,3 +390,122 @@ fn freivalds_on_the_gpu_agrees_with_the_cpu_check() {
     let wrong = g.upload(&Mat::zeros(3, 3)).unwrap();
     assert!(check_gpu(&g, &ga, &gb, &wrong, 1, 0, 1e-4).is_err());
 }
+
+/// Every tiling the adapter can run gives the CPU twin's products: odd sizes, ragged
+/// edges against every tile size, the transposed, strided and batched attention forms,
+/// and f16 storage where present. Bound 1e-5 relative, as for the default.
+#[test]
+fn every_gemm_variant_matches_the_cpu_twin() {
+    let mut g = gpu();
+    let variants = tune::fitting(&g.info);
+    assert!(!variants.is_empty());
+    eprintln!(
+        "{}: {} of {} tilings fit ({} bytes of workgroup memory)",
+        g.info.name,
+        variants.len(),
+        tune::GEMM_VARIANTS.len(),
+        g.info.max_compute_workgroup_storage_size
+    );
+    let (t, dh, heads) = (13, 7, 3);
+    let d = dh * heads;
+    let qkv = Mat::random(t, 3 * d, 21);
+    let p = Mat::random(heads * t, t, 22);
+    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
+    for v in variants {
+        g.set_gemm_variant(v).unwrap();
+        assert_eq!(g.gemm_variant().0, v);
+        for (m, k, n) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (65, 130, 31),
+            (129, 17, 257),
+            (200, 9, 130),
+        ] {
+            let a = Mat::random(m, k, 11);
+            let b = Mat::random(k, n, 12);
+            let want = cpu::matmul(&a, &b).unwrap();
+            let got = down(
+                &g,
+                &g.matmul(&g.upload(&a).unwrap(), &g.upload(&b).unwrap())
+                    .unwrap(),
+            );
+            let e = rel_err(&got.data, &want.data);
+            assert!(e < 1e-5, "{}: {m}x{k}x{n}: relative error {e}", v.name);
+            if g.has_f16() {
+                let got = g.matmul_f16(&a, &b).unwrap();
+                let round = |x: &Mat| {
+                    let data = x
+                        .data
+                        .iter()
+                        .map(|v| half::f16::from_f32(*v).to_f32())
+                        .collect();
+                    Mat::new(x.rows, x.cols, data).unwrap()
+                };
+                let want = cpu::matmul(&round(&a), &round(&b)).unwrap();
+                let e = rel_err(&got.data, &want.data);
+                assert!(e < 1e-5, "{} f16: {m}x{k}x{n}: relative error {e}", v.name);
+            }
+        }
+        let gq = g.upload(&qkv).unwrap();
+        let gp = g.upload(&p).unwrap();
+        for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
+            let mut want = Cpu.alloc(rows, cols).unwrap();
+            cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
+            let mut got = g.alloc(rows, cols).unwrap();
+            g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
+            let e = rel_err(&down(&g, &got).data, &want.data);
+            assert!(e < 1e-5, "{} {spec:?}: relative error {e}", v.name);
+        }
+    }
+    let too_big = tune::GemmVariant {
+        name: "too-big",
+        wgx: 16,
+        wgy: 16,
+        rm: 64,
+        rn: 64,
+        tk: 64,
+    };
+    assert!(matches!(
+        g.set_gemm_variant(too_big),
+        Err(ComputeError::Unsupported(_))
+    ));
+}
+
+/// The tune times every fitting tiling and picks the fastest; its record round-trips
+/// through the cache file, keyed by adapter and driver; an unknown forced name is refused.
+#[test]
+fn the_gemm_tune_picks_a_fitting_variant_and_caches_it() {
+    let g = gpu();
+    let record = g.tune_gemm(96).unwrap();
+    let fit: Vec<&str> = tune::fitting(&g.info).iter().map(|v| v.name).collect();
+    assert_eq!(record.gflops.len(), fit.len(), "{record:?}");
+    assert!(fit.contains(&record.variant.as_str()));
+    let best = record
+        .gflops
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap();
+    assert_eq!(best.0, &record.variant);
+    assert!(record.gflops.values().all(|r| *r > 0.0));
+    let dir = tempfile_dir();
+    let path = dir.join("gemm-tune.json");
+    let key = tune::adapter_key(&g.info);
+    assert!(key.contains(&g.info.name));
+    tune::write_cache(&path, &key, &record).unwrap();
+    tune::write_cache(&path, "another adapter", &record).unwrap();
+    let back = tune::read_cache(&path);
+    let got = back.get(&key).unwrap();
+    assert_eq!((&got.variant, got.size), (&record.variant, record.size));
+    for (name, rate) in &record.gflops {
+        assert!((got.gflops[name] - rate).abs() <= 1e-9 * rate, "{name}");
+    }
+    assert_eq!(back.len(), 2);
+    assert!(tune::by_name("no-such-tiling").is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("agora-tune-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

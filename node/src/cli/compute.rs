@@ -301,9 +301,16 @@ fn bench(
         out.progress(&format!("n={n} done"));
         rows.push(row);
     }
+    let gemm = match &backend {
+        Backend::Gpu(g) => {
+            let (variant, chosen) = g.gemm_variant();
+            json!({"variant": variant, "chosen": chosen})
+        }
+        Backend::Cpu => Value::Null,
+    };
     let v = json!({
         "device": backend.name(), "cpu_threads": rayon_threads(), "runs": runs,
-        "results": rows, "pytorch": torch,
+        "results": rows, "pytorch": torch, "gemm": gemm,
     });
     out.print(&v, || bench_table(&v, runs));
     Ok(())
@@ -311,8 +318,19 @@ fn bench(
 
 fn bench_table(v: &Value, runs: usize) -> String {
     let f = |r: &Value, k: &str| r[k].as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    let tiling = match v["gemm"]["variant"]["name"].as_str() {
+        Some(name) => format!(
+            "; gemm tiling {name}, {}",
+            match &v["gemm"]["chosen"] {
+                Value::String(s) => s.clone(),
+                Value::Object(o) if o.contains_key("tuned") => "tuned now".into(),
+                other => other.to_string(),
+            }
+        ),
+        None => String::new(),
+    };
     let mut t = format!(
-        "matmul n x n x n, median of {runs} (device: {}; GPU operands resident)\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>12}  {:>12}",
+        "matmul n x n x n, median of {runs} (device: {}{tiling}; GPU operands resident)\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>12}  {:>12}",
         v["device"].as_str().unwrap_or("?"),
         "n", "GPU GF/s", "CPU GF/s", "GPU/CPU", "GPU f16 GF/s*", "Freivalds ms", "vs recompute", "on GPU ms"
     );
