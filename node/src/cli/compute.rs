@@ -33,9 +33,18 @@ pub enum ComputeCmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// Also time torch.matmul (TF32 off, CUDA) with this Python interpreter in the
-        /// same run and report wgpu / PyTorch.
+        /// same run and report wgpu / PyTorch (and, with --inference, the same model's
+        /// forward in transformers' GPT2LMHeadModel).
         #[arg(long, value_name = "PYTHON")]
         pytorch: Option<PathBuf>,
+        /// Add an inference row: a random GPT-2-layout model of this shape
+        /// (LAYERS,WIDTH,HEADS,VOCAB,CONTEXT; GPT-2 small is 12,768,12,50257,1024), run on
+        /// BATCH x SEQ tokens with last-position logits, cold and warm.
+        #[arg(long, value_name = "L,D,H,V,T")]
+        inference: Option<String>,
+        /// Inference batch: sequences x tokens.
+        #[arg(long, default_value = "4x512", value_name = "BxS")]
+        batch: String,
     },
     /// Run a safetensors model (an MLP, or a GPT-2-layout transformer) on a batch.
     Run {
@@ -104,7 +113,14 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
             sizes,
             runs,
             pytorch,
-        } => bench(device, &sizes, runs, pytorch.as_deref(), out),
+            inference,
+            batch,
+        } => {
+            let inference = inference
+                .map(|shape| InferenceBench::parse(&shape, &batch))
+                .transpose()?;
+            bench(device, &sizes, runs, pytorch.as_deref(), inference, out)
+        }
         ComputeCmd::Run {
             model,
             input,
@@ -224,11 +240,202 @@ fn torch_bench(python: &Path, sizes: &[usize], runs: usize) -> Value {
     }
 }
 
+/// The inference row of `compute bench`: a model shape and a batch.
+struct InferenceBench {
+    layers: usize,
+    width: usize,
+    heads: usize,
+    vocab: usize,
+    context: usize,
+    batch: usize,
+    seq: usize,
+}
+
+impl InferenceBench {
+    fn parse(shape: &str, batch: &str) -> anyhow::Result<InferenceBench> {
+        let dims: Vec<usize> = shape
+            .split(',')
+            .map(|x| x.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--inference {shape:?}: {e} (give L,D,H,V,T)"))?;
+        let [layers, width, heads, vocab, context] = dims[..] else {
+            bail!("--inference {shape:?}: give five numbers, LAYERS,WIDTH,HEADS,VOCAB,CONTEXT");
+        };
+        let (b, s) = batch
+            .split_once('x')
+            .and_then(|(b, s)| Some((b.parse().ok()?, s.parse().ok()?)))
+            .ok_or_else(|| {
+                anyhow::anyhow!("--batch {batch:?}: give SEQUENCESxTOKENS, e.g. 4x512")
+            })?;
+        if layers == 0 || width == 0 || heads == 0 || width % heads != 0 || vocab < 2 {
+            bail!("--inference {shape:?}: layers, width, heads at least 1, width divisible by heads, vocab at least 2");
+        }
+        if b == 0 || s == 0 || s > context {
+            bail!("--batch {batch}: at least one sequence of 1 to CONTEXT ({context}) tokens");
+        }
+        Ok(InferenceBench {
+            layers,
+            width,
+            heads,
+            vocab,
+            context,
+            batch: b,
+            seq: s,
+        })
+    }
+
+    /// Seeded token ids, the same for both sides.
+    fn tokens(&self) -> Vec<Vec<u32>> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..self.batch)
+            .map(|_| {
+                (0..self.seq)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % self.vocab as u64) as u32
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// GPT2LMHeadModel (transformers) on the same safetensors file and tokens: cold and warm
+/// forward (median), and the warm forward with the last positions' logits copied to the
+/// host, as JSON.
+const TORCH_INFER: &str = r#"
+import json, sys, time
+try:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import GPT2Config, GPT2LMHeadModel
+except Exception as e:
+    print(json.dumps({"error": "no torch/transformers/safetensors: %s" % e})); sys.exit(0)
+if not torch.cuda.is_available():
+    print(json.dumps({"error": "torch sees no CUDA device"})); sys.exit(0)
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+path, tokens_path, heads, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sd = load_file(path)
+sd = {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in sd.items()}
+layers = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("h."))
+vocab, width = sd["wte.weight"].shape
+cfg = GPT2Config(vocab_size=vocab, n_positions=sd["wpe.weight"].shape[0], n_embd=width,
+                 n_layer=layers, n_head=heads)
+model = GPT2LMHeadModel(cfg)
+model.transformer.load_state_dict(sd, strict=False)
+model.tie_weights()
+model = model.cuda().eval()
+ids = torch.tensor(json.load(open(tokens_path)), device="cuda")
+def forward(to_host):
+    torch.cuda.synchronize(); t = time.perf_counter()
+    with torch.no_grad():
+        logits = model(ids).logits
+        if to_host:
+            logits[:, -1, :].cpu()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) * 1e3
+cold = forward(False)
+warm = sorted(forward(False) for _ in range(max(runs, 1)))
+warm_host = sorted(forward(True) for _ in range(max(runs, 1)))
+print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                  "cold_ms": cold, "warm_ms": warm[len(warm) // 2],
+                  "warm_last_logits_to_host_ms": warm_host[len(warm_host) // 2]}))
+"#;
+
+/// Run the PyTorch side of the inference row.
+fn torch_infer(python: &Path, model: &Path, tokens: &Path, heads: usize, runs: usize) -> Value {
+    let res = std::process::Command::new(python)
+        .arg("-c")
+        .arg(TORCH_INFER)
+        .arg(model)
+        .arg(tokens)
+        .args([heads.to_string(), runs.to_string()])
+        .output();
+    match res {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| json!({"error": format!("unreadable output: {e}")})),
+        Ok(o) => json!({"error": String::from_utf8_lossy(&o.stderr).trim().to_string()}),
+        Err(e) => json!({"error": format!("running {}: {e}", python.display())}),
+    }
+}
+
+/// The inference row: the model built, written, uploaded once, then the forward pass
+/// (last-position logits, read back) cold and warm on `backend`, and PyTorch's on the same
+/// file and tokens when asked.
+fn inference_row(
+    backend: &Backend,
+    spec: &InferenceBench,
+    runs: usize,
+    pytorch: Option<&Path>,
+    out: Out,
+) -> anyhow::Result<Value> {
+    out.progress(&format!(
+        "inference: building a {}-layer, width {}, vocabulary {} model",
+        spec.layers, spec.width, spec.vocab
+    ));
+    let bytes = example::gpt(
+        spec.vocab,
+        spec.width,
+        spec.heads,
+        spec.context,
+        spec.layers,
+        1,
+    )?;
+    let dir = tempfile::tempdir()?;
+    let (model_path, tokens_path) = (
+        dir.path().join("model.safetensors"),
+        dir.path().join("tokens.json"),
+    );
+    std::fs::write(&model_path, &bytes)?;
+    let seqs = spec.tokens();
+    std::fs::write(&tokens_path, serde_json::to_vec(&seqs)?)?;
+    let host = Model::from_bytes(&bytes)?;
+    drop(bytes);
+    let input = Input::Tokens(seqs);
+    let (_, upload_ms, times) = match backend {
+        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &input, Positions::Last, runs + 1)?,
+        Backend::Cpu => forward_on(&Cpu, &host, &input, Positions::Last, runs + 1)?,
+    };
+    let cold = times.first().copied().unwrap_or(f64::NAN);
+    let mut warm: Vec<f64> = times.iter().skip(1).copied().collect();
+    warm.sort_by(f64::total_cmp);
+    let warm = warm.get(warm.len() / 2).copied().unwrap_or(cold);
+    let mut row = json!({
+        "layers": spec.layers, "width": spec.width, "heads": spec.heads, "vocab": spec.vocab,
+        "batch": spec.batch, "seq": spec.seq, "parameters": host.summary().parameters,
+        "upload_ms": upload_ms, "cold_ms": cold, "warm_ms": warm,
+        "note": "agora times include reading back the last positions' logits",
+    });
+    if let Some(py) = pytorch {
+        out.progress(&format!(
+            "inference: the same model in PyTorch with {}",
+            py.display()
+        ));
+        let t = torch_infer(py, &model_path, &tokens_path, spec.heads, runs);
+        row["pytorch"] = t.clone();
+        row["warm_vs_pytorch"] = inference_ratio(warm, &t);
+    }
+    Ok(row)
+}
+
+/// Agora's warm forward over PyTorch's warm forward with the last logits on the host (how
+/// many times slower; null when PyTorch gave no figure).
+fn inference_ratio(agora_warm_ms: f64, torch: &Value) -> Value {
+    match torch["warm_last_logits_to_host_ms"].as_f64() {
+        Some(t) if t > 0.0 => json!(agora_warm_ms / t),
+        _ => Value::Null,
+    }
+}
+
 fn bench(
     device: Option<String>,
     sizes: &[usize],
     runs: usize,
     pytorch: Option<&Path>,
+    inference: Option<InferenceBench>,
     out: Out,
 ) -> anyhow::Result<()> {
     if sizes.iter().any(|s| *s == 0 || *s > 16_384) {
@@ -308,9 +515,12 @@ fn bench(
         }
         Backend::Cpu => Value::Null,
     };
+    let inference = inference
+        .map(|spec| inference_row(&backend, &spec, runs, pytorch, out))
+        .transpose()?;
     let v = json!({
         "device": backend.name(), "cpu_threads": rayon_threads(), "runs": runs,
-        "results": rows, "pytorch": torch, "gemm": gemm,
+        "results": rows, "pytorch": torch, "gemm": gemm, "inference": inference,
     });
     out.print(&v, || bench_table(&v, runs));
     Ok(())
@@ -372,6 +582,33 @@ fn bench_table(v: &Value, runs: usize) -> String {
                     f(r, "wgpu_vs_pytorch")
                 ));
             }
+        }
+    }
+    let i = &v["inference"];
+    if !i.is_null() {
+        t.push_str(&format!(
+            "
+inference: {} layers, width {}, vocabulary {}, {} x {} tokens, last-position logits: upload {} ms, forward cold {} ms, warm {} ms",
+            i["layers"], i["width"], i["vocab"], i["batch"], i["seq"],
+            f(i, "upload_ms"), f(i, "cold_ms"), f(i, "warm_ms")
+        ));
+        match &i["pytorch"] {
+            Value::Null => {}
+            p if p.get("error").is_some() => t.push_str(&format!(
+                "
+  pytorch: not measured ({})",
+                p["error"].as_str().unwrap_or("?")
+            )),
+            p => t.push_str(&format!(
+                "
+  pytorch {} on {}: cold {} ms, warm {} ms, warm with last logits to host {} ms; agora warm / that = {}",
+                p["torch"].as_str().unwrap_or("?"),
+                p["device"].as_str().unwrap_or("?"),
+                f(p, "cold_ms"),
+                f(p, "warm_ms"),
+                f(p, "warm_last_logits_to_host_ms"),
+                f(i, "warm_vs_pytorch")
+            )),
         }
     }
     t

@@ -277,3 +277,87 @@ fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
         "{p}"
     );
 }
+
+/// `compute bench --inference`: a model of the given shape is built, uploaded once and run
+/// cold and warm; PyTorch's figures (here from a stand-in interpreter that prints fixed
+/// timings) give the ratio; without torch the row says why; bad shapes are refused.
+#[test]
+fn compute_bench_inference_row_times_cold_and_warm_and_compares_with_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = dir.path().join("python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\necho '{\"device\": \"stand-in GPU\", \"torch\": \"stand-in\", \"cold_ms\": 10.0, \"warm_ms\": 4.0, \"warm_last_logits_to_host_ms\": 5.0}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bench = |py: &str| {
+        cli_json(
+            dir.path(),
+            &[
+                "compute",
+                "bench",
+                "--sizes",
+                "32",
+                "--runs",
+                "2",
+                "--device",
+                "gpu",
+                "--inference",
+                "1,32,2,64,16",
+                "--batch",
+                "2x8",
+                "--pytorch",
+                py,
+            ],
+        )
+    };
+    let v = bench(python.to_str().unwrap());
+    let i = &v["inference"];
+    assert_eq!(
+        (i["layers"].as_u64(), i["batch"].as_u64(), i["seq"].as_u64()),
+        (Some(1), Some(2), Some(8)),
+        "{v}"
+    );
+    let warm = i["warm_ms"].as_f64().unwrap();
+    assert!(warm > 0.0 && i["cold_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(i["pytorch"]["device"], "stand-in GPU");
+    let ratio = i["warm_vs_pytorch"].as_f64().unwrap();
+    assert!((ratio - warm / 5.0).abs() < 1e-9, "{ratio} vs {warm} / 5");
+    // A python without torch: the row says so and has no ratio.
+    let v = bench("python3");
+    assert!(
+        v["inference"]["pytorch"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("torch"),
+        "{v}"
+    );
+    assert!(v["inference"]["warm_vs_pytorch"].is_null());
+    for (shape, batch) in [
+        ("1,32,3,64,16", "2x8"),
+        ("1,32", "2x8"),
+        ("1,32,2,64,16", "2x99"),
+        ("1,32,2,64,16", "two"),
+    ] {
+        let (code, _, err) = cli(
+            dir.path(),
+            &[
+                "compute",
+                "bench",
+                "--sizes",
+                "8",
+                "--inference",
+                shape,
+                "--batch",
+                batch,
+            ],
+        );
+        assert_ne!(code, 0, "{shape} {batch}");
+        assert!(
+            err.contains("--inference") || err.contains("--batch"),
+            "{err}"
+        );
+    }
+}
