@@ -37,6 +37,17 @@ pub trait Ops {
         act: Activation,
     ) -> Result<Self::Tensor, ComputeError>;
     fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, ComputeError>;
+    /// A linear layer, `act(x · w + bias)`. The default is the product then
+    /// [`Ops::bias_act`]; a backend may fuse them.
+    fn linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: &Self::Tensor,
+        act: Activation,
+    ) -> Result<Self::Tensor, ComputeError> {
+        self.bias_act(&self.matmul(x, w)?, bias, act)
+    }
     /// Row softmax of `scale · x`; with `causal = Some(p)`, row `i` keeps only columns
     /// `0..=i % p` (the rest become 0), the mask of `p`-token causal attention.
     fn softmax(

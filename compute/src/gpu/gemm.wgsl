@@ -17,8 +17,12 @@
 // - Every load and store is bounds-checked, so any shape works; each output element is
 //   the sum over k in increasing order whatever the variant.
 //
-// Bindings: 0 params (uniform), 1 A (read), 2 B (read), 3 C (read_write).
-// Dispatch: (ceil(n / TN), ceil(m / TM), batch).
+// Two entry points: `main` writes alpha * A * op(B); `main_bias` (a linear layer in one
+// pass) writes act(alpha * A * op(B) + bias[col]) with act in `pad0`: 0 none, 1 ReLU, 2 GELU
+// (tanh form, argument clamped to +-15, as `bias_act` and the CPU twin).
+//
+// Bindings: 0 params (uniform), 1 A (read), 2 B (read), 3 C (read_write), 4 bias (read,
+// `main_bias` only). Dispatch: (ceil(n / TN), ceil(m / TM), batch).
 
 struct Params {
     m: u32, k: u32, n: u32, trans_b: u32,
@@ -31,6 +35,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<ELEM>;
 @group(0) @binding(2) var<storage, read> b: array<ELEM>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const WX: u32 = WGXu;
 const WY: u32 = WGYu;
@@ -82,11 +87,8 @@ fn load(buf: u32, t: u32, tid: u32, row0: u32, col0: u32, abase: u32, bbase: u32
     }
 }
 
-@compute @workgroup_size(WX, WY, 1)
-fn main(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
+// This invocation's RM x RN block of the workgroup's tile of A * op(B).
+fn tile(lid: vec3<u32>, wid: vec3<u32>) -> array<array<f32, BN>, BM> {
     let tid = lid.y * WX + lid.x;
     let row0 = wid.y * TM;
     let col0 = wid.x * TN;
@@ -128,14 +130,51 @@ fn main(
         }
         workgroupBarrier();
     }
+    return acc;
+}
+
+@compute @workgroup_size(WX, WY, 1)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let acc = tile(lid, wid);
     let cbase = p.c_off + wid.z * p.c_bs;
     for (var i = 0u; i < BM; i++) {
-        let r = row0 + lid.y + i * WY;
+        let r = wid.y * TM + lid.y + i * WY;
         if (r < p.m) {
             for (var j = 0u; j < BN; j++) {
-                let col = col0 + lid.x + j * WX;
+                let col = wid.x * TN + lid.x + j * WX;
                 if (col < p.n) {
                     c[cbase + r * p.ldc + col] = p.alpha * acc[i][j];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WX, WY, 1)
+fn main_bias(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let acc = tile(lid, wid);
+    let cbase = p.c_off + wid.z * p.c_bs;
+    for (var i = 0u; i < BM; i++) {
+        let r = wid.y * TM + lid.y + i * WY;
+        if (r < p.m) {
+            for (var j = 0u; j < BN; j++) {
+                let col = wid.x * TN + lid.x + j * WX;
+                if (col < p.n) {
+                    let v = p.alpha * acc[i][j] + bias[col];
+                    var o = v;
+                    if (p.pad0 == 1u) {
+                        o = max(v, 0.0);
+                    } else if (p.pad0 == 2u) {
+                        let t = clamp(0.7978846 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+                        o = 0.5 * v * (1.0 + tanh(t));
+                    }
+                    c[cbase + r * p.ldc + col] = o;
                 }
             }
         }

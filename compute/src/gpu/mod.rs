@@ -156,6 +156,8 @@ pub struct Gpu {
 struct Kernels {
     gemm_variant: tune::GemmVariant,
     gemm: Kernel,
+    /// The same tiling with a bias and activation epilogue: a linear layer in one pass.
+    gemm_bias: Kernel,
     gemm_f16: Option<Kernel>,
     fill: Kernel,
     bias_act: Kernel,
@@ -209,6 +211,7 @@ impl Kernels {
         Kernels {
             gemm_variant: v,
             gemm: Kernel::new(device, "gemm", &v.source("f32"), "main"),
+            gemm_bias: Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias"),
             gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
             bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
@@ -245,6 +248,7 @@ impl Kernels {
             return;
         }
         self.gemm = Kernel::new(device, "gemm", &v.source("f32"), "main");
+        self.gemm_bias = Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias");
         if self.gemm_f16.is_some() {
             self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
         }
@@ -636,6 +640,23 @@ impl Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
+        self.gemm_epilogue(k, v, elem, a, b, c, g, None)
+    }
+
+    /// [`Gpu::gemm_with`], with `bias` and an activation code (0 none, 1 ReLU, 2 GELU) for
+    /// the `main_bias` entry point.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_epilogue(
+        &self,
+        k: &Kernel,
+        v: tune::GemmVariant,
+        elem: u64,
+        a: &Pooled,
+        b: &Pooled,
+        c: &mut GpuMat,
+        g: &Gemm,
+        bias: Option<(&Pooled, u32)>,
+    ) -> Result<(), ComputeError> {
         g.check(
             (a.bytes / elem) as usize,
             (b.bytes / elem) as usize,
@@ -665,7 +686,7 @@ impl Gpu {
             u("B offset", g.b.offset)?,
             u("ldb", g.b.ld)?,
             u("B batch stride", g.b.batch_stride)?,
-            0,
+            bias.map_or(0, |(_, act)| act),
             u("C offset", g.c.offset)?,
             u("ldc", g.c.ld)?,
             u("C batch stride", g.c.batch_stride)?,
@@ -676,7 +697,10 @@ impl Gpu {
             g.m.div_ceil(tm) as u32,
             g.batch as u32,
         ];
-        self.dispatch(k, &params, &[a, b, &c.buf], groups)
+        match bias {
+            Some((bias, _)) => self.dispatch(k, &params, &[a, b, &c.buf, bias], groups),
+            None => self.dispatch(k, &params, &[a, b, &c.buf], groups),
+        }
     }
 
     /// One f32 per row of `x`, from a row kernel (`rows` groups of 64).
@@ -717,6 +741,14 @@ impl Gpu {
             )?;
         }
         Ok(self.matrix(m.rows, 1, out))
+    }
+}
+
+fn act_code(act: Activation) -> u32 {
+    match act {
+        Activation::None => 0,
+        Activation::Relu => 1,
+        Activation::Gelu => 2,
     }
 }
 
@@ -773,12 +805,35 @@ impl Ops for Gpu {
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
         check::row("bias", bias.shape(), x.cols)?;
-        let act = match act {
-            Activation::None => 0,
-            Activation::Relu => 1,
-            Activation::Gelu => 2,
-        };
-        self.elementwise(&self.kernels.bias_act, x, bias, act)
+        self.elementwise(&self.kernels.bias_act, x, bias, act_code(act))
+    }
+
+    /// One pass: the gemm writes `act(x · w + bias)` (no separate bias kernel, no second
+    /// pass over the output).
+    fn linear(
+        &self,
+        x: &GpuMat,
+        w: &GpuMat,
+        bias: &GpuMat,
+        act: Activation,
+    ) -> Result<GpuMat, ComputeError> {
+        check::matmul(x.shape(), w.shape())?;
+        check::row("bias", bias.shape(), w.cols)?;
+        let mut c = self.alloc(x.rows, w.cols)?;
+        let v = self.kernels.gemm_variant;
+        let g = Gemm::dense(x.rows, x.cols, w.cols);
+        let epilogue = Some((&bias.buf, act_code(act)));
+        self.gemm_epilogue(
+            &self.kernels.gemm_bias,
+            v,
+            4,
+            &x.buf,
+            &w.buf,
+            &mut c,
+            &g,
+            epilogue,
+        )?;
+        Ok(c)
     }
 
     fn add(&self, x: &GpuMat, y: &GpuMat) -> Result<GpuMat, ComputeError> {

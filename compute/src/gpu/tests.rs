@@ -509,3 +509,47 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The fused linear layer (gemm with a bias and activation epilogue) against the CPU
+/// twin's product then bias_act, for every tiling and activation; bound 1e-5 relative.
+/// Shape errors are refused as for the separate kernels.
+#[test]
+fn fused_linear_matches_the_cpu_twin() {
+    let mut g = gpu();
+    for v in tune::fitting(&g.info) {
+        g.set_gemm_variant(v).unwrap();
+        for (m, k, n) in [(1, 1, 1), (7, 33, 65), (130, 70, 129)] {
+            let x = Mat::random(m, k, 31);
+            let w = Mat::random(k, n, 32);
+            let b = Mat::random(1, n, 33);
+            for act in [Activation::None, Activation::Relu, Activation::Gelu] {
+                let want = Cpu.linear(&x, &w, &b, act).unwrap();
+                let (gx, gw, gb) = (
+                    g.upload(&x).unwrap(),
+                    g.upload(&w).unwrap(),
+                    g.upload(&b).unwrap(),
+                );
+                let got = down(&g, &g.linear(&gx, &gw, &gb, act).unwrap());
+                let e = rel_err(&got.data, &want.data);
+                assert!(
+                    e < 1e-5,
+                    "{} {act:?} {m}x{k}x{n}: relative error {e}",
+                    v.name
+                );
+            }
+        }
+    }
+    let (x, w) = (
+        g.upload(&Mat::zeros(2, 3)).unwrap(),
+        g.upload(&Mat::zeros(3, 4)).unwrap(),
+    );
+    let short_bias = g.upload(&Mat::zeros(1, 3)).unwrap();
+    assert!(matches!(
+        g.linear(&x, &w, &short_bias, Activation::None),
+        Err(ComputeError::Shape(_))
+    ));
+    assert!(matches!(
+        g.linear(&x, &x, &short_bias, Activation::None),
+        Err(ComputeError::Shape(_))
+    ));
+}

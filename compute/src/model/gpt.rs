@@ -283,7 +283,7 @@ impl<T> Gpt<T> {
         let mut x = ops.upload(&self.embed(seqs)?)?;
         for b in &self.blocks {
             let h = ops.layernorm(&x, &b.ln_1.gamma, &b.ln_1.beta, c.eps)?;
-            let qkv = ops.bias_act(&ops.matmul(&h, &b.attn.w)?, &b.attn.b, Activation::None)?;
+            let qkv = ops.linear(&h, &b.attn.w, &b.attn.b, Activation::None)?;
             let mut att = ops.alloc(rows, d)?;
             let mut start = 0;
             for seq in seqs {
@@ -295,15 +295,11 @@ impl<T> Gpt<T> {
                 ops.gemm_into(&p, &qkv, &mut att, &pv)?;
                 start += t;
             }
-            let proj = ops.bias_act(&ops.matmul(&att, &b.proj.w)?, &b.proj.b, Activation::None)?;
+            let proj = ops.linear(&att, &b.proj.w, &b.proj.b, Activation::None)?;
             x = ops.add(&x, &proj)?;
             let h = ops.layernorm(&x, &b.ln_2.gamma, &b.ln_2.beta, c.eps)?;
-            let f = ops.bias_act(&ops.matmul(&h, &b.fc.w)?, &b.fc.b, Activation::Gelu)?;
-            let f = ops.bias_act(
-                &ops.matmul(&f, &b.fc_proj.w)?,
-                &b.fc_proj.b,
-                Activation::None,
-            )?;
+            let f = ops.linear(&h, &b.fc.w, &b.fc.b, Activation::Gelu)?;
+            let f = ops.linear(&f, &b.fc_proj.w, &b.fc_proj.b, Activation::None)?;
             x = ops.add(&x, &f)?;
         }
         let h = ops.layernorm(&x, &self.ln_f.gamma, &self.ln_f.beta, c.eps)?;

@@ -118,7 +118,7 @@ impl<T> Mlp<T> {
             } else {
                 self.activation
             };
-            h = ops.bias_act(&ops.matmul(&h, &layer.w)?, &layer.b, act)?;
+            h = ops.linear(&h, &layer.w, &layer.b, act)?;
         }
         ops.download_one(&h)
     }
