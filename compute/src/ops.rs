@@ -16,6 +16,20 @@ pub trait Ops {
 
     fn name(&self) -> String;
     fn upload(&self, m: &Mat) -> Result<Self::Tensor, ComputeError>;
+    /// Upload a product weight; with `half`, rounded to f16. The default keeps f32 storage
+    /// of the rounded values (what the CPU twin of a half-weight model computes with); a
+    /// GPU stores f16.
+    fn upload_weight(&self, m: &Mat, half: bool) -> Result<Self::Tensor, ComputeError> {
+        if !half {
+            return self.upload(m);
+        }
+        let data = m
+            .data
+            .iter()
+            .map(|v| half::f16::from_f32(*v).to_f32())
+            .collect();
+        self.upload(&Mat::new(m.rows, m.cols, data)?)
+    }
     /// Read several tensors back at once (on the GPU: one submit, one mapping).
     fn download(&self, ts: &[&Self::Tensor]) -> Result<Vec<Mat>, ComputeError>;
     fn shape(&self, t: &Self::Tensor) -> (usize, usize);

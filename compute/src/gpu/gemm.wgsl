@@ -1,6 +1,8 @@
-// Strided, batched C_z = alpha * A_z * op(B_z) (the host's `Gemm`), row-major. ELEM is f32,
-// or f16 where the adapter has SHADER_F16 (the host substitutes it and prepends
-// `enable f16;`); accumulation is always f32.
+// Strided, batched C_z = alpha * A_z * op(B_z) (the host's `Gemm`), row-major. AELEM and
+// BELEM, the element types of A and B, are f32, or f16 where the adapter has SHADER_F16
+// (the host substitutes them and prepends `enable f16;`): f16 x f16 for `matmul_f16`, f32
+// activations x f16 weights for models uploaded with half weights. Accumulation is always
+// f32.
 //
 // A template: the host substitutes WGX x WGY invocations per workgroup, each computing an
 // RM x RN block of C, so a workgroup computes a TM x TN tile (TM = WGY * RM, TN = WGX * RN),
@@ -32,8 +34,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<ELEM>;
-@group(0) @binding(2) var<storage, read> b: array<ELEM>;
+@group(0) @binding(1) var<storage, read> a: array<AELEM>;
+@group(0) @binding(2) var<storage, read> b: array<BELEM>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 

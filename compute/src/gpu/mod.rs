@@ -159,6 +159,8 @@ struct Kernels {
     /// The same tiling with a bias and activation epilogue: a linear layer in one pass.
     gemm_bias: Kernel,
     gemm_f16: Option<Kernel>,
+    /// f32 activations times f16 weights, plain and with the bias epilogue.
+    gemm_w16: Option<(Kernel, Kernel)>,
     fill: Kernel,
     bias_act: Kernel,
     add: Kernel,
@@ -213,6 +215,7 @@ impl Kernels {
             gemm: Kernel::new(device, "gemm", &v.source("f32"), "main"),
             gemm_bias: Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias"),
             gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
+            gemm_w16: f16.then(|| w16_kernels(device, v)),
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
             bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
             add: Kernel::new(device, "add", elementwise, "add"),
@@ -251,9 +254,18 @@ impl Kernels {
         self.gemm_bias = Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias");
         if self.gemm_f16.is_some() {
             self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
+            self.gemm_w16 = Some(w16_kernels(device, v));
         }
         self.gemm_variant = v;
     }
+}
+
+fn w16_kernels(device: &wgpu::Device, v: tune::GemmVariant) -> (Kernel, Kernel) {
+    let src = v.source_mixed("f32", "f16");
+    (
+        Kernel::new(device, "gemm_w16", &src, "main"),
+        Kernel::new(device, "gemm_bias_w16", &src, "main_bias"),
+    )
 }
 
 /// Free buffers by size class. At most [`POOL_DEPTH`] are kept per class.
@@ -321,6 +333,8 @@ pub struct GpuMat {
     pub rows: usize,
     pub cols: usize,
     buf: Pooled,
+    /// Stored as f16 ([`Gpu::upload_half`]): only a gemm's B operand (model weights) may be.
+    half: bool,
 }
 
 impl GpuMat {
@@ -595,7 +609,12 @@ impl Gpu {
     }
 
     fn matrix(&self, rows: usize, cols: usize, buf: Pooled) -> GpuMat {
-        GpuMat { rows, cols, buf }
+        GpuMat {
+            rows,
+            cols,
+            buf,
+            half: false,
+        }
     }
 
     /// `C = A · B` with A and B stored as f16 (rounded to nearest on upload) and f32
@@ -640,7 +659,7 @@ impl Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        self.gemm_epilogue(k, v, elem, a, b, c, g, None)
+        self.gemm_epilogue(k, v, (elem, elem), a, b, c, g, None)
     }
 
     /// [`Gpu::gemm_with`], with `bias` and an activation code (0 none, 1 ReLU, 2 GELU) for
@@ -650,7 +669,7 @@ impl Gpu {
         &self,
         k: &Kernel,
         v: tune::GemmVariant,
-        elem: u64,
+        (a_elem, b_elem): (u64, u64),
         a: &Pooled,
         b: &Pooled,
         c: &mut GpuMat,
@@ -658,8 +677,8 @@ impl Gpu {
         bias: Option<(&Pooled, u32)>,
     ) -> Result<(), ComputeError> {
         g.check(
-            (a.bytes / elem) as usize,
-            (b.bytes / elem) as usize,
+            (a.bytes / a_elem) as usize,
+            (b.bytes / b_elem) as usize,
             c.rows * c.cols,
         )?;
         if g.is_empty() {
@@ -705,6 +724,7 @@ impl Gpu {
 
     /// One f32 per row of `x`, from a row kernel (`rows` groups of 64).
     fn per_row(&self, k: &Kernel, x: &GpuMat, extra: &[&Pooled]) -> Result<Pooled, ComputeError> {
+        self.full(&[x])?;
         let out = self.poisoned("row results", x.rows)?;
         if x.rows > 0 {
             let mut bufs = vec![&x.buf];
@@ -718,6 +738,7 @@ impl Gpu {
 
     /// `y = M · v` (or `|M| · v`) with Kahan-compensated f32 sums; `v` is `cols × 1`.
     pub fn matvec(&self, m: &GpuMat, v: &GpuMat, absolute: bool) -> Result<GpuMat, ComputeError> {
+        self.full(&[m, v])?;
         if v.rows != m.cols || v.cols != 1 {
             return Err(ComputeError::Shape(format!(
                 "matvec: {}x{} times {}x{}",
@@ -744,6 +765,65 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Refuse f16 tensors where a kernel reads f32 (only a gemm's B may be f16).
+    fn full(&self, ts: &[&GpuMat]) -> Result<(), ComputeError> {
+        if ts.iter().any(|t| t.half) {
+            return Err(ComputeError::Unsupported(
+                "an f16 tensor (half weights) can only be the weight operand of a product".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The gemm kernel for `a · b` (f32 x f32, or f32 x f16 weights), with or without the
+    /// bias epilogue, and the element sizes of A and B.
+    fn gemm_kernel(
+        &self,
+        a: &GpuMat,
+        b: &GpuMat,
+        c: &GpuMat,
+        bias: bool,
+    ) -> Result<(&Kernel, (u64, u64)), ComputeError> {
+        self.full(&[a, c])?;
+        if !b.half {
+            let k = if bias {
+                &self.kernels.gemm_bias
+            } else {
+                &self.kernels.gemm
+            };
+            return Ok((k, (4, 4)));
+        }
+        let (plain, with_bias) = self.kernels.gemm_w16.as_ref().ok_or_else(|| {
+            ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
+        })?;
+        Ok((if bias { with_bias } else { plain }, (4, 2)))
+    }
+
+    /// Upload `m` stored as f16 (rounded to nearest), for use as model weights: the B
+    /// operand of products, half the memory and traffic of f32. Needs `SHADER_F16`.
+    pub fn upload_half(&self, m: &Mat) -> Result<GpuMat, ComputeError> {
+        if !self.has_f16() {
+            return Err(ComputeError::Unsupported(format!(
+                "{} has no SHADER_F16",
+                self.info.name
+            )));
+        }
+        let bytes: Vec<u8> = m
+            .data
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes())
+            .collect();
+        let buf = self.upload_bytes("half upload", &bytes)?;
+        Ok(GpuMat {
+            rows: m.rows,
+            cols: m.cols,
+            buf,
+            half: true,
+        })
+    }
+}
+
 fn act_code(act: Activation) -> u32 {
     match act {
         Activation::None => 0,
@@ -764,12 +844,31 @@ impl Ops for Gpu {
         Ok(self.matrix(m.rows, m.cols, buf))
     }
 
+    fn upload_weight(&self, m: &Mat, half: bool) -> Result<GpuMat, ComputeError> {
+        if half {
+            self.upload_half(m)
+        } else {
+            self.upload(m)
+        }
+    }
+
     fn download(&self, ts: &[&GpuMat]) -> Result<Vec<Mat>, ComputeError> {
         let bufs: Vec<&Pooled> = ts.iter().map(|t| &t.buf).collect();
         self.read(&bufs)?
             .into_iter()
             .zip(ts)
-            .map(|(bytes, t)| Mat::new(t.rows, t.cols, bytemuck::pod_collect_to_vec(&bytes)))
+            .map(|(bytes, t)| {
+                let data = if t.half {
+                    bytes
+                        .chunks_exact(2)
+                        .take(t.rows * t.cols)
+                        .map(|h| half::f16::from_bits(u16::from_le_bytes([h[0], h[1]])).to_f32())
+                        .collect()
+                } else {
+                    bytemuck::pod_collect_to_vec(&bytes)
+                };
+                Mat::new(t.rows, t.cols, data)
+            })
             .collect()
     }
 
@@ -799,8 +898,9 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
+        let (k, elems) = self.gemm_kernel(a, b, c, false)?;
         let v = self.kernels.gemm_variant;
-        self.gemm_with(&self.kernels.gemm, v, 4, &a.buf, &b.buf, c, g)
+        self.gemm_epilogue(k, v, elems, &a.buf, &b.buf, c, g, None)
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
@@ -820,19 +920,12 @@ impl Ops for Gpu {
         check::matmul(x.shape(), w.shape())?;
         check::row("bias", bias.shape(), w.cols)?;
         let mut c = self.alloc(x.rows, w.cols)?;
+        self.full(&[bias])?;
+        let (k, elems) = self.gemm_kernel(x, w, &c, true)?;
         let v = self.kernels.gemm_variant;
         let g = Gemm::dense(x.rows, x.cols, w.cols);
         let epilogue = Some((&bias.buf, act_code(act)));
-        self.gemm_epilogue(
-            &self.kernels.gemm_bias,
-            v,
-            4,
-            &x.buf,
-            &w.buf,
-            &mut c,
-            &g,
-            epilogue,
-        )?;
+        self.gemm_epilogue(k, v, elems, &x.buf, &w.buf, &mut c, &g, epilogue)?;
         Ok(c)
     }
 
@@ -847,6 +940,7 @@ impl Ops for Gpu {
         scale: f32,
         causal: Option<usize>,
     ) -> Result<GpuMat, ComputeError> {
+        self.full(&[x])?;
         if causal == Some(0) {
             return Err(ComputeError::Shape("causal softmax period 0".into()));
         }
@@ -871,6 +965,7 @@ impl Ops for Gpu {
         beta: &GpuMat,
         eps: f32,
     ) -> Result<GpuMat, ComputeError> {
+        self.full(&[x])?;
         check::row("layernorm gamma", gamma.shape(), x.cols)?;
         check::row("layernorm beta", beta.shape(), x.cols)?;
         let out = self.poisoned("layernorm", x.rows * x.cols)?;
@@ -902,6 +997,7 @@ impl Ops for Gpu {
     }
 
     fn cosine(&self, a: &GpuMat, b: &GpuMat) -> Result<Vec<f32>, ComputeError> {
+        self.full(&[a, b])?;
         check::same("cosine", a.shape(), b.shape())?;
         self.read_f32(&self.per_row(&self.kernels.cosine, a, &[&b.buf])?)
     }
@@ -933,6 +1029,7 @@ impl Gpu {
         y: &GpuMat,
         act: u32,
     ) -> Result<GpuMat, ComputeError> {
+        self.full(&[x, y])?;
         let n = x.rows * x.cols;
         let out = self.poisoned(k.name, n)?;
         if n > 0 {

@@ -41,16 +41,22 @@ impl GemmVariant {
         4 * 2 * self.tk * (self.tile_m() + 1 + self.tile_n() + 1)
     }
 
-    /// The kernel source for elements of type `elem` (`f32` or `f16`).
+    /// The kernel source for elements of type `elem` (`f32` or `f16`) in A and B.
     pub fn source(&self, elem: &str) -> String {
+        self.source_mixed(elem, elem)
+    }
+
+    /// The kernel source with A of type `a` and B of type `b`.
+    pub fn source_mixed(&self, a: &str, b: &str) -> String {
         let src = include_str!("gemm.wgsl")
-            .replace("ELEM", elem)
+            .replace("AELEM", a)
+            .replace("BELEM", b)
             .replace("WGXu", &format!("{}u", self.wgx))
             .replace("WGYu", &format!("{}u", self.wgy))
             .replace("RMu", &format!("{}u", self.rm))
             .replace("RNu", &format!("{}u", self.rn))
             .replace("TKu", &format!("{}u", self.tk));
-        if elem == "f16" {
+        if a == "f16" || b == "f16" {
             format!("enable f16;\n{src}")
         } else {
             src

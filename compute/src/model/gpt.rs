@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{weights::Weights, Linear};
+use crate::model::{weights::Weights, Linear, Role};
 use crate::{Activation, ComputeError, Gemm, Mat, Ops, View};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -201,11 +201,11 @@ pub(crate) fn attention_gemms(start: usize, t: usize, d: usize, heads: usize) ->
 impl<T> Norm<T> {
     fn map<U>(
         &self,
-        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+        f: &mut impl FnMut(&T, Role) -> Result<U, ComputeError>,
     ) -> Result<Norm<U>, ComputeError> {
         Ok(Norm {
-            gamma: f(&self.gamma)?,
-            beta: f(&self.beta)?,
+            gamma: f(&self.gamma, Role::Other)?,
+            beta: f(&self.beta, Role::Other)?,
         })
     }
 }
@@ -213,7 +213,7 @@ impl<T> Norm<T> {
 impl<T> Gpt<T> {
     pub fn map<U>(
         &self,
-        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+        f: &mut impl FnMut(&T, Role) -> Result<U, ComputeError>,
     ) -> Result<Gpt<U>, ComputeError> {
         let blocks = self
             .blocks
@@ -233,7 +233,7 @@ impl<T> Gpt<T> {
             config: self.config,
             wte_host: self.wte_host.clone(),
             wpe_host: self.wpe_host.clone(),
-            head: f(&self.head)?,
+            head: f(&self.head, Role::Weight)?,
             tied: self.tied,
             blocks,
             ln_f: self.ln_f.map(f)?,

@@ -90,7 +90,7 @@ impl<T> Mlp<T> {
 
     pub fn map<U>(
         &self,
-        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+        f: &mut impl FnMut(&T, super::Role) -> Result<U, ComputeError>,
     ) -> Result<Mlp<U>, ComputeError> {
         Ok(Mlp {
             layers: self

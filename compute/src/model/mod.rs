@@ -26,6 +26,14 @@ pub use gpt::Positions;
 use mlp::Mlp;
 use weights::Weights;
 
+/// What a tensor of a model is for, when it is moved to a backend: product weights
+/// (linear layers' `w` and the LM head) may be stored as f16; everything else stays f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Weight,
+    Other,
+}
+
 /// `x · w + b` with `w: in × out` and `b: 1 × out`.
 pub struct Linear<T> {
     pub w: T,
@@ -35,11 +43,11 @@ pub struct Linear<T> {
 impl<T> Linear<T> {
     fn map<U>(
         &self,
-        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+        f: &mut impl FnMut(&T, Role) -> Result<U, ComputeError>,
     ) -> Result<Linear<U>, ComputeError> {
         Ok(Linear {
-            w: f(&self.w)?,
-            b: f(&self.b)?,
+            w: f(&self.w, Role::Weight)?,
+            b: f(&self.b, Role::Other)?,
         })
     }
 }
@@ -213,14 +221,24 @@ impl Model<Mat> {
 
     /// Copy the weights to `ops`' backend, once; the result runs any number of batches.
     pub fn upload<O: Ops>(&self, ops: &O) -> Result<Model<O::Tensor>, ComputeError> {
-        self.map(&mut |m: &Mat| ops.upload(m))
+        self.map(&mut |m: &Mat, _| ops.upload(m))
+    }
+
+    /// [`Model::upload`] with the product weights (linear layers and the LM head) stored
+    /// as f16 where the backend can ([`Ops::upload_weight`]): half their memory and
+    /// traffic; activations, biases and norms stay f32, and products accumulate in f32.
+    pub fn upload_half<O: Ops>(&self, ops: &O) -> Result<Model<O::Tensor>, ComputeError> {
+        self.map(&mut |m: &Mat, role| match role {
+            Role::Weight => ops.upload_weight(m, true),
+            Role::Other => ops.upload(m),
+        })
     }
 }
 
 impl<T> Model<T> {
     pub fn map<U>(
         &self,
-        f: &mut impl FnMut(&T) -> Result<U, ComputeError>,
+        f: &mut impl FnMut(&T, Role) -> Result<U, ComputeError>,
     ) -> Result<Model<U>, ComputeError> {
         Ok(match self {
             Model::Mlp(m) => Model::Mlp(m.map(f)?),

@@ -454,3 +454,57 @@ fn last_position_logits_are_the_last_rows_of_the_full_forward() {
         }
     }
 }
+
+/// Half weights: the GPU stores the product weights as f16 and multiplies them with f32
+/// activations; the CPU twin computes with the same weights rounded to f16. They agree to
+/// 1e-4 of the largest logit (as the f32 models do); against the f32 model the difference
+/// is the rounding, small but not zero. An f16 tensor where an f32 one is read is refused.
+#[test]
+fn half_weight_models_match_the_rounded_cpu_twin() {
+    let g = gpu();
+    assert!(
+        g.has_f16(),
+        "{} has no SHADER_F16: this test needs it (lavapipe has it)",
+        g.info.name
+    );
+    let host = Model::from_bytes(&example::gpt(40, 32, 2, 16, 2, 6).unwrap()).unwrap();
+    let input = Input::Tokens(vec![vec![1, 2, 3, 4, 5], vec![7, 39]]);
+    let cpu = host
+        .upload_half(&Cpu)
+        .unwrap()
+        .forward(&Cpu, &input)
+        .unwrap();
+    let gpu_half = host.upload_half(&g).unwrap().forward(&g, &input).unwrap();
+    let full = host.upload(&Cpu).unwrap().forward(&Cpu, &input).unwrap();
+    for ((h, c), f) in gpu_half.iter().zip(&cpu).zip(&full) {
+        let e = rel_err(&h.data, &to64(c));
+        assert!(e < 1e-4, "half weights, GPU vs rounded CPU twin: {e}");
+        let d = rel_err(&h.data, &to64(f));
+        assert!(
+            d > 0.0 && d < 2e-2,
+            "half vs f32 weights differ by the rounding only: {d}"
+        );
+    }
+    let mlp = Model::from_bytes(&example::mlp(&[6, 9, 4], "gelu", 2).unwrap()).unwrap();
+    let x = Input::Features(Mat::random(5, 6, 3));
+    let a = mlp.upload_half(&g).unwrap().forward(&g, &x).unwrap();
+    let b = mlp.upload_half(&Cpu).unwrap().forward(&Cpu, &x).unwrap();
+    assert!(rel_err(&a[0].data, &to64(&b[0])) < 1e-5);
+    let w = g.upload_half(&Mat::random(3, 3, 1)).unwrap();
+    let y = g.upload(&Mat::random(3, 3, 2)).unwrap();
+    assert!(matches!(g.add(&w, &y), Err(ComputeError::Unsupported(_))));
+    assert!(matches!(
+        g.gemm_into(
+            &w,
+            &y,
+            &mut g.alloc(3, 3).unwrap(),
+            &crate::Gemm::dense(3, 3, 3)
+        ),
+        Err(ComputeError::Unsupported(_))
+    ));
+    assert_eq!(
+        g.download_one(&w).unwrap().rows,
+        3,
+        "half tensors read back as f32"
+    );
+}

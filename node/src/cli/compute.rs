@@ -73,6 +73,10 @@ pub enum ComputeCmd {
         /// and the median of the others (warm).
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Store the product weights (linear layers, LM head) as f16 on the GPU, half the
+        /// memory and traffic, f32 accumulation (on the CPU: the same weights rounded).
+        #[arg(long)]
+        f16_weights: bool,
     },
     /// Write a small random model to try `compute run` with.
     ExampleModel {
@@ -129,6 +133,7 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
             top,
             all_positions,
             repeat,
+            f16_weights,
         } => {
             let positions = if all_positions {
                 Positions::All
@@ -140,6 +145,7 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
                 top,
                 positions,
                 repeat: repeat.clamp(1, 1_000),
+                half: f16_weights,
             };
             run_model(&model, &input, device, &opts, out)
         }
@@ -395,9 +401,21 @@ fn inference_row(
     let host = Model::from_bytes(&bytes)?;
     drop(bytes);
     let input = Input::Tokens(seqs);
+    let last = (Positions::Last, false);
     let (_, upload_ms, times) = match backend {
-        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &input, Positions::Last, runs + 1)?,
-        Backend::Cpu => forward_on(&Cpu, &host, &input, Positions::Last, runs + 1)?,
+        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &input, last, runs + 1)?,
+        Backend::Cpu => forward_on(&Cpu, &host, &input, last, runs + 1)?,
+    };
+    // The same with f16 product weights, where the GPU stores them.
+    let half = match backend {
+        Backend::Gpu(g) if g.has_f16() => {
+            let (_, _, t) =
+                forward_on(g.as_ref(), &host, &input, (Positions::Last, true), runs + 1)?;
+            let mut warm: Vec<f64> = t.iter().skip(1).copied().collect();
+            warm.sort_by(f64::total_cmp);
+            warm.get(warm.len() / 2).copied()
+        }
+        _ => None,
     };
     let cold = times.first().copied().unwrap_or(f64::NAN);
     let mut warm: Vec<f64> = times.iter().skip(1).copied().collect();
@@ -406,7 +424,7 @@ fn inference_row(
     let mut row = json!({
         "layers": spec.layers, "width": spec.width, "heads": spec.heads, "vocab": spec.vocab,
         "batch": spec.batch, "seq": spec.seq, "parameters": host.summary().parameters,
-        "upload_ms": upload_ms, "cold_ms": cold, "warm_ms": warm,
+        "upload_ms": upload_ms, "cold_ms": cold, "warm_ms": warm, "warm_ms_f16_weights": half,
         "note": "agora times include reading back the last positions' logits",
     });
     if let Some(py) = pytorch {
@@ -634,6 +652,8 @@ struct RunOpts<'a> {
     top: usize,
     positions: Positions,
     repeat: usize,
+    /// Product weights as f16.
+    half: bool,
 }
 
 /// Upload once, then run the forward pass `repeat` times on the resident weights:
@@ -643,11 +663,15 @@ fn forward_on<O: Ops>(
     ops: &O,
     host: &Model<Mat>,
     input: &Input,
-    positions: Positions,
+    (positions, half): (Positions, bool),
     repeat: usize,
 ) -> anyhow::Result<(Vec<Mat>, f64, Vec<f64>)> {
     let t = Instant::now();
-    let dev = host.upload(ops)?;
+    let dev = if half {
+        host.upload_half(ops)?
+    } else {
+        host.upload(ops)?
+    };
     ops.sync()?;
     let upload = t.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::with_capacity(repeat);
@@ -687,8 +711,20 @@ fn run_model(
         backend.name()
     ));
     let (outputs, upload_ms, forwards) = match &backend {
-        Backend::Gpu(g) => forward_on(g.as_ref(), &host, &batch, opts.positions, opts.repeat)?,
-        Backend::Cpu => forward_on(&Cpu, &host, &batch, opts.positions, opts.repeat)?,
+        Backend::Gpu(g) => forward_on(
+            g.as_ref(),
+            &host,
+            &batch,
+            (opts.positions, opts.half),
+            opts.repeat,
+        )?,
+        Backend::Cpu => forward_on(
+            &Cpu,
+            &host,
+            &batch,
+            (opts.positions, opts.half),
+            opts.repeat,
+        )?,
     };
     let forward_ms = forwards.first().copied().unwrap_or(0.0);
     let warm_ms = {
@@ -713,7 +749,7 @@ fn run_model(
         Positions::All => "all",
     };
     let mut v = json!({"model": summary, "device": backend.name(), "timings_ms": timings,
-        "positions": positions});
+        "positions": positions, "f16_weights": opts.half});
     let mut text = format!(
         "{} on {}: load {load_ms:.1} ms, upload {upload_ms:.1} ms, forward {forward_ms:.1} ms",
         summary.kind,

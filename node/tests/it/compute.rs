@@ -93,6 +93,38 @@ fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
     assert_eq!(file.shape, vec![9, 256]);
     assert_eq!(all["timings_ms"]["forwards"].as_array().unwrap().len(), 3);
     assert!(all["timings_ms"]["forward_warm_median"].as_f64().unwrap() > 0.0);
+    // --f16-weights: the GPU's f16 weights against the CPU twin's rounded ones.
+    let half = |device: &str| {
+        cli_json(
+            dir.path(),
+            &[
+                "compute",
+                "run",
+                "--model",
+                m,
+                "--input",
+                input,
+                "--device",
+                device,
+                "--f16-weights",
+            ],
+        )
+    };
+    let (hg, hc) = (half("gpu"), half("cpu"));
+    assert_eq!(hg["f16_weights"], true);
+    for s in 0..2 {
+        let (g, c) = (logits(&hg, s), logits(&hc, s));
+        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let err = g
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-4 * scale,
+            "f16 weights, sequence {s}: {err} of {scale}"
+        );
+    }
     for s in 0..2 {
         let (a, g) = (logits(&all, s), logits(&gpu, s));
         let worst = a
