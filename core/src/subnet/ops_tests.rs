@@ -470,6 +470,12 @@ fn dissolving_pays_every_staker_over_blocks_within_the_row_budget_then_frees_the
         )),
         SubnetError::NoSuchSubnet(1)
     );
+    // Unstaking everything on the hotkey skips the dissolving subnet (paid by the
+    // coinbase) and sells eve's position on subnet 2.
+    let e0 = account(&o, &key("eve")).unwrap().free;
+    unstake_all(&mut o, &key("eve"), &key("val")).unwrap();
+    assert!(account(&o, &key("eve")).unwrap().free > e0);
+    assert_eq!(stake_of(&o, 2, &key("val"), &key("eve")).unwrap(), 0);
     drop(o);
     assert!(supply(&st).unwrap().is_conserved());
 

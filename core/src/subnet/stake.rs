@@ -452,8 +452,13 @@ pub fn unstake_all(
     o.atomic(|o| {
         let mut got = (0u64, 0u64);
         let mut any = false;
+        // Positions on a subnet being dissolved are paid out by the coinbase: skipped.
+        let dissolving: Vec<Netuid> = super::dissolve::dissolving(o)?
+            .iter()
+            .map(|d| d.netuid)
+            .collect();
         for (netuid, hk) in positions(o, coldkey)? {
-            if hk != *hotkey {
+            if hk != *hotkey || dissolving.contains(&netuid) {
                 continue;
             }
             let value = stake_of(o, netuid, hotkey, coldkey)?;
