@@ -38,6 +38,11 @@ pub enum FromNetwork {
     PeerConnected(PeerId),
 }
 
+/// Why a consensus message is ignored rather than rejected: its height is outside the
+/// validator sets known here and the nearest one does not accept it.
+const OUTSIDE_KNOWN_SETS: &str =
+    "a consensus message for a height outside the known validator sets";
+
 pub struct NetworkActor {
     net: Arc<dyn Network>,
     events: Option<agora_p2p::Events>,
@@ -105,17 +110,38 @@ impl NetworkActor {
             ConsensusMessage::Proposal(p) => p.height,
             ConsensusMessage::Decided(block, _) => block.header.height,
         };
-        // The set of the message's height; for older heights the earliest known (the
-        // machine drops stragglers anyway; sync checks old certificates in the pipeline).
+        // The set of the message's height, where this node knows it (the heights it is
+        // deciding). Outside them (a straggler's old height, or a height far ahead while
+        // this node syncs) the nearest known set is used, and a message it does not
+        // accept is ignored rather than held against the sender: the set may have changed
+        // in between (sync checks every certificate against its own height's set).
+        let (Some((&first, _)), Some((&last, _))) = (
+            self.validators.iter().next(),
+            self.validators.iter().next_back(),
+        ) else {
+            return Err(OUTSIDE_KNOWN_SETS);
+        };
+        let known = (first..=last).contains(&height);
         let Some(validators) = self
             .validators
-            .range(..=height)
+            .range(..=height.max(first))
             .next_back()
-            .or_else(|| self.validators.iter().next())
             .map(|(_, set)| set)
         else {
-            return Err("no validator set known yet");
+            return Err(OUTSIDE_KNOWN_SETS);
         };
+        let check = self.check_with(msg, validators);
+        match check {
+            Err(_) if !known => Err(OUTSIDE_KNOWN_SETS),
+            other => other,
+        }
+    }
+
+    fn check_with(
+        &self,
+        msg: &ConsensusMessage,
+        validators: &ValidatorSet,
+    ) -> Result<(), &'static str> {
         match msg {
             ConsensusMessage::Vote(v) => {
                 if validators.power(&v.voter).is_none() {
@@ -174,6 +200,7 @@ impl NetworkActor {
                             });
                         }
                     }
+                    Err(OUTSIDE_KNOWN_SETS) => self.net.report(id, from, Verdict::Ignore),
                     Err(why) => {
                         self.net.report(id, from, Verdict::Reject);
                         self.strike(from, why);
