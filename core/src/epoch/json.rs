@@ -175,6 +175,31 @@ fn describe(c: &Cell) -> Seen {
     }
 }
 
+/// The visit methods of a visitor that wants a list: every other JSON kind (but null,
+/// which each visitor handles itself) is refused through `self.reject(kind)`.
+macro_rules! refuse_non_lists {
+    ($de:lifetime) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(self.reject("a number"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(self.reject("a number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(self.reject("a number"))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(self.reject("a boolean"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(self.reject("a string"))
+        }
+        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.reject("an object"))
+        }
+    };
+}
+
 /// A list of elements, each checked by `each(index, cell)`; None for null.
 struct ListSeed<'a, T, F: FnMut(usize, Cell) -> Result<T, InputError>> {
     ctx: &'a Ctx,
@@ -211,23 +236,13 @@ impl<'de, T, F: FnMut(usize, Cell) -> Result<T, InputError>> Visitor<'de> for Li
         }
         Ok(Some(out))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, format!("{v} is not a list"))))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a number is not a list")))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a number is not a list")))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a boolean is not a list")))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a string is not a list")))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(self.ctx.fail(err(self.name, "an object is not a list")))
+    refuse_non_lists!('de);
+}
+
+impl<T, F: FnMut(usize, Cell) -> Result<T, InputError>> ListSeed<'_, T, F> {
+    fn reject<E: de::Error>(&self, what: &str) -> E {
+        self.ctx
+            .fail(err(self.name, format!("{what} is not a list")))
     }
 }
 
@@ -257,7 +272,7 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
 }
 
 impl RowSeed<'_> {
-    fn not_a_list<E: de::Error>(&self, what: &str) -> E {
+    fn reject<E: de::Error>(&self, what: &str) -> E {
         let n = self
             .ctx
             .n
@@ -292,27 +307,10 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         }
         Ok((out, j))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.not_a_list("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.not_a_list("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.not_a_list("a number"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.not_a_list("a boolean"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.not_a_list("a string"))
-    }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(self.not_a_list("null"))
+        Err(self.reject("null"))
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(self.not_a_list("an object"))
-    }
+    refuse_non_lists!('de);
 }
 
 /// A dense matrix, read row by row into sparse rows; None for null.
@@ -355,23 +353,13 @@ impl<'de> Visitor<'de> for MatrixSeed<'_> {
         }
         Ok(Some(m))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a number is not a list")))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a number is not a list")))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a number is not a list")))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a boolean is not a list")))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.ctx.fail(err(self.name, "a string is not a list")))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(self.ctx.fail(err(self.name, "an object is not a list")))
+    refuse_non_lists!('de);
+}
+
+impl MatrixSeed<'_> {
+    fn reject<E: de::Error>(&self, what: &str) -> E {
+        self.ctx
+            .fail(err(self.name, format!("{what} is not a list")))
     }
 }
 

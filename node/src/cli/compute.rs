@@ -235,8 +235,16 @@ print(json.dumps(out))
 
 fn torch_bench(python: &Path, sizes: &[usize], runs: usize) -> Value {
     let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    python_json(python, TORCH_BENCH, &[list.join(","), runs.to_string()])
+}
+
+/// Run `script` with `python -c` and these arguments; its stdout as JSON, or an object
+/// whose `error` says why not (a missing interpreter or module is a reason, not a failure).
+fn python_json(python: &Path, script: &str, args: &[String]) -> Value {
     let res = std::process::Command::new(python)
-        .args(["-c", TORCH_BENCH, &list.join(","), &runs.to_string()])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .output();
     match res {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
@@ -353,19 +361,13 @@ print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__vers
 
 /// Run the PyTorch side of the inference row.
 fn torch_infer(python: &Path, model: &Path, tokens: &Path, heads: usize, runs: usize) -> Value {
-    let res = std::process::Command::new(python)
-        .arg("-c")
-        .arg(TORCH_INFER)
-        .arg(model)
-        .arg(tokens)
-        .args([heads.to_string(), runs.to_string()])
-        .output();
-    match res {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| json!({"error": format!("unreadable output: {e}")})),
-        Ok(o) => json!({"error": String::from_utf8_lossy(&o.stderr).trim().to_string()}),
-        Err(e) => json!({"error": format!("running {}: {e}", python.display())}),
-    }
+    let args = [
+        model.display().to_string(),
+        tokens.display().to_string(),
+        heads.to_string(),
+        runs.to_string(),
+    ];
+    python_json(python, TORCH_INFER, &args)
 }
 
 /// The inference row: the model built, written, uploaded once, then the forward pass
