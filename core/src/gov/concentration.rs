@@ -43,7 +43,8 @@ pub fn measure(powers: &[u128]) -> Concentration {
     let t = total as f64;
     let share = |x: u128| if t > 0.0 { x as f64 / t } else { 0.0 };
     let top5 = p.iter().take(5).fold(0u128, |a, x| a.saturating_add(*x));
-    let hhi = p.iter().map(|x| share(*x).powi(2)).sum::<f64>();
+    // (An empty f64 sum is -0.0: start from +0.0.)
+    let hhi = p.iter().fold(0.0, |acc, x| acc + share(*x).powi(2));
     // Gini from the ascending order: sum_i (2i - n - 1) x_i / (n * total), i = 1..n.
     let gini = if n == 0 || t == 0.0 {
         0.0
@@ -101,6 +102,7 @@ mod tests {
         assert!(close(one.hhi, 1.0) && close(one.gini, 0.0));
         let none = measure(&[]);
         assert_eq!((none.holders, none.nakamoto_half), (0, 0));
+        assert!(none.hhi == 0.0 && none.hhi.is_sign_positive(), "{}", none.hhi);
         assert!(close(none.gini, 0.0) && close(none.top5_share, 0.0));
     }
 }

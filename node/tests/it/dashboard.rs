@@ -83,6 +83,9 @@ fn the_dashboard_shows_what_the_rpc_says() {
         "1,3",
     ]);
     market.wait_epoch(epoch);
+    // A governance proposal with one vote: the page lists it with its tally so far.
+    run(&["gov", "propose", "text", "hello from the dashboard test", "--name", "bob"]);
+    run(&["gov", "vote", "0", "yes", "--name", "bob"]);
 
     let url = format!("http://127.0.0.1:{}/dashboard", market.node.port);
     let browser = chromium();
@@ -141,6 +144,17 @@ fn the_dashboard_shows_what_the_rpc_says() {
     let metrics = parse_metrics(&text).unwrap();
     let gauge = metrics["agora_subnet_price_tao{netuid=\"1\"}"];
     assert!((gauge - price).abs() < 1e-9, "metrics: {gauge} vs {price}");
+    // Governance: the proposal, open, and the concentration figures the RPC gives.
+    assert_eq!(attrs(&dom, "data-proposal=", "data-status"), ["voting"], "{dom}");
+    let conc = market.node.ok("gov_concentration", Value::Null);
+    assert_eq!(
+        attrs(&dom, "data-what=\"governance power\"", "data-holders"),
+        [conc["governance"]["holders"].to_string()]
+    );
+    assert_eq!(
+        attrs(&dom, "data-what=\"root stake\"", "data-nakamoto-half"),
+        [conc["root_stake"]["nakamoto_half"].to_string()]
+    );
     let history = market
         .node
         .ok("subnet_history", json!({"netuid": 1, "limit": 8}));

@@ -210,6 +210,47 @@ async function refreshSubnet() {
   renderHistory();
 }
 
+function describeAction(a) {
+  switch (a.kind) {
+    case "set_chain_param": return `set ${a.name} = ${a.value}`;
+    case "set_hyperparameter": return `set subnet ${a.netuid} ${a.name} = ${a.value}`;
+    case "treasury_spend": return `pay ${fmt(tao(a.amount), 3)} TAO to ${short(a.dest)}`;
+    case "set_validators": return `validator set of ${a.validators.length}`;
+    case "text": return `signal: ${a.text}`;
+    default: return JSON.stringify(a);
+  }
+}
+
+async function renderGovernance() {
+  const [list, conc] = await Promise.all([rpc("gov_proposals", { limit: 20 }), rpc("gov_concentration")]);
+  $("#gov-mode").textContent = conc.voting_power;
+  // Open proposals show the tally so far; closed ones their final tally.
+  const tallies = await Promise.all(list.proposals.map((p) =>
+    p.status.status === "voting" ? rpc("gov_proposal", { id: p.id }).then((v) => v.current_tally) : Promise.resolve(p.tally)));
+  const power = (x) => (conc.voting_power === "stake" ? fmt(tao(x), 3) : String(x));
+  fillTable("#proposals", list.proposals.map((p, i) => {
+    const t = tallies[i] || {};
+    const status = p.status.status + (p.status.reason ? ` (${p.status.reason})` : "") + (p.status.block ? ` in ${p.status.block}` : "");
+    return {
+      cells: [p.id, status, p.emergency ? "emergency" : "normal", describeAction(p.action), p.voting_ends, p.enact_at,
+        power(t.yes ?? 0), power(t.no ?? 0), power(t.no_with_veto ?? 0), power(t.abstain ?? 0),
+        t.total ? fmt(100 * t.turnout / t.total, 1) + "%" : "-"],
+      data: { proposal: p.id, status: p.status.status },
+    };
+  }));
+  $("#gov-hint").hidden = list.proposals.length > 0;
+  const row = (what, c) => ({
+    cells: [what, c.holders, c.nakamoto_third, c.nakamoto_half, fmt(100 * c.top5_share, 1) + "%", fmt(c.gini, 3), fmt(c.hhi, 3)],
+    data: { what, holders: c.holders, nakamotoHalf: c.nakamoto_half },
+  });
+  fillTable("#concentration", [
+    row("governance power", conc.governance),
+    row("root stake", conc.root_stake),
+    ...conc.subnets.map((s) => row(`subnet ${s.netuid} validators`, s)),
+    row("consensus validators", conc.validator_set),
+  ]);
+}
+
 async function refresh(head) {
   renderHeader(head);
   state.subnets = (await rpc("subnet_list")).subnets;
@@ -227,7 +268,7 @@ async function refresh(head) {
   }
   if (state.selected === null && state.subnets.length) state.selected = state.subnets[0].netuid;
   renderSubnets();
-  await Promise.all([refreshSubnet(), renderNetwork()]);
+  await Promise.all([refreshSubnet(), renderNetwork(), renderGovernance()]);
   document.body.dataset.ready = "true";
 }
 
