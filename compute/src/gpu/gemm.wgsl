@@ -24,7 +24,8 @@
 // (tanh form, argument clamped to +-15, as `bias_act` and the CPU twin).
 //
 // Bindings: 0 params (uniform), 1 A (read), 2 B (read), 3 C (read_write), 4 bias (read,
-// `main_bias` only). Dispatch: (ceil(n / TN), ceil(m / TM), batch).
+// `main_bias` only); A and B are arrays of AELEM and BELEM, or of vec4<f32> in the aligned
+// variant. Dispatch: (ceil(n / TN), ceil(m / TM), batch).
 
 struct Params {
     m: u32, k: u32, n: u32, trans_b: u32,
@@ -34,8 +35,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<AELEM>;
-@group(0) @binding(2) var<storage, read> b: array<BELEM>;
+@group(0) @binding(1) var<storage, read> a: array<ATYPE>;
+@group(0) @binding(2) var<storage, read> b: array<BTYPE>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
@@ -55,39 +56,8 @@ const B_LOADS: u32 = (TN * TK) / THREADS;
 var<workgroup> sa: array<f32, 2u * TK * SA>; // [buffer][TK][SA]
 var<workgroup> sb: array<f32, 2u * TK * SB>; // [buffer][TK][SB]
 
-// Stage the K tile starting at `t` into buffer `buf`; zero outside the matrices.
-fn load(buf: u32, t: u32, tid: u32, row0: u32, col0: u32, abase: u32, bbase: u32) {
-    for (var q = 0u; q < A_LOADS; q++) {
-        let e = tid + THREADS * q;
-        // Consecutive invocations walk along k, contiguous in a row of A.
-        let ar = e / TK;
-        let ak = e % TK;
-        var va = 0.0;
-        if (row0 + ar < p.m && t + ak < p.k) {
-            va = f32(a[abase + (row0 + ar) * p.lda + t + ak]);
-        }
-        sa[(buf * TK + ak) * SA + ar] = va;
-    }
-    for (var q = 0u; q < B_LOADS; q++) {
-        let e = tid + THREADS * q;
-        // Walk whichever index is contiguous in memory.
-        var bk = e / TN;
-        var bc = e % TN;
-        if (p.trans_b != 0u) {
-            bk = e % TK;
-            bc = e / TK;
-        }
-        var vb = 0.0;
-        if (t + bk < p.k && col0 + bc < p.n) {
-            if (p.trans_b != 0u) {
-                vb = f32(b[bbase + (col0 + bc) * p.ldb + t + bk]);
-            } else {
-                vb = f32(b[bbase + (t + bk) * p.ldb + col0 + bc]);
-            }
-        }
-        sb[(buf * TK + bk) * SB + bc] = vb;
-    }
-}
+// LOAD: the scalar loads (gemm_load.wgsl) or, for aligned shapes, vec4 ones
+// (gemm_load_vec4.wgsl), substituted by the host.
 
 // This invocation's RM x RN block of the workgroup's tile of A * op(B).
 fn tile(lid: vec3<u32>, wid: vec3<u32>) -> array<array<f32, BN>, BM> {

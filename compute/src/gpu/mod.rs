@@ -158,6 +158,8 @@ struct Kernels {
     gemm: Kernel,
     /// The same tiling with a bias and activation epilogue: a linear layer in one pass.
     gemm_bias: Kernel,
+    /// Both with vec4 loads, for shapes aligned to 4 elements.
+    gemm_v4: (Kernel, Kernel),
     gemm_f16: Option<Kernel>,
     /// f32 activations times f16 weights, plain and with the bias epilogue.
     gemm_w16: Option<(Kernel, Kernel)>,
@@ -214,6 +216,7 @@ impl Kernels {
             gemm_variant: v,
             gemm: Kernel::new(device, "gemm", &v.source("f32"), "main"),
             gemm_bias: Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias"),
+            gemm_v4: v4_kernels(device, v),
             gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
             gemm_w16: f16.then(|| w16_kernels(device, v)),
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
@@ -252,12 +255,33 @@ impl Kernels {
         }
         self.gemm = Kernel::new(device, "gemm", &v.source("f32"), "main");
         self.gemm_bias = Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias");
+        self.gemm_v4 = v4_kernels(device, v);
         if self.gemm_f16.is_some() {
             self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
             self.gemm_w16 = Some(w16_kernels(device, v));
         }
         self.gemm_variant = v;
     }
+}
+
+fn v4_kernels(device: &wgpu::Device, v: tune::GemmVariant) -> (Kernel, Kernel) {
+    let src = v.source_vec4();
+    (
+        Kernel::new(device, "gemm_v4", &src, "main"),
+        Kernel::new(device, "gemm_bias_v4", &src, "main_bias"),
+    )
+}
+
+/// Whether `g` can use the vec4 loads: every A and B offset, leading dimension and batch
+/// stride a multiple of 4 elements, and the contiguous extents (k; n unless B is
+/// transposed) too, so no vector straddles a matrix edge.
+fn aligned(g: &Gemm) -> bool {
+    let four = |x: usize| x.is_multiple_of(4);
+    [g.a, g.b]
+        .iter()
+        .all(|v| four(v.offset) && four(v.ld) && (g.batch <= 1 || four(v.batch_stride)))
+        && four(g.k)
+        && (g.trans_b || four(g.n))
 }
 
 fn w16_kernels(device: &wgpu::Device, v: tune::GemmVariant) -> (Kernel, Kernel) {
@@ -783,16 +807,17 @@ impl Gpu {
         a: &GpuMat,
         b: &GpuMat,
         c: &GpuMat,
+        g: &Gemm,
         bias: bool,
     ) -> Result<(&Kernel, (u64, u64)), ComputeError> {
         self.full(&[a, c])?;
         if !b.half {
-            let k = if bias {
-                &self.kernels.gemm_bias
+            let (plain, with_bias) = if aligned(g) {
+                (&self.kernels.gemm_v4.0, &self.kernels.gemm_v4.1)
             } else {
-                &self.kernels.gemm
+                (&self.kernels.gemm, &self.kernels.gemm_bias)
             };
-            return Ok((k, (4, 4)));
+            return Ok((if bias { with_bias } else { plain }, (4, 4)));
         }
         let (plain, with_bias) = self.kernels.gemm_w16.as_ref().ok_or_else(|| {
             ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
@@ -898,7 +923,7 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        let (k, elems) = self.gemm_kernel(a, b, c, false)?;
+        let (k, elems) = self.gemm_kernel(a, b, c, g, false)?;
         let v = self.kernels.gemm_variant;
         self.gemm_epilogue(k, v, elems, &a.buf, &b.buf, c, g, None)
     }
@@ -921,9 +946,9 @@ impl Ops for Gpu {
         check::row("bias", bias.shape(), w.cols)?;
         let mut c = self.alloc(x.rows, w.cols)?;
         self.full(&[bias])?;
-        let (k, elems) = self.gemm_kernel(x, w, &c, true)?;
-        let v = self.kernels.gemm_variant;
         let g = Gemm::dense(x.rows, x.cols, w.cols);
+        let (k, elems) = self.gemm_kernel(x, w, &c, &g, true)?;
+        let v = self.kernels.gemm_variant;
         let epilogue = Some((&bias.buf, act_code(act)));
         self.gemm_epilogue(k, v, elems, &x.buf, &w.buf, &mut c, &g, epilogue)?;
         Ok(c)

@@ -553,3 +553,71 @@ fn fused_linear_matches_the_cpu_twin() {
         Err(ComputeError::Shape(_))
     ));
 }
+
+/// The vec4 loads (shapes aligned to 4 elements) against the CPU twin for every tiling:
+/// dense products with ragged tile edges, the transposed and strided attention forms with
+/// aligned heads, and fused linear layers; `aligned` says which shapes take them.
+#[test]
+fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
+    let dense = |m, k, n| Gemm::dense(m, k, n);
+    assert!(aligned(&dense(4, 8, 12)));
+    assert!(!aligned(&dense(4, 6, 12)), "k not a multiple of 4");
+    assert!(!aligned(&dense(4, 8, 10)), "n not a multiple of 4");
+    let mut t = dense(4, 8, 10);
+    t.trans_b = true;
+    t.b = View::dense(10, 8);
+    assert!(aligned(&t), "transposed B: only k matters");
+    let mut off = dense(4, 8, 12);
+    off.a.offset = 2;
+    assert!(!aligned(&off));
+
+    let mut g = gpu();
+    let (t, dh, heads) = (12, 8, 3);
+    let d = dh * heads;
+    let qkv = Mat::random(t, 3 * d, 41);
+    let p = Mat::random(heads * t, t, 42);
+    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
+    assert!(
+        aligned(&scores) && aligned(&mix),
+        "t = 12, dh = 8: both attention products aligned"
+    );
+    for v in tune::fitting(&g.info) {
+        g.set_gemm_variant(v).unwrap();
+        for (m, k, n) in [(4, 4, 4), (132, 68, 260), (64, 128, 64), (3, 8, 4)] {
+            let a = Mat::random(m, k, 43);
+            let b = Mat::random(k, n, 44);
+            let want = cpu::matmul(&a, &b).unwrap();
+            let got = down(
+                &g,
+                &g.matmul(&g.upload(&a).unwrap(), &g.upload(&b).unwrap())
+                    .unwrap(),
+            );
+            let e = rel_err(&got.data, &want.data);
+            assert!(e < 1e-5, "{} vec4 {m}x{k}x{n}: relative error {e}", v.name);
+            let bias = Mat::random(1, n, 45);
+            let want = Cpu.linear(&a, &b, &bias, Activation::Gelu).unwrap();
+            let (ga, gb, gbias) = (
+                g.upload(&a).unwrap(),
+                g.upload(&b).unwrap(),
+                g.upload(&bias).unwrap(),
+            );
+            let got = down(&g, &g.linear(&ga, &gb, &gbias, Activation::Gelu).unwrap());
+            let e = rel_err(&got.data, &want.data);
+            assert!(
+                e < 1e-5,
+                "{} vec4 linear {m}x{k}x{n}: relative error {e}",
+                v.name
+            );
+        }
+        let gq = g.upload(&qkv).unwrap();
+        let gp = g.upload(&p).unwrap();
+        for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
+            let mut want = Cpu.alloc(rows, cols).unwrap();
+            cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
+            let mut got = g.alloc(rows, cols).unwrap();
+            g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
+            let e = rel_err(&down(&g, &got).data, &want.data);
+            assert!(e < 1e-5, "{} {spec:?}: relative error {e}", v.name);
+        }
+    }
+}

@@ -48,7 +48,28 @@ impl GemmVariant {
 
     /// The kernel source with A of type `a` and B of type `b`.
     pub fn source_mixed(&self, a: &str, b: &str) -> String {
+        self.build(a, b, false)
+    }
+
+    /// The f32 kernel for aligned shapes: vec4 loads of A and B.
+    pub fn source_vec4(&self) -> String {
+        self.build("f32", "f32", true)
+    }
+
+    fn build(&self, a: &str, b: &str, vec4: bool) -> String {
+        let (ty_a, ty_b, load) = if vec4 {
+            (
+                "vec4<f32>".to_string(),
+                "vec4<f32>".to_string(),
+                include_str!("gemm_load_vec4.wgsl"),
+            )
+        } else {
+            (a.to_string(), b.to_string(), include_str!("gemm_load.wgsl"))
+        };
         let src = include_str!("gemm.wgsl")
+            .replace("// LOAD:", &format!("{load}\n// (loads above)"))
+            .replace("ATYPE", &ty_a)
+            .replace("BTYPE", &ty_b)
             .replace("AELEM", a)
             .replace("BELEM", b)
             .replace("WGXu", &format!("{}u", self.wgx))
@@ -206,7 +227,8 @@ impl Gpu {
         let mut gflops = BTreeMap::new();
         let mut best: Option<(f64, GemmVariant)> = None;
         for v in fitting(&self.info) {
-            let k = Kernel::new(&self.device, v.name, &v.source("f32"), "main");
+            // The square product is aligned: what it runs in use is the vec4-load kernel.
+            let k = Kernel::new(&self.device, v.name, &v.source_vec4(), "main");
             self.gemm_with(&k, v, 4, &a.buf, &b.buf, &mut c, &g)?;
             self.sync()?;
             let mut fastest = f64::INFINITY;

@@ -102,7 +102,11 @@ mod tests {
         assert!(close(one.hhi, 1.0) && close(one.gini, 0.0));
         let none = measure(&[]);
         assert_eq!((none.holders, none.nakamoto_half), (0, 0));
-        assert!(none.hhi == 0.0 && none.hhi.is_sign_positive(), "{}", none.hhi);
+        assert!(
+            none.hhi == 0.0 && none.hhi.is_sign_positive(),
+            "{}",
+            none.hhi
+        );
         assert!(close(none.gini, 0.0) && close(none.top5_share, 0.0));
     }
 }

@@ -84,7 +84,14 @@ fn the_dashboard_shows_what_the_rpc_says() {
     ]);
     market.wait_epoch(epoch);
     // A governance proposal with one vote: the page lists it with its tally so far.
-    run(&["gov", "propose", "text", "hello from the dashboard test", "--name", "bob"]);
+    run(&[
+        "gov",
+        "propose",
+        "text",
+        "hello from the dashboard test",
+        "--name",
+        "bob",
+    ]);
     run(&["gov", "vote", "0", "yes", "--name", "bob"]);
 
     let url = format!("http://127.0.0.1:{}/dashboard", market.node.port);
@@ -145,7 +152,11 @@ fn the_dashboard_shows_what_the_rpc_says() {
     let gauge = metrics["agora_subnet_price_tao{netuid=\"1\"}"];
     assert!((gauge - price).abs() < 1e-9, "metrics: {gauge} vs {price}");
     // Governance: the proposal, open, and the concentration figures the RPC gives.
-    assert_eq!(attrs(&dom, "data-proposal=", "data-status"), ["voting"], "{dom}");
+    assert_eq!(
+        attrs(&dom, "data-proposal=", "data-status"),
+        ["voting"],
+        "{dom}"
+    );
     let conc = market.node.ok("gov_concentration", Value::Null);
     assert_eq!(
         attrs(&dom, "data-what=\"governance power\"", "data-holders"),
