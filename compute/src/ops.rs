@@ -62,6 +62,17 @@ pub trait Ops {
     ) -> Result<Self::Tensor, ComputeError> {
         self.bias_act(&self.matmul(x, w)?, bias, act)
     }
+    /// A linear layer and the residual connection after it, `residual + (x · w + bias)`.
+    /// The default is [`Ops::linear`] then [`Ops::add`]; a backend may fuse them.
+    fn linear_residual(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: &Self::Tensor,
+        residual: &Self::Tensor,
+    ) -> Result<Self::Tensor, ComputeError> {
+        self.add(residual, &self.linear(x, w, bias, Activation::None)?)
+    }
     /// Row softmax of `scale · x`; with `causal = Some(p)`, row `i` keeps only columns
     /// `0..=i % p` (the rest become 0), the mask of `p`-token causal attention.
     fn softmax(

@@ -19,12 +19,13 @@
 // - Every load and store is bounds-checked, so any shape works; each output element is
 //   the sum over k in increasing order whatever the variant.
 //
-// Two entry points: `main` writes alpha * A * op(B); `main_bias` (a linear layer in one
+// Three entry points: `main` writes alpha * A * op(B); `main_bias` (a linear layer in one
 // pass) writes act(alpha * A * op(B) + bias[col]) with act in `pad0`: 0 none, 1 ReLU, 2 GELU
-// (tanh form, argument clamped to +-15, as `bias_act` and the CPU twin).
+// (tanh form, argument clamped to +-15, as `bias_act` and the CPU twin); `main_bias_res`
+// adds a residual laid out like C to that (a transformer block's skip connection).
 //
 // Bindings: 0 params (uniform), 1 A (read), 2 B (read), 3 C (read_write), 4 bias (read,
-// `main_bias` only); A and B are arrays of AELEM and BELEM, or of vec4<f32> in the aligned
+// `main_bias*` only), 5 residual (read, `main_bias_res` only); A and B are arrays of AELEM and BELEM, or of vec4<f32> in the aligned
 // variant. Dispatch: (ceil(n / TN), ceil(m / TM), batch).
 
 struct Params {
@@ -39,6 +40,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<BTYPE>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> residual: array<f32>;
 
 const WX: u32 = WGXu;
 const WY: u32 = WGYu;
@@ -125,6 +127,18 @@ fn main(
     }
 }
 
+// act(alpha * acc + bias[col]), the activation code in `pad0`.
+fn biased(acc: f32, col: u32) -> f32 {
+    let v = p.alpha * acc + bias[col];
+    if (p.pad0 == 1u) {
+        return max(v, 0.0);
+    } else if (p.pad0 == 2u) {
+        let t = clamp(0.7978846 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+        return 0.5 * v * (1.0 + tanh(t));
+    }
+    return v;
+}
+
 @compute @workgroup_size(WX, WY, 1)
 fn main_bias(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -138,15 +152,30 @@ fn main_bias(
             for (var j = 0u; j < BN; j++) {
                 let col = wid.x * TN + lid.x + j * WX;
                 if (col < p.n) {
-                    let v = p.alpha * acc[i][j] + bias[col];
-                    var o = v;
-                    if (p.pad0 == 1u) {
-                        o = max(v, 0.0);
-                    } else if (p.pad0 == 2u) {
-                        let t = clamp(0.7978846 * (v + 0.044715 * v * v * v), -15.0, 15.0);
-                        o = 0.5 * v * (1.0 + tanh(t));
-                    }
-                    c[cbase + r * p.ldc + col] = o;
+                    c[cbase + r * p.ldc + col] = biased(acc[i][j], col);
+                }
+            }
+        }
+    }
+}
+
+// A linear layer and the residual connection after it in one pass:
+// C = residual + act(alpha * A * op(B) + bias), `residual` laid out like C.
+@compute @workgroup_size(WX, WY, 1)
+fn main_bias_res(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let acc = tile(lid, wid);
+    let cbase = p.c_off + wid.z * p.c_bs;
+    for (var i = 0u; i < BM; i++) {
+        let r = wid.y * TM + lid.y + i * WY;
+        if (r < p.m) {
+            for (var j = 0u; j < BN; j++) {
+                let col = wid.x * TN + lid.x + j * WX;
+                if (col < p.n) {
+                    let at = cbase + r * p.ldc + col;
+                    c[at] = residual[at] + biased(acc[i][j], col);
                 }
             }
         }

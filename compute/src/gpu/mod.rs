@@ -155,14 +155,14 @@ pub struct Gpu {
 
 struct Kernels {
     gemm_variant: tune::GemmVariant,
-    gemm: Kernel,
-    /// The same tiling with a bias and activation epilogue: a linear layer in one pass.
-    gemm_bias: Kernel,
-    /// Both with vec4 loads, for shapes aligned to 4 elements.
-    gemm_v4: (Kernel, Kernel),
+    /// f32 x f32 with scalar loads (any shape).
+    gemm: GemmSet,
+    /// f32 x f32 with vec4 loads, for shapes aligned to 4 elements.
+    gemm_v4: GemmSet,
+    /// f16 x f16 (`matmul_f16`).
     gemm_f16: Option<Kernel>,
-    /// f32 activations times f16 weights, plain and with the bias epilogue.
-    gemm_w16: Option<(Kernel, Kernel)>,
+    /// f32 activations times f16 weights.
+    gemm_w16: Option<GemmSet>,
     fill: Kernel,
     bias_act: Kernel,
     add: Kernel,
@@ -214,11 +214,10 @@ impl Kernels {
         let v = tune::GEMM_VARIANTS[0];
         Kernels {
             gemm_variant: v,
-            gemm: Kernel::new(device, "gemm", &v.source("f32"), "main"),
-            gemm_bias: Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias"),
-            gemm_v4: v4_kernels(device, v),
+            gemm: GemmSet::new(device, "gemm", &v.source("f32")),
+            gemm_v4: GemmSet::new(device, "gemm_v4", &v.source_vec4()),
             gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
-            gemm_w16: f16.then(|| w16_kernels(device, v)),
+            gemm_w16: f16.then(|| GemmSet::new(device, "gemm_w16", &v.source_mixed("f32", "f16"))),
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
             bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
             add: Kernel::new(device, "add", elementwise, "add"),
@@ -253,23 +252,62 @@ impl Kernels {
         if v == self.gemm_variant {
             return;
         }
-        self.gemm = Kernel::new(device, "gemm", &v.source("f32"), "main");
-        self.gemm_bias = Kernel::new(device, "gemm_bias", &v.source("f32"), "main_bias");
-        self.gemm_v4 = v4_kernels(device, v);
+        self.gemm = GemmSet::new(device, "gemm", &v.source("f32"));
+        self.gemm_v4 = GemmSet::new(device, "gemm_v4", &v.source_vec4());
         if self.gemm_f16.is_some() {
             self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
-            self.gemm_w16 = Some(w16_kernels(device, v));
+            self.gemm_w16 = Some(GemmSet::new(
+                device,
+                "gemm_w16",
+                &v.source_mixed("f32", "f16"),
+            ));
         }
         self.gemm_variant = v;
     }
 }
 
-fn v4_kernels(device: &wgpu::Device, v: tune::GemmVariant) -> (Kernel, Kernel) {
-    let src = v.source_vec4();
-    (
-        Kernel::new(device, "gemm_v4", &src, "main"),
-        Kernel::new(device, "gemm_bias_v4", &src, "main_bias"),
-    )
+/// One gemm source's three entry points.
+struct GemmSet {
+    plain: Kernel,
+    /// With a bias and activation epilogue: a linear layer in one pass.
+    bias: Kernel,
+    /// The same plus a residual: a linear layer and its skip connection in one pass.
+    bias_res: Kernel,
+}
+
+impl GemmSet {
+    fn new(device: &wgpu::Device, name: &'static str, src: &str) -> GemmSet {
+        GemmSet {
+            plain: Kernel::new(device, name, src, "main"),
+            bias: Kernel::new(device, name, src, "main_bias"),
+            bias_res: Kernel::new(device, name, src, "main_bias_res"),
+        }
+    }
+
+    fn pick(&self, epilogue: Epilogue) -> &Kernel {
+        match epilogue {
+            Epilogue::None => &self.plain,
+            Epilogue::Bias => &self.bias,
+            Epilogue::BiasResidual => &self.bias_res,
+        }
+    }
+}
+
+/// A bias epilogue's operands: the bias row, the activation code (0 none, 1 ReLU,
+/// 2 GELU), and a residual laid out like C.
+#[derive(Clone, Copy)]
+struct Extra<'a> {
+    bias: &'a Pooled,
+    act: u32,
+    residual: Option<&'a Pooled>,
+}
+
+/// What a gemm does after the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epilogue {
+    None,
+    Bias,
+    BiasResidual,
 }
 
 /// Whether `g` can use the vec4 loads: every A and B offset, leading dimension and batch
@@ -282,14 +320,6 @@ fn aligned(g: &Gemm) -> bool {
         .all(|v| four(v.offset) && four(v.ld) && (g.batch <= 1 || four(v.batch_stride)))
         && four(g.k)
         && (g.trans_b || four(g.n))
-}
-
-fn w16_kernels(device: &wgpu::Device, v: tune::GemmVariant) -> (Kernel, Kernel) {
-    let src = v.source_mixed("f32", "f16");
-    (
-        Kernel::new(device, "gemm_w16", &src, "main"),
-        Kernel::new(device, "gemm_bias_w16", &src, "main_bias"),
-    )
 }
 
 /// Free buffers by size class. At most [`POOL_DEPTH`] are kept per class.
@@ -686,8 +716,8 @@ impl Gpu {
         self.gemm_epilogue(k, v, (elem, elem), a, b, c, g, None)
     }
 
-    /// [`Gpu::gemm_with`], with `bias` and an activation code (0 none, 1 ReLU, 2 GELU) for
-    /// the `main_bias` entry point.
+    /// [`Gpu::gemm_with`], with the buffers of a bias epilogue (`main_bias`, or
+    /// `main_bias_res` with a residual).
     #[allow(clippy::too_many_arguments)]
     fn gemm_epilogue(
         &self,
@@ -698,7 +728,7 @@ impl Gpu {
         b: &Pooled,
         c: &mut GpuMat,
         g: &Gemm,
-        bias: Option<(&Pooled, u32)>,
+        extra: Option<Extra<'_>>,
     ) -> Result<(), ComputeError> {
         g.check(
             (a.bytes / a_elem) as usize,
@@ -729,7 +759,7 @@ impl Gpu {
             u("B offset", g.b.offset)?,
             u("ldb", g.b.ld)?,
             u("B batch stride", g.b.batch_stride)?,
-            bias.map_or(0, |(_, act)| act),
+            extra.map_or(0, |e| e.act),
             u("C offset", g.c.offset)?,
             u("ldc", g.c.ld)?,
             u("C batch stride", g.c.batch_stride)?,
@@ -740,10 +770,12 @@ impl Gpu {
             g.m.div_ceil(tm) as u32,
             g.batch as u32,
         ];
-        match bias {
-            Some((bias, _)) => self.dispatch(k, &params, &[a, b, &c.buf, bias], groups),
-            None => self.dispatch(k, &params, &[a, b, &c.buf], groups),
+        let mut bufs = vec![a, b, &c.buf];
+        if let Some(e) = extra {
+            bufs.push(e.bias);
+            bufs.extend(e.residual);
         }
+        self.dispatch(k, &params, &bufs, groups)
     }
 
     /// One f32 per row of `x`, from a row kernel (`rows` groups of 64).
@@ -808,21 +840,21 @@ impl Gpu {
         b: &GpuMat,
         c: &GpuMat,
         g: &Gemm,
-        bias: bool,
+        epilogue: Epilogue,
     ) -> Result<(&Kernel, (u64, u64)), ComputeError> {
         self.full(&[a, c])?;
         if !b.half {
-            let (plain, with_bias) = if aligned(g) {
-                (&self.kernels.gemm_v4.0, &self.kernels.gemm_v4.1)
+            let set = if aligned(g) {
+                &self.kernels.gemm_v4
             } else {
-                (&self.kernels.gemm, &self.kernels.gemm_bias)
+                &self.kernels.gemm
             };
-            return Ok((if bias { with_bias } else { plain }, (4, 4)));
+            return Ok((set.pick(epilogue), (4, 4)));
         }
-        let (plain, with_bias) = self.kernels.gemm_w16.as_ref().ok_or_else(|| {
+        let set = self.kernels.gemm_w16.as_ref().ok_or_else(|| {
             ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
         })?;
-        Ok((if bias { with_bias } else { plain }, (4, 2)))
+        Ok((set.pick(epilogue), (4, 2)))
     }
 
     /// Upload `m` stored as f16 (rounded to nearest), for use as model weights: the B
@@ -846,6 +878,41 @@ impl Gpu {
             buf,
             half: true,
         })
+    }
+}
+
+impl Gpu {
+    /// `act(x · w + bias)`, plus `residual` when given, as one gemm.
+    fn fused_linear(
+        &self,
+        x: &GpuMat,
+        w: &GpuMat,
+        bias: &GpuMat,
+        act: Activation,
+        residual: Option<&GpuMat>,
+    ) -> Result<GpuMat, ComputeError> {
+        check::matmul(x.shape(), w.shape())?;
+        check::row("bias", bias.shape(), w.cols)?;
+        self.full(&[bias])?;
+        if let Some(r) = residual {
+            self.full(&[r])?;
+        }
+        let mut c = self.alloc(x.rows, w.cols)?;
+        let g = Gemm::dense(x.rows, x.cols, w.cols);
+        let epilogue = if residual.is_some() {
+            Epilogue::BiasResidual
+        } else {
+            Epilogue::Bias
+        };
+        let (k, elems) = self.gemm_kernel(x, w, &c, &g, epilogue)?;
+        let v = self.kernels.gemm_variant;
+        let extra = Extra {
+            bias: &bias.buf,
+            act: act_code(act),
+            residual: residual.map(|r| &r.buf),
+        };
+        self.gemm_epilogue(k, v, elems, &x.buf, &w.buf, &mut c, &g, Some(extra))?;
+        Ok(c)
     }
 }
 
@@ -923,7 +990,7 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        let (k, elems) = self.gemm_kernel(a, b, c, g, false)?;
+        let (k, elems) = self.gemm_kernel(a, b, c, g, Epilogue::None)?;
         let v = self.kernels.gemm_variant;
         self.gemm_epilogue(k, v, elems, &a.buf, &b.buf, c, g, None)
     }
@@ -942,16 +1009,19 @@ impl Ops for Gpu {
         bias: &GpuMat,
         act: Activation,
     ) -> Result<GpuMat, ComputeError> {
-        check::matmul(x.shape(), w.shape())?;
-        check::row("bias", bias.shape(), w.cols)?;
-        let mut c = self.alloc(x.rows, w.cols)?;
-        self.full(&[bias])?;
-        let g = Gemm::dense(x.rows, x.cols, w.cols);
-        let (k, elems) = self.gemm_kernel(x, w, &c, &g, true)?;
-        let v = self.kernels.gemm_variant;
-        let epilogue = Some((&bias.buf, act_code(act)));
-        self.gemm_epilogue(k, v, elems, &x.buf, &w.buf, &mut c, &g, epilogue)?;
-        Ok(c)
+        self.fused_linear(x, w, bias, act, None)
+    }
+
+    /// One pass: `residual + (x · w + bias)`.
+    fn linear_residual(
+        &self,
+        x: &GpuMat,
+        w: &GpuMat,
+        bias: &GpuMat,
+        residual: &GpuMat,
+    ) -> Result<GpuMat, ComputeError> {
+        check::same("residual", residual.shape(), (x.rows, w.cols))?;
+        self.fused_linear(x, w, bias, Activation::None, Some(residual))
     }
 
     fn add(&self, x: &GpuMat, y: &GpuMat) -> Result<GpuMat, ComputeError> {

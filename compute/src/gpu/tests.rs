@@ -522,6 +522,22 @@ fn fused_linear_matches_the_cpu_twin() {
             let x = Mat::random(m, k, 31);
             let w = Mat::random(k, n, 32);
             let b = Mat::random(1, n, 33);
+            // With the residual connection fused in too.
+            let res = Mat::random(m, n, 34);
+            let want = Cpu.linear_residual(&x, &w, &b, &res).unwrap();
+            let (gx, gw, gb, gr) = (
+                g.upload(&x).unwrap(),
+                g.upload(&w).unwrap(),
+                g.upload(&b).unwrap(),
+                g.upload(&res).unwrap(),
+            );
+            let got = down(&g, &g.linear_residual(&gx, &gw, &gb, &gr).unwrap());
+            let e = rel_err(&got.data, &want.data);
+            assert!(
+                e < 1e-5,
+                "{} residual {m}x{k}x{n}: relative error {e}",
+                v.name
+            );
             for act in [Activation::None, Activation::Relu, Activation::Gelu] {
                 let want = Cpu.linear(&x, &w, &b, act).unwrap();
                 let (gx, gw, gb) = (
@@ -550,6 +566,12 @@ fn fused_linear_matches_the_cpu_twin() {
     ));
     assert!(matches!(
         g.linear(&x, &x, &short_bias, Activation::None),
+        Err(ComputeError::Shape(_))
+    ));
+    let bias = g.upload(&Mat::zeros(1, 4)).unwrap();
+    let wrong_residual = g.upload(&Mat::zeros(2, 3)).unwrap();
+    assert!(matches!(
+        g.linear_residual(&x, &w, &bias, &wrong_residual),
         Err(ComputeError::Shape(_))
     ));
 }
@@ -595,6 +617,22 @@ fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
             let e = rel_err(&got.data, &want.data);
             assert!(e < 1e-5, "{} vec4 {m}x{k}x{n}: relative error {e}", v.name);
             let bias = Mat::random(1, n, 45);
+            let res = Mat::random(m, n, 46);
+            let want = Cpu.linear_residual(&a, &b, &bias, &res).unwrap();
+            let got = g
+                .linear_residual(
+                    &g.upload(&a).unwrap(),
+                    &g.upload(&b).unwrap(),
+                    &g.upload(&bias).unwrap(),
+                    &g.upload(&res).unwrap(),
+                )
+                .unwrap();
+            let e = rel_err(&down(&g, &got).data, &want.data);
+            assert!(
+                e < 1e-5,
+                "{} vec4 residual {m}x{k}x{n}: relative error {e}",
+                v.name
+            );
             let want = Cpu.linear(&a, &b, &bias, Activation::Gelu).unwrap();
             let (ga, gb, gbias) = (
                 g.upload(&a).unwrap(),

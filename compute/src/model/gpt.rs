@@ -295,12 +295,10 @@ impl<T> Gpt<T> {
                 ops.gemm_into(&p, &qkv, &mut att, &pv)?;
                 start += t;
             }
-            let proj = ops.linear(&att, &b.proj.w, &b.proj.b, Activation::None)?;
-            x = ops.add(&x, &proj)?;
+            x = ops.linear_residual(&att, &b.proj.w, &b.proj.b, &x)?;
             let h = ops.layernorm(&x, &b.ln_2.gamma, &b.ln_2.beta, c.eps)?;
             let f = ops.linear(&h, &b.fc.w, &b.fc.b, Activation::Gelu)?;
-            let f = ops.linear(&f, &b.fc_proj.w, &b.fc_proj.b, Activation::None)?;
-            x = ops.add(&x, &f)?;
+            x = ops.linear_residual(&f, &b.fc_proj.w, &b.fc_proj.b, &x)?;
         }
         let h = ops.layernorm(&x, &self.ln_f.gamma, &self.ln_f.beta, c.eps)?;
         if positions == Positions::Last {
