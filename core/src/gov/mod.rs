@@ -244,19 +244,8 @@ pub fn votes(s: &dyn StateRead, id: u64) -> Result<Vec<(AccountId, Choice)>, Sta
     let prefix = keys::votes(id);
     let mut out = Vec::new();
     for (k, v) in s.scan_prefix(&prefix)? {
-        let voter = k
-            .get(prefix.len()..)
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| StateError::Corrupt {
-                key: hex::encode(&k),
-                reason: "vote key has the wrong length".into(),
-            })?;
-        let choice: Choice =
-            crate::codec::decode_value(&v, "vote").map_err(|e| StateError::Corrupt {
-                key: hex::encode(&k),
-                reason: e.to_string(),
-            })?;
-        out.push((AccountId(voter), choice));
+        let [voter] = state::key_accounts(&k, prefix.len(), "vote")?;
+        out.push((voter, state::decode_row(&k, &v, "vote")?));
     }
     Ok(out)
 }

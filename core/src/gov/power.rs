@@ -14,7 +14,7 @@ use super::params::{PowerMode, PPM};
 use crate::crypto::AccountId;
 use crate::genesis::ChainParams;
 use crate::pool::{isqrt, PRICE_SCALE};
-use crate::state::{StateError, StateRead};
+use crate::state::{self, StateError, StateRead};
 use crate::subnet::root::{root, ROOT};
 use crate::subnet::stake::{hotkey_alpha, positions, stake_of};
 use crate::subnet::{networks, subnet, Netuid};
@@ -246,21 +246,10 @@ pub fn hotkey_powers(
             k
         };
         for (k, v) in s.scan_prefix(&prefix)? {
-            let hotkey = k
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| StateError::Corrupt {
-                    key: hex::encode(&k),
-                    reason: "hotkey alpha key has the wrong length".into(),
-                })?;
+            let [hotkey] = state::key_accounts(&k, prefix.len(), "hotkey alpha")?;
             let pool: crate::subnet::store::HotkeyAlpha =
-                crate::codec::decode_value(&v, "hotkey alpha").map_err(|e| {
-                    StateError::Corrupt {
-                        key: hex::encode(&k),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let e = out.entry(AccountId(hotkey)).or_default();
+                state::decode_row(&k, &v, "hotkey alpha")?;
+            let e = out.entry(hotkey).or_default();
             *e = e.saturating_add(prices.value(n, pool.total_alpha));
         }
     }

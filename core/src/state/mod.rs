@@ -121,13 +121,42 @@ pub(crate) fn read<T: Decode<()>>(
 ) -> Result<Option<T>, StateError> {
     match state.get(key)? {
         None => Ok(None),
-        Some(bytes) => decode_value(&bytes, what)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                key: hex::encode(key),
-                reason: e.to_string(),
-            }),
+        Some(bytes) => decode_row(key, &bytes, what).map(Some),
     }
+}
+
+/// Decode a stored value; one that does not decode is corruption, named by its key.
+pub(crate) fn decode_row<T: Decode<()>>(
+    key: &[u8],
+    value: &[u8],
+    what: &'static str,
+) -> Result<T, StateError> {
+    decode_value(value, what).map_err(|e| StateError::Corrupt {
+        key: hex::encode(key),
+        reason: e.to_string(),
+    })
+}
+
+/// The `N` accounts a key ends with after its first `prefix_len` bytes (a vote's voter, a
+/// hotkey pool's hotkey, a share row's hotkey and coldkey); any other length is corruption.
+pub(crate) fn key_accounts<const N: usize>(
+    key: &[u8],
+    prefix_len: usize,
+    what: &'static str,
+) -> Result<[AccountId; N], StateError> {
+    let corrupt = || StateError::Corrupt {
+        key: hex::encode(key),
+        reason: format!("{what} key has the wrong length"),
+    };
+    let rest = key.get(prefix_len..).ok_or_else(corrupt)?;
+    if rest.len() != N.saturating_mul(32) {
+        return Err(corrupt());
+    }
+    let mut out = [AccountId::default(); N];
+    for (slot, chunk) in out.iter_mut().zip(rest.chunks_exact(32)) {
+        *slot = AccountId(<[u8; 32]>::try_from(chunk).map_err(|_| corrupt())?);
+    }
+    Ok(out)
 }
 
 pub fn account(state: &dyn StateRead, id: &AccountId) -> Result<Account, StateError> {
@@ -144,4 +173,30 @@ pub fn put_account(overlay: &mut Overlay<'_>, id: &AccountId, account: &Account)
 
 pub fn put_supply(overlay: &mut Overlay<'_>, supply: &Supply) {
     overlay.put_value(keys::SUPPLY.to_vec(), supply);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accounts at the end of a key: exactly N x 32 bytes after the prefix, else a named
+    /// corruption; a value that does not decode is one too.
+    #[test]
+    fn key_accounts_and_rows_name_their_corruption() {
+        let (a, b) = (AccountId([1; 32]), AccountId([2; 32]));
+        let mut key = b"Px".to_vec();
+        key.extend_from_slice(&a.0);
+        key.extend_from_slice(&b.0);
+        assert_eq!(key_accounts::<2>(&key, 2, "share").unwrap(), [a, b]);
+        let one = key_accounts::<1>(&key, 2, "vote").unwrap_err();
+        assert!(
+            matches!(one, StateError::Corrupt { reason, .. } if reason == "vote key has the wrong length")
+        );
+        assert!(key_accounts::<1>(&key[..10], 40, "vote").is_err());
+        assert!(decode_row::<u64>(b"k", &[1, 2], "a number").is_err());
+        assert_eq!(
+            decode_row::<u64>(b"k", &7u64.to_le_bytes(), "a number").unwrap(),
+            7
+        );
+    }
 }

@@ -20,8 +20,6 @@ use serde::Serialize;
 
 use super::stake::{hotkey_alpha, keys as stake_keys};
 use super::{keys, named_subnet, networks, subnet, Netuid, SubnetParams, TxFailure};
-use crate::codec::decode_value;
-use crate::crypto::AccountId;
 use crate::state::{self, Overlay, StateError, StateRead};
 
 /// Every per-subnet key kind but the stake shares, which are paid first (one byte, then
@@ -211,20 +209,8 @@ fn pay_positions(
     let share_prefix = prefix(stake_keys::SHARES, d.netuid);
     let rows = o.scan_prefix_limit(&share_prefix, budget)?;
     for (k, v) in &rows {
-        let rest = k.get(share_prefix.len()..).unwrap_or_default();
-        let hotkey = rest.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok());
-        let coldkey = rest.get(32..).and_then(|c| <[u8; 32]>::try_from(c).ok());
-        let (Some(hotkey), Some(coldkey)) = (hotkey, coldkey) else {
-            return Err(StateError::Corrupt {
-                key: hex::encode(k),
-                reason: "share key has the wrong length".into(),
-            });
-        };
-        let shares: u128 = decode_value(v, "stake shares").map_err(|e| StateError::Corrupt {
-            key: hex::encode(k),
-            reason: e.to_string(),
-        })?;
-        let (hotkey, coldkey) = (AccountId(hotkey), AccountId(coldkey));
+        let [hotkey, coldkey] = state::key_accounts(k, share_prefix.len(), "share")?;
+        let shares: u128 = state::decode_row(k, v, "stake shares")?;
         let value = hotkey_alpha(o, d.netuid, &hotkey)?.value_of(shares);
         // Never more than the pot holds, whatever the rows say.
         let amount = d.payout(value).min(d.pot.saturating_sub(d.paid));
