@@ -304,22 +304,18 @@ fn install(p: &mut ChainParams, validators: &[(AccountId, u64)]) {
     p.authority_power = validators.iter().map(|(_, w)| *w).collect();
 }
 
-/// At height `now`: the set in force becomes the parameters' authorities (what
-/// `chain_info` shows).
+/// At height `now`: a set whose first height it is becomes the parameters' authorities
+/// (what `chain_info` shows). Once, at that height: every later block leaves them be.
 fn install_due_sets(o: &mut Overlay<'_>, params: &ChainParams, now: u64) -> Result<(), StateError> {
     let Some(set) = validator_history(o)?
         .into_iter()
-        .rfind(|x| x.from_height <= now)
+        .rfind(|x| x.from_height == now)
     else {
         return Ok(());
     };
     let mut p = chain_params(o)?.unwrap_or_else(|| params.clone());
-    let mut installed = p.clone();
-    install(&mut installed, &set.validators);
-    if installed != p {
-        p = installed;
-        put_params(o, &p);
-    }
+    install(&mut p, &set.validators);
+    put_params(o, &p);
     Ok(())
 }
 
