@@ -40,6 +40,39 @@ fn down(g: &Gpu, t: &GpuMat) -> Mat {
     g.download_one(t).unwrap()
 }
 
+/// `a · b` on the GPU against the CPU twin: the relative error (the shape checked).
+fn matmul_err(g: &Gpu, a: &Mat, b: &Mat) -> f32 {
+    let want = cpu::matmul(a, b).unwrap();
+    let got = down(
+        g,
+        &g.matmul(&g.upload(a).unwrap(), &g.upload(b).unwrap())
+            .unwrap(),
+    );
+    assert_eq!((got.rows, got.cols), (a.rows, b.cols));
+    rel_err(&got.data, &want.data)
+}
+
+/// The model's own attention products on `t` tokens of `heads` heads of width `dh` (scores
+/// = Q_h · K_h^T / sqrt(dh) out of one QKV matrix, then each head's P · V_h in its own
+/// columns), on the GPU against the CPU twin: each spec with its relative error.
+fn attention_errs(g: &Gpu, t: usize, dh: usize, heads: usize, seed: u64) -> Vec<(Gemm, f32)> {
+    let d = dh * heads;
+    let qkv = Mat::random(t, 3 * d, seed);
+    let p = Mat::random(heads * t, t, seed + 1);
+    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
+    let (gq, gp) = (g.upload(&qkv).unwrap(), g.upload(&p).unwrap());
+    [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)]
+        .into_iter()
+        .map(|(spec, a, ga, rows, cols)| {
+            let mut want = Cpu.alloc(rows, cols).unwrap();
+            cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
+            let mut got = g.alloc(rows, cols).unwrap();
+            g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
+            (spec, rel_err(&down(g, &got).data, &want.data))
+        })
+        .collect()
+}
+
 #[test]
 fn adapters_are_found_and_described() {
     let all = enumerate();
@@ -88,13 +121,7 @@ fn matmul_matches_the_cpu_twin_on_odd_sizes() {
         (100, 300, 129),
         (1, 257, 70),
     ] {
-        let a = Mat::random(m, k, 11);
-        let b = Mat::random(k, n, 12);
-        let want = cpu::matmul(&a, &b).unwrap();
-        let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
-        let got = down(&g, &g.matmul(&ga, &gb).unwrap());
-        assert_eq!((got.rows, got.cols), (m, n));
-        let e = rel_err(&got.data, &want.data);
+        let e = matmul_err(&g, &Mat::random(m, k, 11), &Mat::random(k, n, 12));
         assert!(e < 1e-5, "{m}x{k}x{n}: relative error {e}");
     }
     // Pooled buffers come back dirty: a smaller call into the same size classes is exact.
@@ -115,21 +142,7 @@ fn matmul_matches_the_cpu_twin_on_odd_sizes() {
 fn strided_batched_gemm_matches_the_cpu_twin() {
     let g = gpu();
     // Three heads of width 7 inside a 13 x 3*21 QKV matrix.
-    let (t, dh, heads) = (13, 7, 3);
-    let d = dh * heads;
-    let qkv = Mat::random(t, 3 * d, 21);
-    // The model's own specs: scores = Q_h · K_h^T / sqrt(7), then each head's P · V_h in
-    // its own columns of a t x d output.
-    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
-    let p = Mat::random(heads * t, t, 22);
-    let gq = g.upload(&qkv).unwrap();
-    let gp = g.upload(&p).unwrap();
-    for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
-        let mut want = Cpu.alloc(rows, cols).unwrap();
-        cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
-        let mut got = g.alloc(rows, cols).unwrap();
-        g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
-        let e = rel_err(&down(&g, &got).data, &want.data);
+    for (spec, e) in attention_errs(&g, 13, 7, 3, 21) {
         assert!(e < 1e-5, "{spec:?}: relative error {e}");
     }
     // Only the first 5 columns of a 9 x 8 output are written: the rest stay poisoned.
@@ -406,11 +419,6 @@ fn every_gemm_variant_matches_the_cpu_twin() {
         tune::GEMM_VARIANTS.len(),
         g.info.max_compute_workgroup_storage_size
     );
-    let (t, dh, heads) = (13, 7, 3);
-    let d = dh * heads;
-    let qkv = Mat::random(t, 3 * d, 21);
-    let p = Mat::random(heads * t, t, 22);
-    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
     for v in variants {
         g.set_gemm_variant(v).unwrap();
         assert_eq!(g.gemm_variant().0, v);
@@ -423,13 +431,7 @@ fn every_gemm_variant_matches_the_cpu_twin() {
         ] {
             let a = Mat::random(m, k, 11);
             let b = Mat::random(k, n, 12);
-            let want = cpu::matmul(&a, &b).unwrap();
-            let got = down(
-                &g,
-                &g.matmul(&g.upload(&a).unwrap(), &g.upload(&b).unwrap())
-                    .unwrap(),
-            );
-            let e = rel_err(&got.data, &want.data);
+            let e = matmul_err(&g, &a, &b);
             assert!(e < 1e-5, "{}: {m}x{k}x{n}: relative error {e}", v.name);
             if g.has_f16() {
                 let got = g.matmul_f16(&a, &b).unwrap();
@@ -446,14 +448,7 @@ fn every_gemm_variant_matches_the_cpu_twin() {
                 assert!(e < 1e-5, "{} f16: {m}x{k}x{n}: relative error {e}", v.name);
             }
         }
-        let gq = g.upload(&qkv).unwrap();
-        let gp = g.upload(&p).unwrap();
-        for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
-            let mut want = Cpu.alloc(rows, cols).unwrap();
-            cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
-            let mut got = g.alloc(rows, cols).unwrap();
-            g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
-            let e = rel_err(&down(&g, &got).data, &want.data);
+        for (spec, e) in attention_errs(&g, 13, 7, 3, 21) {
             assert!(e < 1e-5, "{} {spec:?}: relative error {e}", v.name);
         }
     }
@@ -595,10 +590,7 @@ fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
 
     let mut g = gpu();
     let (t, dh, heads) = (12, 8, 3);
-    let d = dh * heads;
-    let qkv = Mat::random(t, 3 * d, 41);
-    let p = Mat::random(heads * t, t, 42);
-    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, d, heads);
+    let (scores, mix) = crate::model::gpt::attention_gemms(0, t, dh * heads, heads);
     assert!(
         aligned(&scores) && aligned(&mix),
         "t = 12, dh = 8: both attention products aligned"
@@ -608,13 +600,7 @@ fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
         for (m, k, n) in [(4, 4, 4), (132, 68, 260), (64, 128, 64), (3, 8, 4)] {
             let a = Mat::random(m, k, 43);
             let b = Mat::random(k, n, 44);
-            let want = cpu::matmul(&a, &b).unwrap();
-            let got = down(
-                &g,
-                &g.matmul(&g.upload(&a).unwrap(), &g.upload(&b).unwrap())
-                    .unwrap(),
-            );
-            let e = rel_err(&got.data, &want.data);
+            let e = matmul_err(&g, &a, &b);
             assert!(e < 1e-5, "{} vec4 {m}x{k}x{n}: relative error {e}", v.name);
             let bias = Mat::random(1, n, 45);
             let res = Mat::random(m, n, 46);
@@ -647,14 +633,7 @@ fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
                 v.name
             );
         }
-        let gq = g.upload(&qkv).unwrap();
-        let gp = g.upload(&p).unwrap();
-        for (spec, a, ga, rows, cols) in [(scores, &qkv, &gq, heads * t, t), (mix, &p, &gp, t, d)] {
-            let mut want = Cpu.alloc(rows, cols).unwrap();
-            cpu::gemm(&spec, &a.data, &qkv.data, &mut want.data).unwrap();
-            let mut got = g.alloc(rows, cols).unwrap();
-            g.gemm_into(ga, &gq, &mut got, &spec).unwrap();
-            let e = rel_err(&down(&g, &got).data, &want.data);
+        for (spec, e) in attention_errs(&g, t, dh, heads, 41) {
             assert!(e < 1e-5, "{} {spec:?}: relative error {e}", v.name);
         }
     }
