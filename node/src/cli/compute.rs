@@ -413,16 +413,12 @@ fn inference_row(
         Backend::Gpu(g) if g.has_f16() => {
             let (_, _, t) =
                 forward_on(g.as_ref(), &host, &input, (Positions::Last, true), runs + 1)?;
-            let mut warm: Vec<f64> = t.iter().skip(1).copied().collect();
-            warm.sort_by(f64::total_cmp);
-            warm.get(warm.len() / 2).copied()
+            warm_median(&t)
         }
         _ => None,
     };
     let cold = times.first().copied().unwrap_or(f64::NAN);
-    let mut warm: Vec<f64> = times.iter().skip(1).copied().collect();
-    warm.sort_by(f64::total_cmp);
-    let warm = warm.get(warm.len() / 2).copied().unwrap_or(cold);
+    let warm = warm_median(&times).unwrap_or(cold);
     let mut row = json!({
         "layers": spec.layers, "width": spec.width, "heads": spec.heads, "vocab": spec.vocab,
         "batch": spec.batch, "seq": spec.seq, "parameters": host.summary().parameters,
@@ -648,6 +644,13 @@ fn describe(s: &agora_compute::model::Summary) -> String {
 }
 
 /// Upload the weights, run the batch; (outputs, upload ms, forward ms).
+/// The median of every forward time but the first (the cold one); None with only one.
+fn warm_median(times: &[f64]) -> Option<f64> {
+    let mut warm: Vec<f64> = times.iter().skip(1).copied().collect();
+    warm.sort_by(f64::total_cmp);
+    warm.get(warm.len() / 2).copied()
+}
+
 /// What `compute run` computes and reports.
 struct RunOpts<'a> {
     file: Option<&'a Path>,
@@ -729,11 +732,7 @@ fn run_model(
         )?,
     };
     let forward_ms = forwards.first().copied().unwrap_or(0.0);
-    let warm_ms = {
-        let mut warm: Vec<f64> = forwards.iter().skip(1).copied().collect();
-        warm.sort_by(f64::total_cmp);
-        warm.get(warm.len() / 2).copied()
-    };
+    let warm_ms = warm_median(&forwards);
     if let Some(path) = file {
         let cols = outputs.first().map_or(0, |m| m.cols);
         let rows: usize = outputs.iter().map(|m| m.rows).sum();
