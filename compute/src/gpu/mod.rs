@@ -42,6 +42,12 @@ pub struct AdapterReport {
     pub driver_info: String,
     pub shader_f16: bool,
     pub cooperative_matrix: bool,
+    /// Each cooperative-matrix configuration wgpu accepts, `MxNxK ab->cr`.
+    pub cooperative_matrix_configs: Vec<String>,
+    /// What the tensor-core gemm would use here, or why it cannot run.
+    pub cooperative_gemm: String,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
     pub max_storage_buffer_binding_size: u64,
     pub max_buffer_size: u64,
     pub max_compute_workgroup_storage_size: u32,
@@ -73,6 +79,16 @@ fn report(index: usize, adapter: &wgpu::Adapter) -> AdapterReport {
         driver_info: info.driver_info,
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        cooperative_matrix_configs: coop::describe(&adapter.cooperative_matrix_properties()),
+        cooperative_gemm: match coop::CoopShape::probe(adapter) {
+            Ok(s) => format!(
+                "{0}x{0} f16 -> f32 matrices, subgroups of {1}",
+                s.side, s.subgroup
+            ),
+            Err(why) => format!("unavailable: {why}"),
+        },
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
@@ -141,6 +157,33 @@ fn choose(adapters: Vec<wgpu::Adapter>, pref: Option<&str>) -> Result<wgpu::Adap
         .ok_or_else(|| ComputeError::NoAdapter("adapter vanished".into()))
 }
 
+/// A device on `adapter` with `features`, and the adapter's own limits.
+fn request_device(
+    adapter: &wgpu::Adapter,
+    features: wgpu::Features,
+) -> Result<(wgpu::Device, wgpu::Queue), wgpu::RequestDeviceError> {
+    let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        // SAFETY: wgpu asks callers of experimental features to accept that their
+        // implementation may have bugs. The only experimental feature requested is
+        // cooperative matrices, used by one kernel (`gemm_coop.wgsl`) whose every output is
+        // checked against the CPU twin in the tests, on an adapter that offers them.
+        #[allow(unsafe_code)]
+        unsafe {
+            wgpu::ExperimentalFeatures::enabled()
+        }
+    } else {
+        wgpu::ExperimentalFeatures::disabled()
+    };
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("agora-compute"),
+        required_features: features,
+        required_limits: adapter.limits(),
+        experimental_features: experimental,
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }))
+}
+
 /// A GPU device, its compiled kernels, the command stream being recorded, and a pool of
 /// reusable buffers.
 pub struct Gpu {
@@ -149,6 +192,8 @@ pub struct Gpu {
     pub info: AdapterReport,
     kernels: Kernels,
     gemm_chosen: tune::Chosen,
+    /// Why there is no cooperative-matrix gemm (empty when there is one).
+    coop_absent: String,
     pool: Arc<Pool>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
 }
@@ -163,6 +208,8 @@ struct Kernels {
     gemm_f16: Option<Kernel>,
     /// f32 activations times f16 weights.
     gemm_w16: Option<GemmSet>,
+    /// f16 x f16 on tensor cores, where the adapter has cooperative matrices.
+    gemm_coop: Option<coop::CoopKernels>,
     fill: Kernel,
     bias_act: Kernel,
     add: Kernel,
@@ -218,6 +265,7 @@ impl Kernels {
             gemm_v4: GemmSet::new(device, "gemm_v4", &v.source_vec4()),
             gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
             gemm_w16: f16.then(|| GemmSet::new(device, "gemm_w16", &v.source_mixed("f32", "f16"))),
+            gemm_coop: None,
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
             bias_act: Kernel::new(device, "bias_act", elementwise, "bias_act"),
             add: Kernel::new(device, "add", elementwise, "add"),
@@ -310,16 +358,17 @@ enum Epilogue {
     BiasResidual,
 }
 
-/// Whether `g` can use the vec4 loads: every A and B offset, leading dimension and batch
-/// stride a multiple of 4 elements, and the contiguous extents (k; n unless B is
-/// transposed) too, so no vector straddles a matrix edge.
-fn aligned(g: &Gemm) -> bool {
-    let four = |x: usize| x.is_multiple_of(4);
+/// Whether every A and B offset, leading dimension and batch stride of `g`, and k (and n
+/// unless B is transposed), are multiples of `elems`: vectors of that many elements never
+/// straddle a matrix edge (4 for the f32 vec4 loads, 8 for the tensor-core kernel's
+/// 8-half loads).
+fn aligned_to(g: &Gemm, elems: usize) -> bool {
+    let fits = |x: usize| x.is_multiple_of(elems);
     [g.a, g.b]
         .iter()
-        .all(|v| four(v.offset) && four(v.ld) && (g.batch <= 1 || four(v.batch_stride)))
-        && four(g.k)
-        && (g.trans_b || four(g.n))
+        .all(|v| fits(v.offset) && fits(v.ld) && (g.batch <= 1 || fits(v.batch_stride)))
+        && fits(g.k)
+        && (g.trans_b || fits(g.n))
 }
 
 /// Free buffers by size class. At most [`POOL_DEPTH`] are kept per class.
@@ -433,23 +482,41 @@ impl Gpu {
         }
         let adapter = choose(adapters, pref)?;
         let info = report(0, &adapter);
-        let features = adapter.features() & wgpu::Features::SHADER_F16;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("agora-compute"),
-            required_features: features,
-            required_limits: adapter.limits(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
-        let kernels = Kernels::new(&device, features.contains(wgpu::Features::SHADER_F16));
+        let f16 = adapter.features() & wgpu::Features::SHADER_F16;
+        let mut coop = coop::CoopShape::probe(&adapter);
+        let opened = match coop {
+            Ok(_) => {
+                let with = f16
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+                match request_device(&adapter, with) {
+                    Ok(d) => Ok(d),
+                    Err(e) => {
+                        tracing::warn!("{}: no device with cooperative matrices ({e}); using the portable gemm", info.name);
+                        coop = Err(format!("request_device refused it: {e}"));
+                        request_device(&adapter, f16)
+                    }
+                }
+            }
+            Err(_) => request_device(&adapter, f16),
+        };
+        let (device, queue) = opened
+            .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
+        let mut kernels = Kernels::new(&device, !f16.is_empty());
+        if let Ok(shape) = coop {
+            kernels.gemm_coop = Some(coop::CoopKernels::new(
+                &device,
+                shape,
+                coop::COOP_VARIANTS[0],
+            ));
+        }
         let mut gpu = Gpu {
             device,
             queue,
             info,
             kernels,
             gemm_chosen: tune::Chosen::Default,
+            coop_absent: coop.err().unwrap_or_default(),
             pool: Arc::default(),
             encoder: Mutex::new(None),
         };
@@ -687,10 +754,10 @@ impl Gpu {
         let ga = self.upload_bytes("A", &halves(a))?;
         let gb = self.upload_bytes("B", &halves(b))?;
         let mut c = self.matrix(a.rows, b.cols, self.poisoned("C", a.rows * b.cols)?);
-        let v = self.kernels.gemm_variant;
+        let tile = self.kernels.gemm_variant.tile();
         self.gemm_with(
             k,
-            v,
+            tile,
             2,
             &ga,
             &gb,
@@ -700,20 +767,20 @@ impl Gpu {
         Mat::new(c.rows, c.cols, self.read_f32(&c.buf)?)
     }
 
-    /// Record `k` (the f32 or the f16 gemm compiled for tiling `v`; `elem` bytes per A and
-    /// B element) for `g`.
+    /// Record `k` (a gemm compiled for a workgroup tile of C of `tile` rows x columns;
+    /// `elem` bytes per A and B element) for `g`.
     #[allow(clippy::too_many_arguments)]
     fn gemm_with(
         &self,
         k: &Kernel,
-        v: tune::GemmVariant,
+        tile: (usize, usize),
         elem: u64,
         a: &Pooled,
         b: &Pooled,
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        self.gemm_epilogue(k, v, (elem, elem), a, b, c, g, None)
+        self.gemm_epilogue(k, tile, (elem, elem), a, b, c, g, None)
     }
 
     /// [`Gpu::gemm_with`], with the buffers of a bias epilogue (`main_bias`, or
@@ -722,7 +789,7 @@ impl Gpu {
     fn gemm_epilogue(
         &self,
         k: &Kernel,
-        v: tune::GemmVariant,
+        (tm, tn): (usize, usize),
         (a_elem, b_elem): (u64, u64),
         a: &Pooled,
         b: &Pooled,
@@ -738,7 +805,6 @@ impl Gpu {
         if g.is_empty() {
             return Ok(());
         }
-        let (tm, tn) = (v.tile_m() as usize, v.tile_n() as usize);
         let max = self.info.max_compute_workgroups_per_dimension as usize;
         if g.m.div_ceil(tm) > max || g.n.div_ceil(tn) > max || g.batch > max {
             return Err(ComputeError::Shape(format!(
@@ -844,7 +910,7 @@ impl Gpu {
     ) -> Result<(&Kernel, (u64, u64)), ComputeError> {
         self.full(&[a, c])?;
         if !b.half {
-            let set = if aligned(g) {
+            let set = if aligned_to(g, 4) {
                 &self.kernels.gemm_v4
             } else {
                 &self.kernels.gemm
@@ -905,13 +971,13 @@ impl Gpu {
             Epilogue::Bias
         };
         let (k, elems) = self.gemm_kernel(x, w, &c, &g, epilogue)?;
-        let v = self.kernels.gemm_variant;
+        let tile = self.kernels.gemm_variant.tile();
         let extra = Extra {
             bias: &bias.buf,
             act: act_code(act),
             residual: residual.map(|r| &r.buf),
         };
-        self.gemm_epilogue(k, v, elems, &x.buf, &w.buf, &mut c, &g, Some(extra))?;
+        self.gemm_epilogue(k, tile, elems, &x.buf, &w.buf, &mut c, &g, Some(extra))?;
         Ok(c)
     }
 }
@@ -991,8 +1057,8 @@ impl Ops for Gpu {
         g: &Gemm,
     ) -> Result<(), ComputeError> {
         let (k, elems) = self.gemm_kernel(a, b, c, g, Epilogue::None)?;
-        let v = self.kernels.gemm_variant;
-        self.gemm_epilogue(k, v, elems, &a.buf, &b.buf, c, g, None)
+        let tile = self.kernels.gemm_variant.tile();
+        self.gemm_epilogue(k, tile, elems, &a.buf, &b.buf, c, g, None)
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {
@@ -1136,6 +1202,7 @@ impl Gpu {
     }
 }
 
+pub mod coop;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod tune;

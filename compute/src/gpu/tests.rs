@@ -13,7 +13,7 @@ pub(crate) fn gpu() -> Gpu {
 }
 
 /// Largest |gpu - cpu| relative to the largest |cpu| value (at least 1e-30).
-fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+pub(crate) fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len());
     let scale = cpu.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
     gpu.iter()
@@ -25,7 +25,7 @@ fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn max_abs_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+pub(crate) fn max_abs_err(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len());
     gpu.iter()
         .zip(cpu)
@@ -573,26 +573,31 @@ fn fused_linear_matches_the_cpu_twin() {
 
 /// The vec4 loads (shapes aligned to 4 elements) against the CPU twin for every tiling:
 /// dense products with ragged tile edges, the transposed and strided attention forms with
-/// aligned heads, and fused linear layers; `aligned` says which shapes take them.
+/// aligned heads, and fused linear layers; `aligned_to` says which shapes take them.
 #[test]
 fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
     let dense = |m, k, n| Gemm::dense(m, k, n);
-    assert!(aligned(&dense(4, 8, 12)));
-    assert!(!aligned(&dense(4, 6, 12)), "k not a multiple of 4");
-    assert!(!aligned(&dense(4, 8, 10)), "n not a multiple of 4");
+    assert!(aligned_to(&dense(4, 8, 12), 4));
+    assert!(!aligned_to(&dense(4, 6, 12), 4), "k not a multiple of 4");
+    assert!(!aligned_to(&dense(4, 8, 10), 4), "n not a multiple of 4");
     let mut t = dense(4, 8, 10);
     t.trans_b = true;
     t.b = View::dense(10, 8);
-    assert!(aligned(&t), "transposed B: only k matters");
+    assert!(aligned_to(&t, 4), "transposed B: only k matters");
     let mut off = dense(4, 8, 12);
     off.a.offset = 2;
-    assert!(!aligned(&off));
+    assert!(!aligned_to(&off, 4));
+    // The tensor-core kernel's 8-half loads.
+    assert!(aligned_to(&dense(4, 8, 16), 8));
+    assert!(!aligned_to(&dense(4, 8, 12), 8), "n a multiple of 4, not 8");
+    off.a.offset = 4;
+    assert!(aligned_to(&off, 4) && !aligned_to(&off, 8));
 
     let mut g = gpu();
     let (t, dh, heads) = (12, 8, 3);
     let (scores, mix) = crate::model::gpt::attention_gemms(0, t, dh * heads, heads);
     assert!(
-        aligned(&scores) && aligned(&mix),
+        aligned_to(&scores, 4) && aligned_to(&mix, 4),
         "t = 12, dh = 8: both attention products aligned"
     );
     for v in tune::fitting(&g.info) {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdapterReport, Gpu, Kernel};
+use super::{coop, AdapterReport, Gpu, Kernel};
 use crate::{ComputeError, Gemm, Mat, Ops};
 
 /// One tiling of `gemm.wgsl`: `wgx x wgy` invocations, each computing `rm x rn` outputs,
@@ -34,6 +34,11 @@ impl GemmVariant {
 
     pub fn tile_n(&self) -> u32 {
         self.wgx * self.rn
+    }
+
+    /// The workgroup's tile of C, rows x columns.
+    pub fn tile(&self) -> (usize, usize) {
+        (self.tile_m() as usize, self.tile_n() as usize)
     }
 
     /// Workgroup memory: two buffers of a `tk x (tile + 1)` tile each of A and B, f32.
@@ -67,6 +72,7 @@ impl GemmVariant {
             (a.to_string(), b.to_string(), include_str!("gemm_load.wgsl"))
         };
         let src = include_str!("gemm.wgsl")
+            .replace("// COMMON:", &format!("{GEMM_COMMON}\n// (common above)"))
             .replace("// LOAD:", &format!("{load}\n// (loads above)"))
             .replace("ATYPE", &ty_a)
             .replace("BTYPE", &ty_b)
@@ -84,6 +90,9 @@ impl GemmVariant {
         }
     }
 }
+
+/// What every gemm source shares: parameters, bindings, the bias epilogue.
+pub(super) const GEMM_COMMON: &str = include_str!("gemm_common.wgsl");
 
 /// The tilings, the default (it fits the 16 KiB every adapter offers) first.
 pub const GEMM_VARIANTS: &[GemmVariant] = &[
@@ -163,6 +172,12 @@ pub struct TuneRecord {
     pub size: usize,
     /// GFLOP/s of each variant timed (best of 3 runs after a warm-up).
     pub gflops: BTreeMap<String, f64>,
+    /// The cooperative-matrix tiling chosen, where the adapter has them.
+    #[serde(default)]
+    pub coop: Option<String>,
+    /// GFLOP/s of each cooperative tiling timed (f16 inputs), same size.
+    #[serde(default)]
+    pub coop_gflops: BTreeMap<String, f64>,
 }
 
 /// How the gemm tiling in use was chosen.
@@ -229,26 +244,25 @@ impl Gpu {
         for v in fitting(&self.info) {
             // The square product is aligned: what it runs in use is the vec4-load kernel.
             let k = Kernel::new(&self.device, v.name, &v.source_vec4(), "main");
-            self.gemm_with(&k, v, 4, &a.buf, &b.buf, &mut c, &g)?;
-            self.sync()?;
-            let mut fastest = f64::INFINITY;
-            for _ in 0..3 {
-                let t = Instant::now();
-                self.gemm_with(&k, v, 4, &a.buf, &b.buf, &mut c, &g)?;
-                self.sync()?;
-                fastest = fastest.min(t.elapsed().as_secs_f64());
-            }
-            let rate = flop / fastest / 1e9;
+            let rate = best_rate(self, flop, || {
+                self.gemm_with(&k, v.tile(), 4, &a.buf, &b.buf, &mut c, &g)
+            })?;
             gflops.insert(v.name.to_string(), rate);
             if best.is_none_or(|(r, _)| rate > r) {
                 best = Some((rate, v));
             }
         }
         let variant = best.map_or(GEMM_VARIANTS[0].name, |(_, v)| v.name);
+        let (coop, coop_gflops) = match self.tune_coop(size)? {
+            Some((v, rates)) => (Some(v.name.to_string()), rates),
+            None => (None, BTreeMap::new()),
+        };
         Ok(TuneRecord {
             variant: variant.to_string(),
             size,
             gflops,
+            coop,
+            coop_gflops,
         })
     }
 
@@ -272,8 +286,12 @@ impl Gpu {
         (self.kernels.gemm_variant, &self.gemm_chosen)
     }
 
-    /// Pick the tiling at open: forced, cached, tuned (and cached), or the default.
+    /// Pick the tilings at open: forced, cached, tuned (and cached), or the default.
     pub(super) fn choose_gemm(&mut self) -> Result<(), ComputeError> {
+        let forced_coop = std::env::var("AGORA_COOP_VARIANT").ok();
+        if let (Some(name), true) = (&forced_coop, self.has_coop()) {
+            self.set_coop_variant(coop::by_name(name)?)?;
+        }
         if let Ok(name) = std::env::var("AGORA_GEMM_VARIANT") {
             self.set_gemm_variant(by_name(&name)?)?;
             self.gemm_chosen = Chosen::Forced;
@@ -289,8 +307,15 @@ impl Gpu {
             .map(read_cache)
             .and_then(|c| c.get(&key).cloned())
         {
+            let coop_ok = match (&record.coop, self.has_coop(), &forced_coop) {
+                (_, false, _) | (_, true, Some(_)) => true,
+                (Some(name), true, None) => coop::by_name(name)
+                    .and_then(|v| self.set_coop_variant(v))
+                    .is_ok(),
+                (None, true, None) => false,
+            };
             if let Ok(v) = by_name(&record.variant) {
-                if self.set_gemm_variant(v).is_ok() {
+                if coop_ok && self.set_gemm_variant(v).is_ok() {
                     self.gemm_chosen = Chosen::Cached;
                     return Ok(());
                 }
@@ -305,6 +330,9 @@ impl Gpu {
         };
         let record = self.tune_gemm(size)?;
         self.set_gemm_variant(by_name(&record.variant)?)?;
+        if let (Some(name), None) = (&record.coop, &forced_coop) {
+            self.set_coop_variant(coop::by_name(name)?)?;
+        }
         if let Some(path) = path {
             // A cache that cannot be written only means tuning again next time.
             let _ = write_cache(&path, &key, &record);
@@ -312,4 +340,23 @@ impl Gpu {
         self.gemm_chosen = Chosen::Tuned(record);
         Ok(())
     }
+}
+
+/// GFLOP/s of `run` (recording `flop` of work): one warm-up, then the best of 3, each
+/// waited for.
+pub(super) fn best_rate(
+    gpu: &Gpu,
+    flop: f64,
+    mut run: impl FnMut() -> Result<(), ComputeError>,
+) -> Result<f64, ComputeError> {
+    run()?;
+    gpu.sync()?;
+    let mut fastest = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        run()?;
+        gpu.sync()?;
+        fastest = fastest.min(t.elapsed().as_secs_f64());
+    }
+    Ok(flop / fastest / 1e9)
 }

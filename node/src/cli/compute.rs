@@ -191,9 +191,15 @@ fn info(device: Option<String>, out: Out) -> anyhow::Result<()> {
         }
         for a in &adapters {
             t.push_str(&format!(
-                "[{}] {} ({}, {}), driver {} {}\n    f16: {}, cooperative matrix: {}, max storage binding {} MiB, workgroup storage {} KiB, {} invocations/workgroup\n",
+                "[{}] {} ({}, {}), driver {} {}\n    f16: {}, subgroups of {} to {}, cooperative matrix: {} ({}), tensor-core gemm: {}\n    max storage binding {} MiB, workgroup storage {} KiB, {} invocations/workgroup\n",
                 a.index, a.name, a.backend, a.device_type, a.driver, a.driver_info,
-                a.shader_f16, a.cooperative_matrix,
+                a.shader_f16, a.subgroup_min_size, a.subgroup_max_size, a.cooperative_matrix,
+                if a.cooperative_matrix_configs.is_empty() {
+                    "no configurations".to_string()
+                } else {
+                    a.cooperative_matrix_configs.join(", ")
+                },
+                a.cooperative_gemm,
                 a.max_storage_buffer_binding_size >> 20,
                 a.max_compute_workgroup_storage_size >> 10,
                 a.max_compute_invocations_per_workgroup
@@ -205,7 +211,8 @@ fn info(device: Option<String>, out: Out) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// torch.matmul timings at `sizes` (TF32 off), as JSON from the interpreter.
+/// torch.matmul timings at `sizes`: fp32 (TF32 off), fp16 and bf16 (`gflops`,
+/// `gflops_f16`, `gflops_bf16`), as JSON from the interpreter.
 const TORCH_BENCH: &str = r#"
 import json, sys, time
 try:
@@ -219,17 +226,23 @@ torch.backends.cudnn.allow_tf32 = False
 sizes = [int(s) for s in sys.argv[1].split(",")]
 runs = int(sys.argv[2])
 out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "results": []}
-for n in sizes:
-    a = torch.rand(n, n, device="cuda") * 2 - 1
-    b = torch.rand(n, n, device="cuda") * 2 - 1
+def median(a, b):
     torch.matmul(a, b); torch.cuda.synchronize()
     ts = []
     for _ in range(max(runs, 1)):
         torch.cuda.synchronize(); t = time.perf_counter()
         torch.matmul(a, b); torch.cuda.synchronize()
         ts.append(time.perf_counter() - t)
-    ts.sort(); med = ts[len(ts) // 2]
-    out["results"].append({"n": n, "ms": med * 1e3, "gflops": 2 * n ** 3 / med / 1e9})
+    ts.sort(); return ts[len(ts) // 2]
+for n in sizes:
+    a = torch.rand(n, n, device="cuda") * 2 - 1
+    b = torch.rand(n, n, device="cuda") * 2 - 1
+    row = {"n": n}
+    for suffix, x, y in (("", a, b), ("_f16", a.half(), b.half()), ("_bf16", a.bfloat16(), b.bfloat16())):
+        med = median(x, y)
+        row["ms" + suffix] = med * 1e3
+        row["gflops" + suffix] = 2 * n ** 3 / med / 1e9
+    out["results"].append(row)
 print(json.dumps(out))
 "#;
 
@@ -504,9 +517,22 @@ fn bench(
             row["device_ms"] = json!(dev * 1e3);
             row["device_vs_cpu"] = json!(host / dev);
             row["freivalds_device_ms"] = json!(check_gpu * 1e3);
+            // f16 operands resident too: the portable kernel, and tensor cores where the
+            // adapter has cooperative matrices.
             if g.has_f16() {
-                let half = median_secs(runs, || Ok(g.matmul_f16(&a, &b).map(|_| ())?))?;
-                row["device_f16_gflops_with_transfers"] = json!(flops / half / 1e9);
+                let (ha, hb) = (g.upload_half(&a)?, g.upload_half(&b)?);
+                for (key, coop) in [("device_f16_gflops", false), ("device_coop_gflops", true)] {
+                    if coop && !g.has_coop() {
+                        continue;
+                    }
+                    let t = median_secs(runs, || {
+                        let c = g.matmul_half(&ha, &hb, coop)?;
+                        g.sync()?;
+                        drop(c);
+                        Ok(())
+                    })?;
+                    row[key] = json!(flops / t / 1e9);
+                }
             }
             let torch_row = torch.as_ref().and_then(|t| {
                 t["results"]
@@ -519,6 +545,18 @@ fn bench(
                 let tg = t["gflops"].as_f64().unwrap_or(f64::NAN);
                 row["pytorch_gflops"] = json!(tg);
                 row["wgpu_vs_pytorch"] = json!(flops / dev / 1e9 / tg);
+                if let Some(t16) = t["gflops_f16"].as_f64() {
+                    row["pytorch_f16_gflops"] = json!(t16);
+                    row["pytorch_bf16_gflops"] = t["gflops_bf16"].clone();
+                    for (ours, ratio) in [
+                        ("device_f16_gflops", "f16_vs_pytorch_f16"),
+                        ("device_coop_gflops", "coop_vs_pytorch_f16"),
+                    ] {
+                        if let Some(x) = row[ours].as_f64() {
+                            row[ratio] = json!(x / t16);
+                        }
+                    }
+                }
             }
         }
         out.progress(&format!("n={n} done"));
@@ -527,7 +565,11 @@ fn bench(
     let gemm = match &backend {
         Backend::Gpu(g) => {
             let (variant, chosen) = g.gemm_variant();
-            json!({"variant": variant, "chosen": chosen})
+            let coop = match g.coop() {
+                Ok((shape, variant)) => json!({"shape": shape, "variant": variant}),
+                Err(why) => json!({"unavailable": why}),
+            };
+            json!({"variant": variant, "chosen": chosen, "coop": coop})
         }
         Backend::Cpu => Value::Null,
     };
@@ -558,7 +600,7 @@ fn bench_table(v: &Value, runs: usize) -> String {
     let mut t = format!(
         "matmul n x n x n, median of {runs} (device: {}{tiling}; GPU operands resident)\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>12}  {:>12}",
         v["device"].as_str().unwrap_or("?"),
-        "n", "GPU GF/s", "CPU GF/s", "GPU/CPU", "GPU f16 GF/s*", "Freivalds ms", "vs recompute", "on GPU ms"
+        "n", "GPU GF/s", "CPU GF/s", "GPU/CPU", "GPU f16 GF/s", "Freivalds ms", "vs recompute", "on GPU ms"
     );
     for r in v["results"].as_array().into_iter().flatten() {
         t.push_str(&format!(
@@ -567,7 +609,7 @@ fn bench_table(v: &Value, runs: usize) -> String {
             f(r, "device_gflops"),
             f(r, "cpu_gflops"),
             f(r, "device_vs_cpu"),
-            f(r, "device_f16_gflops_with_transfers"),
+            f(r, "device_f16_gflops"),
             f(r, "freivalds_cpu_ms"),
             r["freivalds_vs_recompute"]
                 .as_f64()
@@ -575,7 +617,26 @@ fn bench_table(v: &Value, runs: usize) -> String {
             f(r, "freivalds_device_ms"),
         ));
     }
-    t.push_str("\n* f16 includes conversion, upload and readback");
+    match v["gemm"]["coop"]["variant"]["name"].as_str() {
+        Some(name) => {
+            t.push_str(&format!(
+                "\ntensor cores (cooperative matrices, {0}x{0} f16 -> f32, tiling {name}):",
+                v["gemm"]["coop"]["shape"]["side"]
+            ));
+            for r in v["results"].as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "\n  n={}: {} GF/s",
+                    r["n"],
+                    f(r, "device_coop_gflops")
+                ));
+            }
+        }
+        None => {
+            if let Some(why) = v["gemm"]["coop"]["unavailable"].as_str() {
+                t.push_str(&format!("\ntensor cores: not used ({why})"));
+            }
+        }
+    }
     match &v["pytorch"] {
         Value::Null => {}
         p if p.get("error").is_some() => {
@@ -592,10 +653,14 @@ fn bench_table(v: &Value, runs: usize) -> String {
             ));
             for r in v["results"].as_array().into_iter().flatten() {
                 t.push_str(&format!(
-                    "\n  n={}: {} GF/s, wgpu/PyTorch {}",
+                    "\n  n={}: fp32 {} GF/s, wgpu/PyTorch {}; fp16 {} GF/s (bf16 {}), wgpu f16/PyTorch {}, tensor cores/PyTorch {}",
                     r["n"],
                     f(r, "pytorch_gflops"),
-                    f(r, "wgpu_vs_pytorch")
+                    f(r, "wgpu_vs_pytorch"),
+                    f(r, "pytorch_f16_gflops"),
+                    f(r, "pytorch_bf16_gflops"),
+                    f(r, "f16_vs_pytorch_f16"),
+                    f(r, "coop_vs_pytorch_f16"),
                 ));
             }
         }

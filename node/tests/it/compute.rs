@@ -255,7 +255,8 @@ fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
          backends = _N(); backends.cuda = _N(); backends.cuda.matmul = _N(); backends.cudnn = _N()\n\
          class cuda:\n    is_available = staticmethod(lambda: True)\n    \
          synchronize = staticmethod(lambda: None)\n    get_device_name = staticmethod(lambda i: 'stand-in GPU')\n\
-         class _T:\n    def __mul__(self, o): return self\n    def __sub__(self, o): return self\n\
+         class _T:\n    def __mul__(self, o): return self\n    def __sub__(self, o): return self\n    \
+         def half(self): return self\n    def bfloat16(self): return self\n\
          def rand(*a, **k): return _T()\n\
          def matmul(a, b):\n    time.sleep(0.002)\n    return a\n",
     )
@@ -298,6 +299,21 @@ fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
     // 2 * 32^3 flops in >= 2 ms is at most 0.033 GFLOP/s.
     assert!(torch > 0.0 && torch < 0.033, "{r}");
     assert!((r["wgpu_vs_pytorch"].as_f64().unwrap() - dev / torch).abs() < 1e-9 * dev / torch);
+    // fp16 and bf16 are timed too; the f16 kernel's ratio is against fp16.
+    let t16 = r["pytorch_f16_gflops"].as_f64().unwrap();
+    assert!(
+        t16 > 0.0 && t16 < 0.033 && r["pytorch_bf16_gflops"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    if let Some(ours) = r["device_f16_gflops"].as_f64() {
+        let ratio = r["f16_vs_pytorch_f16"].as_f64().unwrap();
+        assert!((ratio - ours / t16).abs() < 1e-9 * ratio, "{r}");
+    }
+    // Without cooperative matrices (Debian 12's lavapipe) the bench says why.
+    assert!(
+        v["gemm"]["coop"]["unavailable"].is_string() || r["device_coop_gflops"].as_f64().is_some(),
+        "{v}"
+    );
 
     let real = args("python3");
     let p = &real["pytorch"];
