@@ -388,7 +388,7 @@ impl Gpu {
         let mut best: Option<(f64, CoopVariant)> = None;
         for v in fitting(&self.info, shape) {
             // The square product is aligned: what it runs in use is the vector-load kernel.
-            let k = Kernel::new(&self.device, v.name, &v.source(shape, true), "main");
+            let k = Kernel::gemm(&self.device, v.name, &v.source(shape, true), "main");
             let (tm, tn) = v.tile(shape);
             let tile = (tm as usize, tn as usize);
             let rate = super::tune::best_rate(self, flop, || {

@@ -232,6 +232,24 @@ struct Kernel {
 
 impl Kernel {
     fn new(device: &wgpu::Device, name: &'static str, source: &str, entry: &str) -> Kernel {
+        Kernel::compile(device, name, source, entry, true)
+    }
+
+    /// A gemm kernel: compiled without wgpu's zeroing of workgroup memory at the start of
+    /// every workgroup (a pass over the tiles and a barrier each time): every gemm stores
+    /// each tile element it reads (zero outside the matrices) before reading it, so the
+    /// zeroing buys nothing.
+    fn gemm(device: &wgpu::Device, name: &'static str, source: &str, entry: &str) -> Kernel {
+        Kernel::compile(device, name, source, entry, false)
+    }
+
+    fn compile(
+        device: &wgpu::Device,
+        name: &'static str,
+        source: &str,
+        entry: &str,
+        zero_workgroup_memory: bool,
+    ) -> Kernel {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -241,7 +259,10 @@ impl Kernel {
             layout: None,
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                zero_initialize_workgroup_memory: zero_workgroup_memory,
+                ..Default::default()
+            },
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
@@ -263,7 +284,7 @@ impl Kernels {
             gemm_variant: v,
             gemm: GemmSet::new(device, "gemm", &v.source("f32")),
             gemm_v4: GemmSet::new(device, "gemm_v4", &v.source_vec4()),
-            gemm_f16: f16.then(|| Kernel::new(device, "gemm_f16", &v.source("f16"), "main")),
+            gemm_f16: f16.then(|| Kernel::gemm(device, "gemm_f16", &v.source("f16"), "main")),
             gemm_w16: f16.then(|| GemmSet::new(device, "gemm_w16", &v.source_mixed("f32", "f16"))),
             gemm_coop: None,
             fill: Kernel::new(device, "fill", include_str!("fill.wgsl"), "main"),
@@ -303,7 +324,7 @@ impl Kernels {
         self.gemm = GemmSet::new(device, "gemm", &v.source("f32"));
         self.gemm_v4 = GemmSet::new(device, "gemm_v4", &v.source_vec4());
         if self.gemm_f16.is_some() {
-            self.gemm_f16 = Some(Kernel::new(device, "gemm_f16", &v.source("f16"), "main"));
+            self.gemm_f16 = Some(Kernel::gemm(device, "gemm_f16", &v.source("f16"), "main"));
             self.gemm_w16 = Some(GemmSet::new(
                 device,
                 "gemm_w16",
@@ -326,9 +347,9 @@ struct GemmSet {
 impl GemmSet {
     fn new(device: &wgpu::Device, name: &'static str, src: &str) -> GemmSet {
         GemmSet {
-            plain: Kernel::new(device, name, src, "main"),
-            bias: Kernel::new(device, name, src, "main_bias"),
-            bias_res: Kernel::new(device, name, src, "main_bias_res"),
+            plain: Kernel::gemm(device, name, src, "main"),
+            bias: Kernel::gemm(device, name, src, "main_bias"),
+            bias_res: Kernel::gemm(device, name, src, "main_bias_res"),
         }
     }
 

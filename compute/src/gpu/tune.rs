@@ -243,7 +243,7 @@ impl Gpu {
         let mut best: Option<(f64, GemmVariant)> = None;
         for v in fitting(&self.info) {
             // The square product is aligned: what it runs in use is the vec4-load kernel.
-            let k = Kernel::new(&self.device, v.name, &v.source_vec4(), "main");
+            let k = Kernel::gemm(&self.device, v.name, &v.source_vec4(), "main");
             let rate = best_rate(self, flop, || {
                 self.gemm_with(&k, v.tile(), 4, &a.buf, &b.buf, &mut c, &g)
             })?;
