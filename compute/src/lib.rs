@@ -19,7 +19,7 @@ pub mod npy;
 pub mod ops;
 pub mod shape;
 
-pub use ops::{Cpu, Ops};
+pub use ops::{Cpu, CpuF16Products, Ops};
 pub use shape::{Gemm, View};
 
 /// A row-major f32 matrix.

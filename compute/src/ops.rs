@@ -199,3 +199,74 @@ impl Ops for Cpu {
         cpu::cross_entropy(logits, targets)
     }
 }
+
+/// The CPU twin of a GPU running every product on tensor cores
+/// ([`crate::gpu::Gpu::set_tensor_cores`]): [`Cpu`], except that each product rounds its
+/// inputs to f16 first (and accumulates in f32, as the tensor cores do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuF16Products;
+
+impl Ops for CpuF16Products {
+    type Tensor = Mat;
+
+    fn name(&self) -> String {
+        format!("{} with f16 products", Cpu.name())
+    }
+
+    fn upload(&self, m: &Mat) -> Result<Mat, ComputeError> {
+        Cpu.upload(m)
+    }
+
+    fn download(&self, ts: &[&Mat]) -> Result<Vec<Mat>, ComputeError> {
+        Cpu.download(ts)
+    }
+
+    fn shape(&self, t: &Mat) -> (usize, usize) {
+        Cpu.shape(t)
+    }
+
+    fn alloc(&self, rows: usize, cols: usize) -> Result<Mat, ComputeError> {
+        Cpu.alloc(rows, cols)
+    }
+
+    fn gemm_into(&self, a: &Mat, b: &Mat, c: &mut Mat, g: &Gemm) -> Result<(), ComputeError> {
+        let (a, b) = (cpu::round_f16(a), cpu::round_f16(b));
+        cpu::gemm(g, &a.data, &b.data, &mut c.data)
+    }
+
+    fn bias_act(&self, x: &Mat, bias: &Mat, act: Activation) -> Result<Mat, ComputeError> {
+        Cpu.bias_act(x, bias, act)
+    }
+
+    fn add(&self, x: &Mat, y: &Mat) -> Result<Mat, ComputeError> {
+        Cpu.add(x, y)
+    }
+
+    fn softmax(&self, x: &Mat, scale: f32, causal: Option<usize>) -> Result<Mat, ComputeError> {
+        Cpu.softmax(x, scale, causal)
+    }
+
+    fn layernorm(&self, x: &Mat, gamma: &Mat, beta: &Mat, eps: f32) -> Result<Mat, ComputeError> {
+        Cpu.layernorm(x, gamma, beta, eps)
+    }
+
+    fn row_sum(&self, x: &Mat) -> Result<Vec<f32>, ComputeError> {
+        Cpu.row_sum(x)
+    }
+
+    fn row_max(&self, x: &Mat) -> Result<Vec<f32>, ComputeError> {
+        Cpu.row_max(x)
+    }
+
+    fn row_argmax(&self, x: &Mat) -> Result<Vec<u32>, ComputeError> {
+        Cpu.row_argmax(x)
+    }
+
+    fn cosine(&self, a: &Mat, b: &Mat) -> Result<Vec<f32>, ComputeError> {
+        Cpu.cosine(a, b)
+    }
+
+    fn cross_entropy(&self, logits: &Mat, targets: &[u32]) -> Result<Vec<f32>, ComputeError> {
+        Cpu.cross_entropy(logits, targets)
+    }
+}

@@ -121,12 +121,18 @@ impl CoopVariant {
         2 * (tm * (tk + 8) + tk * (tn + 8)) + 4 * self.wm * self.wn * s.side * s.side
     }
 
-    /// The kernel source; `vec` for the 8-halves loads of aligned shapes.
-    pub fn source(&self, s: CoopShape, vec: bool) -> String {
-        let (load, elem) = if vec {
-            (include_str!("gemm_coop_load_vec.wgsl"), "vec4<u32>")
-        } else {
-            (include_str!("gemm_coop_load.wgsl"), "f16")
+    /// The kernel source for operands stored as `loads` says.
+    pub fn source(&self, s: CoopShape, loads: CoopLoads) -> String {
+        let scalar = include_str!("gemm_coop_load.wgsl");
+        let (load, a, b) = match loads {
+            CoopLoads::Half => (scalar, "f16", "f16"),
+            CoopLoads::HalfVec => (
+                include_str!("gemm_coop_load_vec.wgsl"),
+                "vec4<u32>",
+                "vec4<u32>",
+            ),
+            CoopLoads::F32Half => (scalar, "f32", "f16"),
+            CoopLoads::F32 => (scalar, "f32", "f32"),
         };
         let src = include_str!("gemm_coop.wgsl")
             .replace(
@@ -134,8 +140,8 @@ impl CoopVariant {
                 &format!("{}\n// (common above)", super::tune::GEMM_COMMON),
             )
             .replace("// LOAD:", &format!("{load}\n// (loads above)"))
-            .replace("ATYPE", elem)
-            .replace("BTYPE", elem);
+            .replace("ATYPE", a)
+            .replace("BTYPE", b);
         let side = format!("{0}x{0}", s.side);
         // Longest names first: COOP_S is a prefix of the others.
         [
@@ -233,25 +239,67 @@ pub fn by_name(name: &str) -> Result<CoopVariant, ComputeError> {
         })
 }
 
+/// How a tensor-core kernel's operands are stored (they are multiplied as f16 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoopLoads {
+    /// A and B f16, one element per load (any shape).
+    Half,
+    /// A and B f16, 8 halves per load (shapes aligned to 8, see `aligned_to`).
+    HalfVec,
+    /// f32 activations times f16 weights, A rounded to f16 as it is staged.
+    F32Half,
+    /// Both f32, rounded to f16 as they are staged.
+    F32,
+}
+
+impl CoopLoads {
+    pub const ALL: [CoopLoads; 4] = [
+        CoopLoads::Half,
+        CoopLoads::HalfVec,
+        CoopLoads::F32Half,
+        CoopLoads::F32,
+    ];
+
+    /// The loads for A and B stored as f16 (`half`) or f32, of a product `aligned` to 8.
+    pub fn of(a_half: bool, b_half: bool, aligned: bool) -> Result<CoopLoads, ComputeError> {
+        match (a_half, b_half) {
+            (true, true) if aligned => Ok(CoopLoads::HalfVec),
+            (true, true) => Ok(CoopLoads::Half),
+            (false, true) => Ok(CoopLoads::F32Half),
+            (false, false) => Ok(CoopLoads::F32),
+            (true, false) => Err(ComputeError::Unsupported(
+                "an f16 activation times f32 weights has no tensor-core kernel".into(),
+            )),
+        }
+    }
+}
+
 /// GFLOP/s by tiling name.
 pub type Rates = std::collections::BTreeMap<String, f64>;
 
-/// The compiled cooperative-matrix gemm: its shape, tiling and entry points.
+/// The compiled cooperative-matrix gemm: its shape and tiling, and the entry points for
+/// each way of loading the operands, each compiled on first use.
 pub(super) struct CoopKernels {
     pub shape: CoopShape,
     pub variant: CoopVariant,
-    pub set: super::GemmSet,
-    pub set_vec: super::GemmSet,
+    sets: [std::sync::OnceLock<super::GemmSet>; 4],
 }
 
 impl CoopKernels {
-    pub fn new(device: &wgpu::Device, shape: CoopShape, variant: CoopVariant) -> CoopKernels {
+    pub fn new(shape: CoopShape, variant: CoopVariant) -> CoopKernels {
         CoopKernels {
             shape,
             variant,
-            set: super::GemmSet::new(device, "gemm_coop", &variant.source(shape, false)),
-            set_vec: super::GemmSet::new(device, "gemm_coop_v8", &variant.source(shape, true)),
+            sets: Default::default(),
         }
+    }
+
+    /// The entry points for `loads`.
+    pub fn set(&self, device: &wgpu::Device, loads: CoopLoads) -> &super::GemmSet {
+        let i = CoopLoads::ALL.iter().position(|l| *l == loads).unwrap_or(0);
+        self.sets[i].get_or_init(|| {
+            super::GemmSet::new(device, "gemm_coop", &self.variant.source(self.shape, loads))
+        })
     }
 
     pub fn tile(&self) -> (usize, usize) {
@@ -274,6 +322,23 @@ impl Gpu {
         self.kernels.gemm_coop.is_some()
     }
 
+    /// Run every product (linear layers, attention, the LM head) on tensor cores: inputs
+    /// rounded to f16 as they are staged, f32 accumulation, everything else f32. Its CPU
+    /// twin is [`crate::CpuF16Products`]. Refused where the adapter has no cooperative
+    /// matrices.
+    pub fn set_tensor_cores(&self, on: bool) -> Result<(), ComputeError> {
+        if on && !self.has_coop() {
+            return Err(self.no_coop());
+        }
+        self.tensor_cores
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn tensor_cores(&self) -> bool {
+        self.tensor_cores.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Use cooperative tiling `v` from now on (recompiles that kernel).
     pub fn set_coop_variant(&mut self, v: CoopVariant) -> Result<(), ComputeError> {
         let shape = self
@@ -292,7 +357,7 @@ impl Gpu {
             )));
         }
         if self.kernels.gemm_coop.as_ref().map(|k| k.variant) != Some(v) {
-            self.kernels.gemm_coop = Some(CoopKernels::new(&self.device, shape, v));
+            self.kernels.gemm_coop = Some(CoopKernels::new(shape, v));
         }
         Ok(())
     }
@@ -304,8 +369,32 @@ impl Gpu {
         ))
     }
 
-    /// Record the tensor-core gemm `g` of two f16 tensors into `c`, with the bias (and
-    /// residual) epilogue when `extra` is given.
+    /// The tensor-core kernel for `a · b` as `g` says, with `epilogue`: its workgroup tile
+    /// and the element sizes of A and B. A and B may be f16 or f32 (rounded to f16 as
+    /// they are staged), except an f16 A with an f32 B.
+    pub(super) fn coop_kernel(
+        &self,
+        a: &GpuMat,
+        b: &GpuMat,
+        g: &Gemm,
+        epilogue: Epilogue,
+    ) -> Result<super::GemmKernel<'_>, ComputeError> {
+        let k = self
+            .kernels
+            .gemm_coop
+            .as_ref()
+            .ok_or_else(|| self.no_coop())?;
+        let loads = CoopLoads::of(a.half, b.half, super::aligned_to(g, 8))?;
+        let elem = |t: &GpuMat| if t.half { 2 } else { 4 };
+        Ok(super::GemmKernel {
+            kernel: k.set(&self.device, loads).pick(epilogue),
+            tile: k.tile(),
+            elems: (elem(a), elem(b)),
+        })
+    }
+
+    /// Record the tensor-core gemm `g` into `c`, with the bias (and residual) epilogue when
+    /// `extra` is given.
     fn coop_gemm_into(
         &self,
         a: &GpuMat,
@@ -314,16 +403,6 @@ impl Gpu {
         g: &Gemm,
         extra: Option<Extra<'_>>,
     ) -> Result<(), ComputeError> {
-        let k = self
-            .kernels
-            .gemm_coop
-            .as_ref()
-            .ok_or_else(|| self.no_coop())?;
-        if !(a.half && b.half) || c.half {
-            return Err(ComputeError::Unsupported(
-                "the tensor-core gemm takes two f16 tensors (upload_half) into an f32 one".into(),
-            ));
-        }
         let epilogue = match extra {
             None => Epilogue::None,
             Some(Extra {
@@ -331,13 +410,9 @@ impl Gpu {
             }) => Epilogue::BiasResidual,
             Some(_) => Epilogue::Bias,
         };
-        let set = if super::aligned_to(g, 8) {
-            &k.set_vec
-        } else {
-            &k.set
-        };
-        let kernel = set.pick(epilogue);
-        self.gemm_epilogue(kernel, k.tile(), (2, 2), &a.buf, &b.buf, c, g, extra)
+        self.full(&[c])?;
+        let k = self.coop_kernel(a, b, g, epilogue)?;
+        self.gemm_epilogue(k.kernel, k.tile, k.elems, &a.buf, &b.buf, c, g, extra)
     }
 
     /// `C = A · B` for A and B uploaded with [`Gpu::upload_half`]: f16 products, f32
@@ -388,7 +463,12 @@ impl Gpu {
         let mut best: Option<(f64, CoopVariant)> = None;
         for v in fitting(&self.info, shape) {
             // The square product is aligned: what it runs in use is the vector-load kernel.
-            let k = Kernel::gemm(&self.device, v.name, &v.source(shape, true), "main");
+            let k = Kernel::gemm(
+                &self.device,
+                v.name,
+                &v.source(shape, CoopLoads::HalfVec),
+                "main",
+            );
             let (tm, tn) = v.tile(shape);
             let tile = (tm as usize, tn as usize);
             let rate = super::tune::best_rate(self, flop, || {
@@ -483,8 +563,11 @@ mod tests {
                 subgroup: 32,
             },
         ] {
-            for (v, vec) in COOP_VARIANTS.iter().flat_map(|v| [(v, false), (v, true)]) {
-                let src = v.source(shape, vec);
+            for (v, loads) in COOP_VARIANTS
+                .iter()
+                .flat_map(|v| CoopLoads::ALL.map(|l| (v, l)))
+            {
+                let src = v.source(shape, loads);
                 let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
                     panic!("{} side {}: {}", v.name, shape.side, e.emit_to_string(&src))
                 });
@@ -651,5 +734,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With tensor cores on, the products a model makes go through them: f32 x f32 and
+    /// f32 x f16-weight products (plain and fused linear) match the CPU on f16-rounded
+    /// inputs to 1e-5, and differ from the f32 product by the rounding (more than 1e-4),
+    /// so the f32 kernels were not used.
+    #[test]
+    fn tensor_core_mode_routes_every_product_through_the_coop_kernel() {
+        let Some(g) = coop_gpu() else { return };
+        let (m, k, n) = (19, 70, 23);
+        let (x, w) = (Mat::random(m, k, 61), Mat::random(k, n, 62));
+        let bias = Mat::random(1, n, 63);
+        let twin = cpu::matmul_f16(&x, &w).unwrap();
+        let f32_product = cpu::matmul(&x, &w).unwrap();
+        g.set_tensor_cores(true).unwrap();
+        let (gx, gb) = (g.upload(&x).unwrap(), g.upload(&bias).unwrap());
+        for half in [false, true] {
+            let gw = g.upload_weight(&w, half).unwrap();
+            let got = g.download_one(&g.matmul(&gx, &gw).unwrap()).unwrap();
+            assert!(rel_err(&got.data, &twin.data) < 1e-5, "half {half}");
+            assert!(rel_err(&got.data, &f32_product.data) > 1e-4, "half {half}");
+            let lin = g.linear(&gx, &gw, &gb, Activation::Relu).unwrap();
+            let want = cpu::bias_act(&twin, &bias.data, Activation::Relu).unwrap();
+            let e = max_abs_err(&g.download_one(&lin).unwrap().data, &want.data);
+            assert!(e < 1e-5, "linear, half {half}: {e}");
+        }
+        g.set_tensor_cores(false).unwrap();
+        let got = g
+            .download_one(&g.matmul(&gx, &g.upload(&w).unwrap()).unwrap())
+            .unwrap();
+        assert!(
+            rel_err(&got.data, &f32_product.data) < 1e-5,
+            "off: the f32 kernel"
+        );
     }
 }

@@ -1,4 +1,5 @@
-// Scalar tile loads for gemm_coop.wgsl: any shape (ATYPE is f16).
+// Scalar tile loads for gemm_coop.wgsl: any shape; A and B stored as f16 or f32 (ATYPE,
+// BTYPE), rounded to f16 here.
 
 const AR: u32 = (TM * TK + THREADS - 1u) / THREADS;
 const BR: u32 = (TK * TN + THREADS - 1u) / THREADS;
@@ -14,7 +15,7 @@ fn fetch(t: u32, tid: u32, row0: u32, col0: u32, abase: u32, bbase: u32) {
         let ak = e % TK;
         var v = f16(0.0);
         if (e < TM * TK && row0 + ar < p.m && t + ak < p.k) {
-            v = a[abase + (row0 + ar) * p.lda + t + ak];
+            v = f16(a[abase + (row0 + ar) * p.lda + t + ak]);
         }
         ra[q] = v;
     }
@@ -30,9 +31,9 @@ fn fetch(t: u32, tid: u32, row0: u32, col0: u32, abase: u32, bbase: u32) {
         var v = f16(0.0);
         if (e < TK * TN && t + bk < p.k && col0 + bc < p.n) {
             if (p.trans_b != 0u) {
-                v = b[bbase + (col0 + bc) * p.ldb + t + bk];
+                v = f16(b[bbase + (col0 + bc) * p.ldb + t + bk]);
             } else {
-                v = b[bbase + (t + bk) * p.ldb + col0 + bc];
+                v = f16(b[bbase + (t + bk) * p.ldb + col0 + bc]);
             }
         }
         rb[q] = v;

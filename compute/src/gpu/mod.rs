@@ -194,6 +194,8 @@ pub struct Gpu {
     gemm_chosen: tune::Chosen,
     /// Why there is no cooperative-matrix gemm (empty when there is one).
     coop_absent: String,
+    /// Every product on tensor cores ([`Gpu::set_tensor_cores`]).
+    tensor_cores: std::sync::atomic::AtomicBool,
     pool: Arc<Pool>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
 }
@@ -362,6 +364,14 @@ impl GemmSet {
     }
 }
 
+/// A compiled gemm ready to record: the kernel, its workgroup tile of C (rows x columns),
+/// and the bytes per element of A and B.
+struct GemmKernel<'a> {
+    kernel: &'a Kernel,
+    tile: (usize, usize),
+    elems: (u64, u64),
+}
+
 /// A bias epilogue's operands: the bias row, the activation code (0 none, 1 ReLU,
 /// 2 GELU), and a residual laid out like C.
 #[derive(Clone, Copy)]
@@ -525,11 +535,7 @@ impl Gpu {
             .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
         let mut kernels = Kernels::new(&device, !f16.is_empty());
         if let Ok(shape) = coop {
-            kernels.gemm_coop = Some(coop::CoopKernels::new(
-                &device,
-                shape,
-                coop::COOP_VARIANTS[0],
-            ));
+            kernels.gemm_coop = Some(coop::CoopKernels::new(shape, coop::COOP_VARIANTS[0]));
         }
         let mut gpu = Gpu {
             device,
@@ -538,6 +544,7 @@ impl Gpu {
             kernels,
             gemm_chosen: tune::Chosen::Default,
             coop_absent: coop.err().unwrap_or_default(),
+            tensor_cores: Default::default(),
             pool: Arc::default(),
             encoder: Mutex::new(None),
         };
@@ -919,8 +926,9 @@ impl Gpu {
         Ok(())
     }
 
-    /// The gemm kernel for `a · b` (f32 x f32, or f32 x f16 weights), with or without the
-    /// bias epilogue, and the element sizes of A and B.
+    /// The gemm kernel for `a · b` (f32 x f32, or f32 x f16 weights; on tensor cores, with
+    /// the inputs rounded to f16, when [`Gpu::set_tensor_cores`] is on), with or without
+    /// the bias epilogue.
     fn gemm_kernel(
         &self,
         a: &GpuMat,
@@ -928,20 +936,28 @@ impl Gpu {
         c: &GpuMat,
         g: &Gemm,
         epilogue: Epilogue,
-    ) -> Result<(&Kernel, (u64, u64)), ComputeError> {
+    ) -> Result<GemmKernel<'_>, ComputeError> {
         self.full(&[a, c])?;
-        if !b.half {
-            let set = if aligned_to(g, 4) {
-                &self.kernels.gemm_v4
-            } else {
-                &self.kernels.gemm
-            };
-            return Ok((set.pick(epilogue), (4, 4)));
+        if self.tensor_cores() {
+            return self.coop_kernel(a, b, g, epilogue);
         }
-        let set = self.kernels.gemm_w16.as_ref().ok_or_else(|| {
-            ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
-        })?;
-        Ok((set.pick(epilogue), (4, 2)))
+        let tile = self.kernels.gemm_variant.tile();
+        let (set, elems) = match (b.half, &self.kernels.gemm_w16) {
+            (false, _) if aligned_to(g, 4) => (&self.kernels.gemm_v4, (4, 4)),
+            (false, _) => (&self.kernels.gemm, (4, 4)),
+            (true, Some(w16)) => (w16, (4, 2)),
+            (true, None) => {
+                return Err(ComputeError::Unsupported(format!(
+                    "{} has no SHADER_F16",
+                    self.info.name
+                )))
+            }
+        };
+        Ok(GemmKernel {
+            kernel: set.pick(epilogue),
+            tile,
+            elems,
+        })
     }
 
     /// Upload `m` stored as f16 (rounded to nearest), for use as model weights: the B
@@ -991,14 +1007,22 @@ impl Gpu {
         } else {
             Epilogue::Bias
         };
-        let (k, elems) = self.gemm_kernel(x, w, &c, &g, epilogue)?;
-        let tile = self.kernels.gemm_variant.tile();
+        let k = self.gemm_kernel(x, w, &c, &g, epilogue)?;
         let extra = Extra {
             bias: &bias.buf,
             act: act_code(act),
             residual: residual.map(|r| &r.buf),
         };
-        self.gemm_epilogue(k, tile, elems, &x.buf, &w.buf, &mut c, &g, Some(extra))?;
+        self.gemm_epilogue(
+            k.kernel,
+            k.tile,
+            k.elems,
+            &x.buf,
+            &w.buf,
+            &mut c,
+            &g,
+            Some(extra),
+        )?;
         Ok(c)
     }
 }
@@ -1077,9 +1101,8 @@ impl Ops for Gpu {
         c: &mut GpuMat,
         g: &Gemm,
     ) -> Result<(), ComputeError> {
-        let (k, elems) = self.gemm_kernel(a, b, c, g, Epilogue::None)?;
-        let tile = self.kernels.gemm_variant.tile();
-        self.gemm_epilogue(k, tile, elems, &a.buf, &b.buf, c, g, None)
+        let k = self.gemm_kernel(a, b, c, g, Epilogue::None)?;
+        self.gemm_epilogue(k.kernel, k.tile, k.elems, &a.buf, &b.buf, c, g, None)
     }
 
     fn bias_act(&self, x: &GpuMat, bias: &GpuMat, act: Activation) -> Result<GpuMat, ComputeError> {

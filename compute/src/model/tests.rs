@@ -5,7 +5,7 @@
 use super::weights::{write, Weights};
 use super::*;
 use crate::gpu::tests::gpu;
-use crate::Cpu;
+use crate::{ComputeError, Cpu};
 
 /// Both backends' outputs for `input`.
 fn both(host: &Model<Mat>, input: &Input) -> (Vec<Mat>, Vec<Mat>) {
@@ -507,4 +507,73 @@ fn half_weight_models_match_the_rounded_cpu_twin() {
         3,
         "half tensors read back as f32"
     );
+}
+
+/// Tensor cores for a whole model: every product (linear layers, attention, the LM head)
+/// takes its inputs rounded to f16 and accumulates in f32; the twin is the CPU doing the
+/// same ([`crate::CpuF16Products`]), with f32 or f16 weights. Rounding to f16 is
+/// discontinuous, so an activation the two sides compute a few f32 ulps apart can round to
+/// neighbouring halves (2^-11 apart): the bound is 2e-3 of the largest logit, not the 1e-4
+/// of the f32 models. Against the f32 model the difference is the rounding, small but not
+/// zero. Without cooperative matrices the mode is refused (and AGORA_REQUIRE_COOP, set by
+/// `scripts/lavapipe-coop test`, fails the test instead of skipping it).
+#[test]
+fn tensor_core_models_match_the_f16_products_twin() {
+    use crate::CpuF16Products;
+    let g = gpu();
+    if !g.has_coop() {
+        assert!(
+            std::env::var_os("AGORA_REQUIRE_COOP").is_none(),
+            "AGORA_REQUIRE_COOP is set but {} has no cooperative gemm: {:?}",
+            g.info.name,
+            g.coop().err()
+        );
+        assert!(matches!(
+            g.set_tensor_cores(true),
+            Err(ComputeError::Unsupported(_))
+        ));
+        return;
+    }
+    let host = Model::from_bytes(&example::gpt(40, 32, 2, 16, 2, 6).unwrap()).unwrap();
+    let input = Input::Tokens(vec![
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        vec![7, 39],
+    ]);
+    let full = host.upload(&Cpu).unwrap().forward(&Cpu, &input).unwrap();
+    g.set_tensor_cores(true).unwrap();
+    for half in [false, true] {
+        let (on_gpu, twin) = if half {
+            (host.upload_half(&g), host.upload_half(&CpuF16Products))
+        } else {
+            (host.upload(&g), host.upload(&CpuF16Products))
+        };
+        let got = on_gpu.unwrap().forward(&g, &input).unwrap();
+        let want = twin.unwrap().forward(&CpuF16Products, &input).unwrap();
+        for ((h, c), f) in got.iter().zip(&want).zip(&full) {
+            let e = rel_err(&h.data, &to64(c));
+            assert!(
+                e < 2e-3,
+                "f16 weights {half}: GPU tensor cores vs twin: {e}"
+            );
+            let d = rel_err(&h.data, &to64(f));
+            eprintln!("f16 weights {half}: vs twin {e:.2e}, vs the f32 model {d:.2e}");
+            assert!(
+                d > 0.0 && d < 2e-2,
+                "f16 weights {half}: tensor cores vs the f32 model: {d}"
+            );
+        }
+    }
+    let mlp = Model::from_bytes(&example::mlp(&[6, 9, 4], "gelu", 2).unwrap()).unwrap();
+    let x = Input::Features(Mat::random(5, 6, 3));
+    let a = mlp.upload(&g).unwrap().forward(&g, &x).unwrap();
+    let b = mlp
+        .upload(&CpuF16Products)
+        .unwrap()
+        .forward(&CpuF16Products, &x)
+        .unwrap();
+    assert!(rel_err(&a[0].data, &to64(&b[0])) < 2e-3);
+    // Off again: the f32 kernels, and the f32 model's results.
+    g.set_tensor_cores(false).unwrap();
+    let back = host.upload(&g).unwrap().forward(&g, &input).unwrap();
+    assert!(rel_err(&back[0].data, &to64(&full[0])) < 1e-4);
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use agora_compute::model::{example, Input, Model, Positions};
-use agora_compute::{cpu, freivalds, gpu, Backend, Cpu, Mat, Ops};
+use agora_compute::{cpu, freivalds, gpu, Backend, Cpu, CpuF16Products, Mat, Ops};
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -77,6 +77,11 @@ pub enum ComputeCmd {
         /// memory and traffic, f32 accumulation (on the CPU: the same weights rounded).
         #[arg(long)]
         f16_weights: bool,
+        /// Run every product on tensor cores (cooperative matrices; `compute info` says
+        /// whether the adapter has them): inputs rounded to f16, f32 accumulation,
+        /// everything else f32. With --device cpu, the CPU computes the same rounding.
+        #[arg(long)]
+        tensor_cores: bool,
     },
     /// Write a small random model to try `compute run` with.
     ExampleModel {
@@ -134,6 +139,7 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
             all_positions,
             repeat,
             f16_weights,
+            tensor_cores,
         } => {
             let positions = if all_positions {
                 Positions::All
@@ -146,6 +152,7 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
                 positions,
                 repeat: repeat.clamp(1, 1_000),
                 half: f16_weights,
+                tensor_cores,
             };
             run_model(&model, &input, device, &opts, out)
         }
@@ -364,12 +371,17 @@ def forward(to_host):
             logits[:, -1, :].cpu()
     torch.cuda.synchronize()
     return (time.perf_counter() - t) * 1e3
+def median(xs):
+    xs = sorted(xs); return xs[len(xs) // 2]
 cold = forward(False)
-warm = sorted(forward(False) for _ in range(max(runs, 1)))
-warm_host = sorted(forward(True) for _ in range(max(runs, 1)))
+warm = median(forward(False) for _ in range(max(runs, 1)))
+warm_host = median(forward(True) for _ in range(max(runs, 1)))
+model = model.half()  # fp16 weights and activations, as tensor cores run them
+forward(True)
+warm_f16_host = median(forward(True) for _ in range(max(runs, 1)))
 print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                  "cold_ms": cold, "warm_ms": warm[len(warm) // 2],
-                  "warm_last_logits_to_host_ms": warm_host[len(warm_host) // 2]}))
+                  "cold_ms": cold, "warm_ms": warm, "warm_last_logits_to_host_ms": warm_host,
+                  "warm_f16_last_logits_to_host_ms": warm_f16_host}))
 "#;
 
 /// Run the PyTorch side of the inference row.
@@ -421,14 +433,23 @@ fn inference_row(
         Backend::Gpu(g) => forward_on(g.as_ref(), &host, &input, last, runs + 1)?,
         Backend::Cpu => forward_on(&Cpu, &host, &input, last, runs + 1)?,
     };
-    // The same with f16 product weights, where the GPU stores them.
-    let half = match backend {
+    // The same with f16 product weights, where the GPU stores them; and with every
+    // product on tensor cores, where it has them.
+    let (half, tensor_cores) = match backend {
         Backend::Gpu(g) if g.has_f16() => {
-            let (_, _, t) =
-                forward_on(g.as_ref(), &host, &input, (Positions::Last, true), runs + 1)?;
-            warm_median(&t)
+            let halved = (Positions::Last, true);
+            let (_, _, t) = forward_on(g.as_ref(), &host, &input, halved, runs + 1)?;
+            let on_cores = if g.has_coop() {
+                g.set_tensor_cores(true)?;
+                let timed = forward_on(g.as_ref(), &host, &input, halved, runs + 1);
+                g.set_tensor_cores(false)?;
+                warm_median(&timed?.2)
+            } else {
+                None
+            };
+            (warm_median(&t), on_cores)
         }
-        _ => None,
+        _ => (None, None),
     };
     let cold = times.first().copied().unwrap_or(f64::NAN);
     let warm = warm_median(&times).unwrap_or(cold);
@@ -436,6 +457,7 @@ fn inference_row(
         "layers": spec.layers, "width": spec.width, "heads": spec.heads, "vocab": spec.vocab,
         "batch": spec.batch, "seq": spec.seq, "parameters": host.summary().parameters,
         "upload_ms": upload_ms, "cold_ms": cold, "warm_ms": warm, "warm_ms_f16_weights": half,
+        "warm_ms_tensor_cores": tensor_cores,
         "note": "agora times include reading back the last positions' logits",
     });
     if let Some(py) = pytorch {
@@ -446,6 +468,11 @@ fn inference_row(
         let t = torch_infer(py, &model_path, &tokens_path, spec.heads, runs);
         row["pytorch"] = t.clone();
         row["warm_vs_pytorch"] = inference_ratio(warm, &t);
+        if let (Some(ours), Some(theirs)) =
+            (tensor_cores, t["warm_f16_last_logits_to_host_ms"].as_f64())
+        {
+            row["tensor_cores_vs_pytorch_f16"] = json!(ours / theirs);
+        }
     }
     Ok(row)
 }
@@ -673,6 +700,11 @@ inference: {} layers, width {}, vocabulary {}, {} x {} tokens, last-position log
             i["layers"], i["width"], i["vocab"], i["batch"], i["seq"],
             f(i, "upload_ms"), f(i, "cold_ms"), f(i, "warm_ms")
         ));
+        t.push_str(&format!(
+            "; warm with f16 weights {} ms, on tensor cores (f16 products) {} ms",
+            f(i, "warm_ms_f16_weights"),
+            f(i, "warm_ms_tensor_cores")
+        ));
         match &i["pytorch"] {
             Value::Null => {}
             p if p.get("error").is_some() => t.push_str(&format!(
@@ -680,16 +712,22 @@ inference: {} layers, width {}, vocabulary {}, {} x {} tokens, last-position log
   pytorch: not measured ({})",
                 p["error"].as_str().unwrap_or("?")
             )),
-            p => t.push_str(&format!(
-                "
-  pytorch {} on {}: cold {} ms, warm {} ms, warm with last logits to host {} ms; agora warm / that = {}",
-                p["torch"].as_str().unwrap_or("?"),
-                p["device"].as_str().unwrap_or("?"),
-                f(p, "cold_ms"),
-                f(p, "warm_ms"),
-                f(p, "warm_last_logits_to_host_ms"),
-                f(i, "warm_vs_pytorch")
-            )),
+            p => {
+                t.push_str(&format!(
+                    "\n  pytorch {} on {}: cold {} ms, warm {} ms, warm with last logits to host {} ms; agora warm / that = {}",
+                    p["torch"].as_str().unwrap_or("?"),
+                    p["device"].as_str().unwrap_or("?"),
+                    f(p, "cold_ms"),
+                    f(p, "warm_ms"),
+                    f(p, "warm_last_logits_to_host_ms"),
+                    f(i, "warm_vs_pytorch")
+                ));
+                t.push_str(&format!(
+                    "; fp16 warm with last logits to host {} ms, agora tensor cores / that = {}",
+                    f(p, "warm_f16_last_logits_to_host_ms"),
+                    f(i, "tensor_cores_vs_pytorch_f16")
+                ));
+            }
         }
     }
     t
@@ -724,6 +762,8 @@ struct RunOpts<'a> {
     repeat: usize,
     /// Product weights as f16.
     half: bool,
+    /// Every product on tensor cores (inputs rounded to f16).
+    tensor_cores: bool,
 }
 
 /// Upload once, then run the forward pass `repeat` times on the resident weights:
@@ -780,21 +820,17 @@ fn run_model(
         summary.parameters,
         backend.name()
     ));
+    let how = (opts.positions, opts.half);
     let (outputs, upload_ms, forwards) = match &backend {
-        Backend::Gpu(g) => forward_on(
-            g.as_ref(),
-            &host,
-            &batch,
-            (opts.positions, opts.half),
-            opts.repeat,
-        )?,
-        Backend::Cpu => forward_on(
-            &Cpu,
-            &host,
-            &batch,
-            (opts.positions, opts.half),
-            opts.repeat,
-        )?,
+        Backend::Gpu(g) => {
+            g.set_tensor_cores(opts.tensor_cores)
+                .context("--tensor-cores")?;
+            forward_on(g.as_ref(), &host, &batch, how, opts.repeat)?
+        }
+        Backend::Cpu if opts.tensor_cores => {
+            forward_on(&CpuF16Products, &host, &batch, how, opts.repeat)?
+        }
+        Backend::Cpu => forward_on(&Cpu, &host, &batch, how, opts.repeat)?,
     };
     let forward_ms = forwards.first().copied().unwrap_or(0.0);
     let warm_ms = warm_median(&forwards);
@@ -815,7 +851,7 @@ fn run_model(
         Positions::All => "all",
     };
     let mut v = json!({"model": summary, "device": backend.name(), "timings_ms": timings,
-        "positions": positions, "f16_weights": opts.half});
+        "positions": positions, "f16_weights": opts.half, "tensor_cores": opts.tensor_cores});
     let mut text = format!(
         "{} on {}: load {load_ms:.1} ms, upload {upload_ms:.1} ms, forward {forward_ms:.1} ms",
         summary.kind,

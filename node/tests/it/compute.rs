@@ -13,6 +13,17 @@ fn logits(v: &Value, seq: usize) -> Vec<f64> {
 
 /// `example-model` then `run` on the GPU (lavapipe in CI) and the CPU: the same logits
 /// within 1e-4 of the largest, the same next tokens, every output in the `--out` file.
+/// The largest |a - b|, and the largest |b| (the scale it is measured against).
+fn max_diff(a: &[f64], b: &[f64]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    (worst, b.iter().fold(0.0, |m, x| m.max(x.abs())))
+}
+
 #[test]
 fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,44 +105,58 @@ fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
     assert_eq!(all["timings_ms"]["forwards"].as_array().unwrap().len(), 3);
     assert!(all["timings_ms"]["forward_warm_median"].as_f64().unwrap() > 0.0);
     // --f16-weights: the GPU's f16 weights against the CPU twin's rounded ones.
-    let half = |device: &str| {
+    let with = |device: &str, flag: &str| {
         cli_json(
             dir.path(),
             &[
-                "compute",
-                "run",
-                "--model",
-                m,
-                "--input",
-                input,
-                "--device",
-                device,
-                "--f16-weights",
+                "compute", "run", "--model", m, "--input", input, "--device", device, flag,
             ],
         )
     };
-    let (hg, hc) = (half("gpu"), half("cpu"));
+    let (hg, hc) = (with("gpu", "--f16-weights"), with("cpu", "--f16-weights"));
     assert_eq!(hg["f16_weights"], true);
     for s in 0..2 {
-        let (g, c) = (logits(&hg, s), logits(&hc, s));
-        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let err = g
-            .iter()
-            .zip(&c)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let (err, scale) = max_diff(&logits(&hg, s), &logits(&hc, s));
         assert!(
             err < 1e-4 * scale,
             "f16 weights, sequence {s}: {err} of {scale}"
         );
     }
+    // --tensor-cores: every product with f16-rounded inputs. On the CPU that is the twin
+    // (close to the f32 logits, not equal); on an adapter without cooperative matrices
+    // (Debian 12's lavapipe) it is refused with the reason. The GPU side is checked on
+    // Mesa 26's lavapipe by the compute crate's tests (scripts/lavapipe-coop).
+    let cores = with("cpu", "--tensor-cores");
+    assert_eq!(cores["tensor_cores"], true);
     for s in 0..2 {
-        let (a, g) = (logits(&all, s), logits(&gpu, s));
-        let worst = a
-            .iter()
-            .zip(&g)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max);
+        let (err, scale) = max_diff(&logits(&cores, s), &logits(&hc, s));
+        assert!(
+            err > 0.0 && err < 2e-2 * scale,
+            "tensor cores on the CPU, sequence {s}: {err}"
+        );
+    }
+    let (code, _, err) = cli(
+        dir.path(),
+        &[
+            "compute",
+            "run",
+            "--model",
+            m,
+            "--input",
+            input,
+            "--device",
+            "gpu",
+            "--tensor-cores",
+        ],
+    );
+    if code != 0 {
+        assert!(
+            err.contains("--tensor-cores") && err.contains("cooperative"),
+            "{err}"
+        );
+    }
+    for s in 0..2 {
+        let (worst, _) = max_diff(&logits(&all, s), &logits(&gpu, s));
         assert!(worst < 1e-5, "sequence {s}: {worst}");
     }
 
@@ -335,7 +360,7 @@ fn compute_bench_inference_row_times_cold_and_warm_and_compares_with_pytorch() {
     let python = dir.path().join("python");
     std::fs::write(
         &python,
-        "#!/bin/sh\necho '{\"device\": \"stand-in GPU\", \"torch\": \"stand-in\", \"cold_ms\": 10.0, \"warm_ms\": 4.0, \"warm_last_logits_to_host_ms\": 5.0}'\n",
+        "#!/bin/sh\necho '{\"device\": \"stand-in GPU\", \"torch\": \"stand-in\", \"cold_ms\": 10.0, \"warm_ms\": 4.0, \"warm_last_logits_to_host_ms\": 5.0, \"warm_f16_last_logits_to_host_ms\": 2.0}'\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -373,6 +398,15 @@ fn compute_bench_inference_row_times_cold_and_warm_and_compares_with_pytorch() {
     assert_eq!(i["pytorch"]["device"], "stand-in GPU");
     let ratio = i["warm_vs_pytorch"].as_f64().unwrap();
     assert!((ratio - warm / 5.0).abs() < 1e-9, "{ratio} vs {warm} / 5");
+    // Tensor cores against PyTorch fp16, where the adapter has them (not Debian 12's
+    // lavapipe: then both are null).
+    match i["warm_ms_tensor_cores"].as_f64() {
+        Some(t) => {
+            let r = i["tensor_cores_vs_pytorch_f16"].as_f64().unwrap();
+            assert!((r - t / 2.0).abs() < 1e-9, "{r} vs {t} / 2");
+        }
+        None => assert!(i["tensor_cores_vs_pytorch_f16"].is_null(), "{v}"),
+    }
     // A python without torch: the row says so and has no ratio.
     let v = bench("python3");
     assert!(
