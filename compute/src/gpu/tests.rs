@@ -496,6 +496,23 @@ fn the_gemm_tune_picks_a_fitting_variant_and_caches_it() {
     }
     assert_eq!(back.len(), 2);
     assert!(tune::by_name("no-such-tiling").is_err());
+    // Tensor-core tilings are timed with the portable ones where the adapter has them.
+    match g.coop() {
+        Ok((shape, _)) => {
+            let fit = coop::fitting(&g.info, shape);
+            assert_eq!(record.coop_gflops.len(), fit.len(), "{record:?}");
+            let chosen = coop::by_name(record.coop.as_deref().unwrap()).unwrap();
+            assert!(fit.contains(&chosen));
+            assert_eq!(got.coop, record.coop);
+        }
+        Err(_) => assert!(record.coop.is_none() && record.coop_gflops.is_empty()),
+    }
+    // A record written before tensor cores existed still reads (with none), so an adapter
+    // that has them is tuned again rather than left without.
+    let old: tune::TuneRecord =
+        serde_json::from_str(r#"{"variant": "64x64-r4-k8", "size": 96, "gflops": {}}"#).unwrap();
+    assert!(old.coop.is_none() && old.coop_gflops.is_empty());
+    assert!(coop::by_name("no-such-tiling").is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
 
