@@ -1,5 +1,6 @@
-//! Tensor cores through cooperative matrices: `gemm_coop.wgsl`, f16 inputs and f32
-//! accumulation, on adapters whose wgpu backend offers `EXPERIMENTAL_COOPERATIVE_MATRIX`
+//! Tensor cores through cooperative matrices: `gemm_coop.wgsl`, f16 products and f32
+//! accumulation (operands stored as f16, or as f32 and rounded to f16 as they are staged:
+//! [`CoopLoads`]), on adapters whose wgpu backend offers `EXPERIMENTAL_COOPERATIVE_MATRIX`
 //! with a square f16 x f16 -> f32 configuration (16x16x16 on NVIDIA, 8x8x8 on lavapipe),
 //! `SUBGROUP` and `SHADER_F16`, and one fixed subgroup size (the kernel gives each
 //! subgroup its own block of C). Everywhere else the portable gemm is used and

@@ -1,6 +1,7 @@
 // Tensor-core gemm through cooperative matrices (wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX,
 // Vulkan's VK_KHR_cooperative_matrix): the host's strided, batched
-// C_z = alpha * A_z * op(B_z), row-major, with A and B stored as f16 and f32 accumulation.
+// C_z = alpha * A_z * op(B_z), row-major: f16 products, f32 accumulation, A and B stored as
+// f16 or as f32 (rounded to f16 as they are staged; the host picks the loads).
 // The same parameters, bindings, entry points and dispatch as gemm.wgsl, so it runs any
 // `Gemm` the portable kernel runs, and stays the fallback everywhere else.
 //
@@ -13,7 +14,8 @@
 //   outside the matrices (so ragged shapes need no special case), rows padded by 8 halves:
 //   cooperative loads need 16-byte aligned rows, and the padding spreads rows over banks.
 //   The next tile is read from global memory into registers while the current one is
-//   multiplied. Aligned shapes read 8 halves per load (ATYPE vec4<u32>), others one (f16).
+//   multiplied. f16 operands of aligned shapes read 8 halves per load (as vec4<u32>),
+//   everything else one element per load.
 // - Each subgroup loads its FM matrices of A and FN of B per S-wide step of k and does
 //   FM x FN multiply-adds into accumulators it keeps for the whole of k.
 // - At the end each accumulator goes through the subgroup's own S x S slot of workgroup

@@ -15,7 +15,9 @@
 //! reuse safe, since a later command in the stream runs after every earlier one.
 //!
 //! Kernels, one WGSL module each (bindings and dispatch in each file's header): `gemm`
-//! (f32, and f16 storage where the adapter has `SHADER_F16`), `fill` (NaN poisoning),
+//! (f32, and f16 storage where the adapter has `SHADER_F16`; tilings autotuned, [`tune`]),
+//! `gemm_coop` (tensor cores through cooperative matrices where the adapter has them,
+//! [`coop`]), `fill` (NaN poisoning),
 //! `elementwise` (bias + activation, add), `softmax`, `layernorm`, `reduce` (row sum,
 //! max), `argmax`, `cosine`, `cross_entropy`, `matvec` (Freivalds). Size limits: every
 //! buffer within the adapter's `max_storage_buffer_binding_size`, indices within u32.
