@@ -283,7 +283,7 @@ pub type Rates = std::collections::BTreeMap<String, f64>;
 pub(super) struct CoopKernels {
     pub shape: CoopShape,
     pub variant: CoopVariant,
-    sets: [std::sync::OnceLock<super::GemmSet>; 4],
+    sets: [std::sync::OnceLock<Result<super::GemmSet, String>>; 4],
 }
 
 impl CoopKernels {
@@ -295,12 +295,26 @@ impl CoopKernels {
         }
     }
 
-    /// The entry points for `loads`.
-    pub fn set(&self, device: &wgpu::Device, loads: CoopLoads) -> &super::GemmSet {
+    /// The entry points for `loads`, compiled on first use; an error (the driver refusing
+    /// them) is kept and returned, not raised.
+    pub fn set(
+        &self,
+        device: &wgpu::Device,
+        loads: CoopLoads,
+    ) -> Result<&super::GemmSet, ComputeError> {
         let i = CoopLoads::ALL.iter().position(|l| *l == loads).unwrap_or(0);
-        self.sets[i].get_or_init(|| {
-            super::GemmSet::new(device, "gemm_coop", &self.variant.source(self.shape, loads))
-        })
+        self.sets[i]
+            .get_or_init(|| {
+                let src = self.variant.source(self.shape, loads);
+                super::scoped(device, || super::GemmSet::new(device, "gemm_coop", &src))
+            })
+            .as_ref()
+            .map_err(|e| {
+                ComputeError::Gpu(format!(
+                    "the tensor-core kernel {} ({loads:?}) did not compile: {e}",
+                    self.variant.name
+                ))
+            })
     }
 
     pub fn tile(&self) -> (usize, usize) {
@@ -358,7 +372,9 @@ impl Gpu {
             )));
         }
         if self.kernels.gemm_coop.as_ref().map(|k| k.variant) != Some(v) {
-            self.kernels.gemm_coop = Some(CoopKernels::new(shape, v));
+            let k = CoopKernels::new(shape, v);
+            k.set(&self.device, CoopLoads::HalfVec)?;
+            self.kernels.gemm_coop = Some(k);
         }
         Ok(())
     }
@@ -388,7 +404,7 @@ impl Gpu {
         let loads = CoopLoads::of(a.half, b.half, super::aligned_to(g, 8))?;
         let elem = |t: &GpuMat| if t.half { 2 } else { 4 };
         Ok(super::GemmKernel {
-            kernel: k.set(&self.device, loads).pick(epilogue),
+            kernel: k.set(&self.device, loads)?.pick(epilogue),
             tile: k.tile(),
             elems: (elem(a), elem(b)),
         })
@@ -464,12 +480,20 @@ impl Gpu {
         let mut best: Option<(f64, CoopVariant)> = None;
         for v in fitting(&self.info, shape) {
             // The square product is aligned: what it runs in use is the vector-load kernel.
-            let k = Kernel::gemm(
-                &self.device,
-                v.name,
-                &v.source(shape, CoopLoads::HalfVec),
-                "main",
-            );
+            let src = v.source(shape, CoopLoads::HalfVec);
+            let k = match super::scoped(&self.device, || {
+                Kernel::gemm(&self.device, v.name, &src, "main")
+            }) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: tensor-core tiling {} refused: {e}",
+                        self.info.name,
+                        v.name
+                    );
+                    continue;
+                }
+            };
             let (tm, tn) = v.tile(shape);
             let tile = (tm as usize, tn as usize);
             let rate = super::tune::best_rate(self, flop, || {

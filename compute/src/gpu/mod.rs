@@ -159,6 +159,22 @@ fn choose(adapters: Vec<wgpu::Adapter>, pref: Option<&str>) -> Result<wgpu::Adap
         .ok_or_else(|| ComputeError::NoAdapter("adapter vanished".into()))
 }
 
+/// Run `f` (compiling kernels) with wgpu's validation and internal errors caught, rather
+/// than sent to the device's handler (which panics): `Err` names the first one.
+fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T, String> {
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let out = f();
+    let errors = [
+        pollster::block_on(internal.pop()),
+        pollster::block_on(validation.pop()),
+    ];
+    match errors.into_iter().flatten().next() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(out),
+    }
+}
+
 /// A device on `adapter` with `features`, and the adapter's own limits.
 fn request_device(
     adapter: &wgpu::Adapter,
@@ -559,7 +575,16 @@ impl Gpu {
             .map_err(|e| ComputeError::Gpu(format!("request_device on {}: {e}", info.name)))?;
         let mut kernels = Kernels::new(&device, !f16.is_empty());
         if let Ok(shape) = coop {
-            kernels.gemm_coop = Some(coop::CoopKernels::new(shape, coop::COOP_VARIANTS[0]));
+            // An experimental feature: a driver may still refuse the kernel. Then the
+            // portable gemm is used, and `compute info` / `coop()` say why.
+            let k = coop::CoopKernels::new(shape, coop::COOP_VARIANTS[0]);
+            match k.set(&device, coop::CoopLoads::HalfVec) {
+                Ok(_) => kernels.gemm_coop = Some(k),
+                Err(e) => {
+                    tracing::warn!("{}: tensor-core gemm unavailable: {e}", info.name);
+                    coop = Err(e.to_string());
+                }
+            }
         }
         let mut gpu = Gpu {
             device,

@@ -660,3 +660,23 @@ fn vec4_gemm_matches_the_cpu_twin_on_aligned_shapes() {
         }
     }
 }
+
+/// A kernel the device refuses (here, WGSL that does not parse) is an error from
+/// `scoped`, not a panic from wgpu's default handler: how a driver refusing the
+/// experimental tensor-core kernel falls back to the portable gemm.
+#[test]
+fn kernels_the_device_refuses_are_errors_not_panics() {
+    let g = gpu();
+    let err = scoped(&g.device, || {
+        Kernel::gemm(&g.device, "broken", "fn main( {", "main")
+    })
+    .err()
+    .expect("a broken kernel compiled");
+    assert!(!err.is_empty());
+    let ok = scoped(&g.device, || {
+        Kernel::new(&g.device, "fill", include_str!("fill.wgsl"), "main")
+    });
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    // The device still works afterwards.
+    assert!(matmul_err(&g, &Mat::random(3, 4, 1), &Mat::random(4, 2, 2)) < 1e-5);
+}

@@ -45,6 +45,10 @@ pub enum ComputeCmd {
         /// Inference batch: sequences x tokens.
         #[arg(long, default_value = "4x512", value_name = "BxS")]
         batch: String,
+        /// Time the GPU only: no CPU matmul or CPU Freivalds (minutes at large sizes);
+        /// the GPU's Freivalds check then verifies the GPU's own product.
+        #[arg(long)]
+        no_cpu: bool,
     },
     /// Run a safetensors model (an MLP, or a GPT-2-layout transformer) on a batch.
     Run {
@@ -124,11 +128,21 @@ pub fn run(cmd: ComputeCmd, out: Out) -> anyhow::Result<()> {
             pytorch,
             inference,
             batch,
+            no_cpu,
         } => {
             let inference = inference
                 .map(|shape| InferenceBench::parse(&shape, &batch))
                 .transpose()?;
-            bench(device, &sizes, runs, pytorch.as_deref(), inference, out)
+            let with_cpu = !no_cpu;
+            bench(
+                device,
+                &sizes,
+                runs,
+                pytorch.as_deref(),
+                inference,
+                with_cpu,
+                out,
+            )
         }
         ComputeCmd::Run {
             model,
@@ -492,13 +506,21 @@ fn bench(
     runs: usize,
     pytorch: Option<&Path>,
     inference: Option<InferenceBench>,
+    with_cpu: bool,
     out: Out,
 ) -> anyhow::Result<()> {
     if sizes.iter().any(|s| *s == 0 || *s > 16_384) {
         bail!("--sizes must be between 1 and 16384");
     }
     let backend = Backend::auto(device.as_deref());
-    out.progress(&format!("benchmarking on {} and the CPU", backend.name()));
+    if !with_cpu && matches!(backend, Backend::Cpu) {
+        bail!("--no-cpu needs a GPU, and none was selected (see `agora compute info`)");
+    }
+    out.progress(&format!(
+        "benchmarking on {}{}",
+        backend.name(),
+        if with_cpu { " and the CPU" } else { "" }
+    ));
     let torch = pytorch.map(|p| {
         out.progress(&format!("timing torch.matmul with {}", p.display()));
         torch_bench(p, sizes, runs)
@@ -508,25 +530,38 @@ fn bench(
         let a = Mat::random(n, n, 1);
         let b = Mat::random(n, n, 2);
         let flops = 2.0 * (n as f64).powi(3);
-        let host = median_secs(runs, || Ok(cpu::matmul(&a, &b).map(|_| ())?))?;
-        let c = cpu::matmul(&a, &b)?;
-        let check = median_secs(runs, || {
-            let v = freivalds::check(&a, &b, &c, 1, 9, freivalds::DEFAULT_TOLERANCE)?;
-            if !v.accepted {
-                bail!("freivalds rejected an honest product at n={n}: {v:?}");
-            }
-            Ok(())
-        })?;
-        let mut row = json!({
-            "n": n,
-            "cpu_gflops": flops / host / 1e9, "cpu_ms": host * 1e3,
-            "freivalds_cpu_ms": check * 1e3, "freivalds_vs_recompute": host / check,
-        });
+        let mut row = json!({"n": n});
+        // The CPU's product is the one the GPU's Freivalds check verifies; without the
+        // CPU, the GPU's own.
+        let mut product = None;
+        let mut host = None;
+        if with_cpu {
+            let t = median_secs(runs, || Ok(cpu::matmul(&a, &b).map(|_| ())?))?;
+            let c = cpu::matmul(&a, &b)?;
+            let check = median_secs(runs, || {
+                let v = freivalds::check(&a, &b, &c, 1, 9, freivalds::DEFAULT_TOLERANCE)?;
+                if !v.accepted {
+                    bail!("freivalds rejected an honest product at n={n}: {v:?}");
+                }
+                Ok(())
+            })?;
+            row["cpu_gflops"] = json!(flops / t / 1e9);
+            row["cpu_ms"] = json!(t * 1e3);
+            row["freivalds_cpu_ms"] = json!(check * 1e3);
+            row["freivalds_vs_recompute"] = json!(t / check);
+            product = Some(c);
+            host = Some(t);
+        }
         if let Backend::Gpu(g) = &backend {
             let g = g.as_ref();
             // Operands resident on the device, as a miner's would be; each run includes
             // poisoning the output and waiting for the kernel.
-            let (ga, gb, gc) = (g.upload(&a)?, g.upload(&b)?, g.upload(&c)?);
+            let (ga, gb) = (g.upload(&a)?, g.upload(&b)?);
+            let c = match product {
+                Some(c) => c,
+                None => g.download_one(&g.matmul(&ga, &gb)?)?,
+            };
+            let gc = g.upload(&c)?;
             let dev = median_secs(runs, || {
                 let c = g.matmul(&ga, &gb)?;
                 g.sync()?;
@@ -542,7 +577,9 @@ fn bench(
             })?;
             row["device_gflops"] = json!(flops / dev / 1e9);
             row["device_ms"] = json!(dev * 1e3);
-            row["device_vs_cpu"] = json!(host / dev);
+            if let Some(t) = host {
+                row["device_vs_cpu"] = json!(t / dev);
+            }
             row["freivalds_device_ms"] = json!(check_gpu * 1e3);
             // f16 operands resident too: the portable kernel, and tensor cores where the
             // adapter has cooperative matrices.
@@ -631,7 +668,7 @@ fn bench_table(v: &Value, runs: usize) -> String {
     );
     for r in v["results"].as_array().into_iter().flatten() {
         t.push_str(&format!(
-            "\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>11}x  {:>12}",
+            "\n{:>6}  {:>11}  {:>11}  {:>9}  {:>13}  {:>12}  {:>12}  {:>12}",
             r["n"].as_u64().unwrap_or(0),
             f(r, "device_gflops"),
             f(r, "cpu_gflops"),
@@ -640,7 +677,7 @@ fn bench_table(v: &Value, runs: usize) -> String {
             f(r, "freivalds_cpu_ms"),
             r["freivalds_vs_recompute"]
                 .as_f64()
-                .map_or("-".into(), |x| format!("{x:.0}")),
+                .map_or("-".into(), |x| format!("{x:.0}x")),
             f(r, "freivalds_device_ms"),
         ));
     }

@@ -263,6 +263,29 @@ fn compute_info_and_bench_report_both_backends() {
     let (code, _, err) = cli(dir.path(), &["compute", "bench", "--sizes", "0"]);
     assert_ne!(code, 0);
     assert!(err.contains("--sizes"), "{err}");
+    // --no-cpu: the GPU figures and the GPU's Freivalds check of its own product, no CPU
+    // timing; refused when no GPU is selected.
+    let gpu_only = cli_json(
+        dir.path(),
+        &[
+            "compute", "bench", "--sizes", "40", "--runs", "1", "--device", "gpu", "--no-cpu",
+        ],
+    );
+    let r = &gpu_only["results"][0];
+    assert!(r["device_gflops"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["freivalds_device_ms"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        r["cpu_gflops"].is_null() && r["device_vs_cpu"].is_null(),
+        "{r}"
+    );
+    let (code, _, err) = cli(
+        dir.path(),
+        &[
+            "compute", "bench", "--sizes", "8", "--device", "cpu", "--no-cpu",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("--no-cpu"), "{err}");
 }
 
 /// The `--pytorch` plumbing end to end, with a stand-in `torch` module (this checks that
