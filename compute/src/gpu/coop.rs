@@ -242,6 +242,7 @@ pub fn by_name(name: &str) -> Result<CoopVariant, ComputeError> {
 
 /// How a tensor-core kernel's operands are stored (they are multiplied as f16 either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum CoopLoads {
     /// A and B f16, one element per load (any shape).
     Half,
@@ -302,8 +303,7 @@ impl CoopKernels {
         device: &wgpu::Device,
         loads: CoopLoads,
     ) -> Result<&super::GemmSet, ComputeError> {
-        let i = CoopLoads::ALL.iter().position(|l| *l == loads).unwrap_or(0);
-        self.sets[i]
+        self.sets[loads as usize]
             .get_or_init(|| {
                 let src = self.variant.source(self.shape, loads);
                 super::scoped(device, || super::GemmSet::new(device, "gemm_coop", &src))
@@ -509,7 +509,7 @@ impl Gpu {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::tests::{gpu, max_abs_err, rel_err};
     use super::*;
     use crate::{cpu, Activation, Cpu, Ops};
@@ -635,9 +635,10 @@ mod tests {
         cpu::round_f16(x)
     }
 
-    /// The adapter `gpu()` opens, when it must (AGORA_REQUIRE_COOP, as
-    /// `scripts/lavapipe-coop test` sets) or may lack cooperative matrices.
-    fn coop_gpu() -> Option<Gpu> {
+    /// The adapter `gpu()` opens if it has cooperative matrices. Without them: a failure
+    /// where they are required (AGORA_REQUIRE_COOP, as `scripts/lavapipe-coop test` sets),
+    /// else `None` once the tensor-core calls are seen to be refused.
+    pub(crate) fn coop_gpu() -> Option<Gpu> {
         let g = gpu();
         match g.coop() {
             Ok(_) => Some(g),
@@ -650,6 +651,10 @@ mod tests {
             Err(_) => {
                 assert!(matches!(
                     g.matmul_coop(&Mat::zeros(1, 1), &Mat::zeros(1, 1)),
+                    Err(ComputeError::Unsupported(_))
+                ));
+                assert!(matches!(
+                    g.set_tensor_cores(true),
                     Err(ComputeError::Unsupported(_))
                 ));
                 None

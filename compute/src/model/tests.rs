@@ -520,20 +520,9 @@ fn half_weight_models_match_the_rounded_cpu_twin() {
 #[test]
 fn tensor_core_models_match_the_f16_products_twin() {
     use crate::CpuF16Products;
-    let g = gpu();
-    if !g.has_coop() {
-        assert!(
-            std::env::var_os("AGORA_REQUIRE_COOP").is_none(),
-            "AGORA_REQUIRE_COOP is set but {} has no cooperative gemm: {:?}",
-            g.info.name,
-            g.coop().err()
-        );
-        assert!(matches!(
-            g.set_tensor_cores(true),
-            Err(ComputeError::Unsupported(_))
-        ));
+    let Some(g) = crate::gpu::coop::tests::coop_gpu() else {
         return;
-    }
+    };
     let host = Model::from_bytes(&example::gpt(40, 32, 2, 16, 2, 6).unwrap()).unwrap();
     let input = Input::Tokens(vec![
         vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
