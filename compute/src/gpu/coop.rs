@@ -156,26 +156,10 @@ impl CoopVariant {
             ("COOP_TK", format!("{}u", self.tk * s.side)),
         ]
         .iter()
-        .fold(with_epilogues(&src), |src, (k, v)| src.replace(k, v))
+        .fold(super::tune::with_epilogues(&src), |src, (k, v)| {
+            src.replace(k, v)
+        })
     }
-}
-
-/// `src` with the part between `// BEGIN EPILOGUE` and `// END EPILOGUE` written out once
-/// per entry point (`main`, `main_bias`, `main_bias_res`): `EPILOGUE` replaced by the
-/// name's suffix, `STORE` by what it writes.
-fn with_epilogues(src: &str) -> String {
-    let (head, rest) = src.split_once("// BEGIN EPILOGUE").unwrap_or((src, ""));
-    let (body, tail) = rest.split_once("// END EPILOGUE").unwrap_or(("", rest));
-    let mut out = head.to_string();
-    for (name, store) in [
-        ("", "p.alpha * v"),
-        ("_bias", "biased(v, col)"),
-        ("_bias_res", "residual[at] + biased(v, col)"),
-    ] {
-        out.push_str(&body.replace("EPILOGUE", name).replace("STORE", store));
-    }
-    out.push_str(tail);
-    out
 }
 
 /// The tilings, the smallest (it fits every adapter that has cooperative matrices) first.

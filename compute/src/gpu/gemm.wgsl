@@ -95,50 +95,13 @@ fn tile(lid: vec3<u32>, wid: vec3<u32>) -> array<array<f32, BN>, BM> {
     return acc;
 }
 
+// The three entry points: the host writes this one out once for each, EPILOGUE as ``,
+// `_bias` and `_bias_res`, STORE (what an output gets from its accumulated `v`) as
+// `p.alpha * v`, `biased(v, col)` and `residual[at] + biased(v, col)`, so each references
+// only the bindings its layout has.
+// BEGIN EPILOGUE
 @compute @workgroup_size(WX, WY, 1)
-fn main(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let acc = tile(lid, wid);
-    let cbase = p.c_off + wid.z * p.c_bs;
-    for (var i = 0u; i < BM; i++) {
-        let r = wid.y * TM + lid.y + i * WY;
-        if (r < p.m) {
-            for (var j = 0u; j < BN; j++) {
-                let col = wid.x * TN + lid.x + j * WX;
-                if (col < p.n) {
-                    c[cbase + r * p.ldc + col] = p.alpha * acc[i][j];
-                }
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WX, WY, 1)
-fn main_bias(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let acc = tile(lid, wid);
-    let cbase = p.c_off + wid.z * p.c_bs;
-    for (var i = 0u; i < BM; i++) {
-        let r = wid.y * TM + lid.y + i * WY;
-        if (r < p.m) {
-            for (var j = 0u; j < BN; j++) {
-                let col = wid.x * TN + lid.x + j * WX;
-                if (col < p.n) {
-                    c[cbase + r * p.ldc + col] = biased(acc[i][j], col);
-                }
-            }
-        }
-    }
-}
-
-// A linear layer and the residual connection after it in one pass:
-// C = residual + act(alpha * A * op(B) + bias), `residual` laid out like C.
-@compute @workgroup_size(WX, WY, 1)
-fn main_bias_res(
+fn mainEPILOGUE(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
@@ -151,9 +114,11 @@ fn main_bias_res(
                 let col = wid.x * TN + lid.x + j * WX;
                 if (col < p.n) {
                     let at = cbase + r * p.ldc + col;
-                    c[at] = residual[at] + biased(acc[i][j], col);
+                    let v = acc[i][j];
+                    c[at] = STORE;
                 }
             }
         }
     }
 }
+// END EPILOGUE

@@ -71,7 +71,7 @@ impl GemmVariant {
         } else {
             (a.to_string(), b.to_string(), include_str!("gemm_load.wgsl"))
         };
-        let src = include_str!("gemm.wgsl")
+        let src = with_epilogues(include_str!("gemm.wgsl"))
             .replace("// COMMON:", &format!("{GEMM_COMMON}\n// (common above)"))
             .replace("// LOAD:", &format!("{load}\n// (loads above)"))
             .replace("ATYPE", &ty_a)
@@ -93,6 +93,25 @@ impl GemmVariant {
 
 /// What every gemm source shares: parameters, bindings, the bias epilogue.
 pub(super) const GEMM_COMMON: &str = include_str!("gemm_common.wgsl");
+
+/// `src` with the part between `// BEGIN EPILOGUE` and `// END EPILOGUE` written out once
+/// per entry point (`main`, `main_bias`, `main_bias_res`): `EPILOGUE` replaced by the
+/// name's suffix, `STORE` by what the output gets from its accumulated value `v`. Every
+/// gemm source (gemm.wgsl, gemm_coop.wgsl) has its entry point in that form.
+pub(super) fn with_epilogues(src: &str) -> String {
+    let (head, rest) = src.split_once("// BEGIN EPILOGUE").unwrap_or((src, ""));
+    let (body, tail) = rest.split_once("// END EPILOGUE").unwrap_or(("", rest));
+    let mut out = head.to_string();
+    for (name, store) in [
+        ("", "p.alpha * v"),
+        ("_bias", "biased(v, col)"),
+        ("_bias_res", "residual[at] + biased(v, col)"),
+    ] {
+        out.push_str(&body.replace("EPILOGUE", name).replace("STORE", store));
+    }
+    out.push_str(tail);
+    out
+}
 
 /// The tilings, the default (it fits the 16 KiB every adapter offers) first.
 pub const GEMM_VARIANTS: &[GemmVariant] = &[
