@@ -421,6 +421,11 @@ impl Gpu {
     /// or with the portable f16 gemm.
     pub fn matmul_half(&self, a: &GpuMat, b: &GpuMat, coop: bool) -> Result<GpuMat, ComputeError> {
         crate::shape::check::matmul(a.shape(), b.shape())?;
+        if !(a.half && b.half) {
+            return Err(ComputeError::Unsupported(
+                "matmul_half takes two f16 tensors (upload_half)".into(),
+            ));
+        }
         let mut c = self.matrix(a.rows, b.cols, self.poisoned("C", a.rows * b.cols)?);
         let g = Gemm::dense(a.rows, a.cols, b.cols);
         if coop {
@@ -429,11 +434,6 @@ impl Gpu {
             let k = self.kernels.gemm_f16.as_ref().ok_or_else(|| {
                 ComputeError::Unsupported(format!("{} has no SHADER_F16", self.info.name))
             })?;
-            if !(a.half && b.half) {
-                return Err(ComputeError::Unsupported(
-                    "matmul_half takes two f16 tensors (upload_half)".into(),
-                ));
-            }
             let tile = self.kernels.gemm_variant.tile();
             self.gemm_epilogue(k, tile, (2, 2), &a.buf, &b.buf, &mut c, &g, None)?;
         }
@@ -686,10 +686,14 @@ pub(crate) mod tests {
         }
         let half = g.upload_half(&Mat::random(3, 3, 1)).unwrap();
         let full = g.upload(&Mat::random(3, 3, 1)).unwrap();
-        assert!(
-            g.matmul_half(&half, &full, true).is_err(),
-            "an f32 operand is refused"
-        );
+        for (a, b) in [(&half, &full), (&full, &half), (&full, &full)] {
+            for coop in [true, false] {
+                assert!(
+                    g.matmul_half(a, b, coop).is_err(),
+                    "an f32 operand is refused (tensor cores {coop})"
+                );
+            }
+        }
     }
 
     /// The model's attention forms (transposed, strided, batched B read out of one QKV
