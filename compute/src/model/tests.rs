@@ -545,7 +545,6 @@ fn tensor_core_models_match_the_f16_products_twin() {
                 "f16 weights {half}: GPU tensor cores vs twin: {e}"
             );
             let d = rel_err(&h.data, &to64(f));
-            eprintln!("f16 weights {half}: vs twin {e:.2e}, vs the f32 model {d:.2e}");
             assert!(
                 d > 0.0 && d < 2e-2,
                 "f16 weights {half}: tensor cores vs the f32 model: {d}"

@@ -352,7 +352,7 @@ impl InferenceBench {
 
 /// GPT2LMHeadModel (transformers) on the same safetensors file and tokens: cold and warm
 /// forward (median), and the warm forward with the last positions' logits copied to the
-/// host, as JSON.
+/// host, in fp32 (TF32 off) and then with the model in fp16, as JSON.
 const TORCH_INFER: &str = r#"
 import json, sys, time
 try:

@@ -11,8 +11,16 @@ fn logits(v: &Value, seq: usize) -> Vec<f64> {
         .collect()
 }
 
-/// `example-model` then `run` on the GPU (lavapipe in CI) and the CPU: the same logits
-/// within 1e-4 of the largest, the same next tokens, every output in the `--out` file.
+/// An executable `python` in `dir` that is the shell script `body`: a stand-in for the
+/// interpreter `compute bench --pytorch` starts.
+fn stand_in_python(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let python = dir.join("python");
+    std::fs::write(&python, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    python
+}
+
 /// The largest |a - b|, and the largest |b| (the scale it is measured against).
 fn max_diff(a: &[f64], b: &[f64]) -> (f64, f64) {
     assert_eq!(a.len(), b.len());
@@ -24,6 +32,8 @@ fn max_diff(a: &[f64], b: &[f64]) -> (f64, f64) {
     (worst, b.iter().fold(0.0, |m, x| m.max(x.abs())))
 }
 
+/// `example-model` then `run` on the GPU (lavapipe in CI) and the CPU: the same logits
+/// within 1e-4 of the largest, the same next tokens, every output in the `--out` file.
 #[test]
 fn compute_run_gives_the_same_outputs_on_gpu_and_cpu() {
     let dir = tempfile::tempdir().unwrap();
@@ -309,17 +319,10 @@ fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
          def matmul(a, b):\n    time.sleep(0.002)\n    return a\n",
     )
     .unwrap();
-    let python = dir.path().join("python");
-    std::fs::write(
-        &python,
-        format!(
-            "#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n",
-            fake.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let python = stand_in_python(
+        dir.path(),
+        &format!("PYTHONPATH={} exec python3 \"$@\"", fake.display()),
+    );
     let args = |py: &str| {
         cli_json(
             dir.path(),
@@ -380,14 +383,10 @@ fn compute_bench_reads_pytorch_timings_and_reports_the_ratio() {
 #[test]
 fn compute_bench_inference_row_times_cold_and_warm_and_compares_with_pytorch() {
     let dir = tempfile::tempdir().unwrap();
-    let python = dir.path().join("python");
-    std::fs::write(
-        &python,
-        "#!/bin/sh\necho '{\"device\": \"stand-in GPU\", \"torch\": \"stand-in\", \"cold_ms\": 10.0, \"warm_ms\": 4.0, \"warm_last_logits_to_host_ms\": 5.0, \"warm_f16_last_logits_to_host_ms\": 2.0}'\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let python = stand_in_python(
+        dir.path(),
+        "echo '{\"device\": \"stand-in GPU\", \"torch\": \"stand-in\", \"cold_ms\": 10.0, \"warm_ms\": 4.0, \"warm_last_logits_to_host_ms\": 5.0, \"warm_f16_last_logits_to_host_ms\": 2.0}'",
+    );
     let bench = |py: &str| {
         cli_json(
             dir.path(),
